@@ -1,0 +1,143 @@
+"""One exception tree for everything a request can fail with, mapped to HTTP in one place.
+
+Handlers, storages, lock stores and apps raise a :class:`WopiError` subclass that says *what*
+went wrong; :func:`error_middleware` is the only code that turns it into a response. That keeps
+status codes consistent with the WOPI checklist and keeps tracebacks out of answers: an
+unexpected exception is logged with its traceback and answered with a short sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+log = logging.getLogger("wopibridge.errors")
+
+
+class WopiError(Exception):
+    """Base of every expected failure. ``status`` and ``message`` become the response.
+
+    ``message`` is a short human sentence: Reva shows the body of a failed open to the user.
+    """
+
+    status: int = 500
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers: dict[str, str] = dict(headers or {})
+        self.body = body
+
+    def response(self) -> web.Response:
+        if self.body is not None:
+            return web.json_response(dict(self.body), status=self.status, headers=self.headers)
+        return web.Response(text=self.message, status=self.status, headers=self.headers)
+
+
+class BadRequest(WopiError):
+    status = 400
+
+
+class InvalidFileName(BadRequest):
+    """A requested name cannot be used; WOPI wants the reason in a header."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"X-WOPI-InvalidFileNameError": message})
+
+
+class Unauthorized(WopiError):
+    status = 401
+
+
+class Forbidden(WopiError):
+    status = 403
+
+
+class NotFound(WopiError):
+    status = 404
+
+
+class Conflict(WopiError):
+    status = 409
+
+
+class LockMismatch(Conflict):
+    """A lock check failed. ``current`` is the lock on the file (``""`` when unlocked)."""
+
+    def __init__(self, current: str, reason: str = "Lock mismatch") -> None:
+        super().__init__(
+            reason,
+            headers={"X-WOPI-Lock": current, "X-WOPI-LockFailureReason": reason},
+        )
+        self.current = current
+
+
+class VersionConflict(Conflict):
+    """The stored file changed since the writer last saw it (an optimistic-write precondition)."""
+
+
+class FileExists(Conflict):
+    """A create-new found its target name taken."""
+
+
+class PreconditionFailed(WopiError):
+    status = 412
+
+
+class PayloadTooLarge(WopiError):
+    status = 413
+
+
+class Locked(WopiError):
+    """The storage itself refuses the write (a WebDAV lock, a desktop client's lock)."""
+
+    status = 423
+
+
+class ProofFailed(WopiError):
+    """A proof-key signature did not verify; the WOPI validator expects 500 here."""
+
+    status = 500
+
+
+class NotImplementedOperation(WopiError):
+    status = 501
+
+
+class Unavailable(WopiError):
+    """A dependency (storage, lock store, editor, discovery) cannot be reached."""
+
+    status = 503
+
+
+class InsufficientStorage(WopiError):
+    status = 507
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every failure with its WOPI status and a short sentence, never a traceback."""
+    try:
+        return await handler(request)
+    except WopiError as exc:
+        return exc.response()
+    except web.HTTPException:
+        raise
+    except json.JSONDecodeError:
+        return web.Response(status=400, text="The request body is not valid JSON")
+    except ConnectionResetError:
+        raise
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return web.Response(status=500, text="Internal server error")

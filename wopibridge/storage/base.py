@@ -1,0 +1,124 @@
+"""The storage contract every backend (local, WebDAV, CS3) implements.
+
+WOPI handlers only ever talk to a :class:`Storage`; they never see paths, URLs or gRPC. A
+backend raises :mod:`wopibridge.errors` exceptions (``NotFound``, ``VersionConflict``,
+``FileExists``, ``Locked``, ``Forbidden``, ``Unavailable``) so the HTTP mapping stays in one place.
+
+Ids: a backend's ``file_id`` is URL-safe, opaque and stable across saves and renames. The WOPI
+file id the editor sees is built from the storage name and that id by :mod:`wopibridge.fileids`.
+``identity`` is the file's identity at its owning site, used as the lock key, so two bridges that
+reach the same file through different routes share one lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+CHUNK_SIZE = 256 * 1024
+
+
+def canonical_time(mtime_ns: int) -> str:
+    """The one ISO-8601 UTC form of a modification time, with microseconds.
+
+    Editors compare ``LastModifiedTime`` as a string, so every response that carries it must
+    be produced by this function from the same ``mtime_ns``.
+    """
+    seconds, nanos = divmod(mtime_ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{nanos // 1000:06d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """What a storage knows of one file at one moment."""
+
+    file_id: str
+    name: str
+    size: int
+    mtime_ns: int
+    version: str
+    identity: str
+    owner_id: str = ""
+    folder: str = ""
+
+    @property
+    def last_modified(self) -> str:
+        return canonical_time(self.mtime_ns)
+
+    @property
+    def extension(self) -> str:
+        dot = self.name.rfind(".")
+        return self.name[dot:] if dot > 0 else ""
+
+
+@dataclass(slots=True)
+class FileContent:
+    """An open read of one file state.
+
+    ``local_path`` is set when the bytes can be sent by the kernel (sendfile); otherwise
+    ``chunks`` streams them. ``close`` must be awaited once the response is done.
+    """
+
+    stat: FileStat
+    chunks: AsyncIterator[bytes] | None = None
+    local_path: Path | None = None
+
+    async def close(self) -> None:  # pragma: no cover - overridden by backends that hold handles
+        return None
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """A place files live. All methods are safe to call concurrently."""
+
+    name: str
+
+    async def resolve(self, ref: str) -> FileStat:
+        """Find a file by a backend id or by a path relative to the storage root."""
+
+    async def stat(self, file_id: str) -> FileStat: ...
+
+    async def open_read(self, file_id: str) -> FileContent: ...
+
+    async def write(
+        self,
+        file_id: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        expected_version: str | None = None,
+    ) -> FileStat:
+        """Replace the content atomically: the old bytes stay intact until the new ones are
+        complete and durable. With ``expected_version``, raise ``VersionConflict`` instead of
+        writing when the file changed."""
+
+    async def create(
+        self,
+        sibling_of: str,
+        name: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        overwrite: bool = False,
+    ) -> FileStat:
+        """Create ``name`` in the folder of ``sibling_of``. Without ``overwrite``, raise
+        ``FileExists`` when the name is taken (checked atomically with the create)."""
+
+    async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
+        """The file named ``name`` in the same folder, if any."""
+
+    async def rename(self, file_id: str, new_name: str) -> FileStat:
+        """Rename in place; the file id survives. ``FileExists`` when the name is taken."""
+
+    async def delete(self, file_id: str) -> None: ...
+
+    async def get_meta(self, file_id: str, key: str) -> str | None: ...
+
+    async def set_meta(self, file_id: str, key: str, value: str) -> None: ...
+
+    async def check(self) -> None:
+        """Raise ``Unavailable`` when the storage cannot serve requests (readiness)."""
+
+    async def close(self) -> None: ...
