@@ -279,7 +279,7 @@ class DiscoveryCache:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        session: aiohttp.ClientSession | None = None,
         sources: Mapping[str, str] | None = None,
         *,
         refresh_interval: float = 3600.0,
@@ -297,6 +297,10 @@ class DiscoveryCache:
         self.proof_refetch_interval = proof_refetch_interval
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
+
+    def attach(self, session: aiohttp.ClientSession) -> None:
+        """Use the application's shared session (known only once the application starts)."""
+        self._session = session
 
     def add(self, app: str, url: str, refresh_interval: float | None = None) -> None:
         """Register an editor's discovery URL (before the application starts)."""
@@ -386,6 +390,8 @@ class DiscoveryCache:
             log.info("discovery of %s loaded: %d actions", name, len(doc.actions))
 
     async def _fetch(self, url: str) -> Discovery:
+        if self._session is None:
+            raise ValueError("the application has not started")
         async with self._session.get(url, timeout=self._timeout) as response:
             if response.status != 200:
                 raise ValueError(f"HTTP {response.status} from {url}")

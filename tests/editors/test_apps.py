@@ -9,7 +9,7 @@ import pytest
 
 from wopibridge.apps.base import EditorApp, OpenRequest
 from wopibridge.apps.headers import DOCUMENT_CHANGED_BODY, DocumentChanged, read_save_hints
-from wopibridge.apps.registry import AppContext, build_registry
+from wopibridge.apps.registry import AppContext, SessionHolder, build_registry
 from wopibridge.config import ConfigError, load_settings
 from wopibridge.discovery import DiscoveryCache
 from wopibridge.errors import BadRequest, NotFound, Unavailable
@@ -56,7 +56,7 @@ discovery_url = "{discovery_server.url("msoffice")}"
     settings = load_settings(toml, env={})
     async with aiohttp.ClientSession() as session:
         cache = DiscoveryCache(session)
-        apps = build_registry(settings, AppContext(settings, session, cache))
+        apps = build_registry(settings, AppContext(settings, SessionHolder(), cache))
         await cache.refresh_all()
         yield apps
 
@@ -101,7 +101,7 @@ async def test_unreachable_app_is_a_503_sentence(discovery_server, tmp_path):
     )
     async with aiohttp.ClientSession() as session:
         cache = DiscoveryCache(session)
-        apps = build_registry(settings, AppContext(settings, session, cache))
+        apps = build_registry(settings, AppContext(settings, SessionHolder(), cache))
         await cache.refresh_all()
         with pytest.raises(Unavailable) as err:
             apps.choose(".docx")
@@ -201,7 +201,7 @@ async def test_bad_app_configuration_names_the_key(table, key):
     )
     async with aiohttp.ClientSession() as session:
         with pytest.raises(ConfigError) as err:
-            build_registry(settings, AppContext(settings, session, DiscoveryCache(session)))
+            build_registry(settings, AppContext(settings, SessionHolder(), DiscoveryCache(session)))
     assert err.value.key == key
 
 

@@ -23,12 +23,29 @@ from .office import OfficeApp, OfficeConfig
 from .onlyoffice import OnlyOfficeApp
 
 
+class SessionHolder:
+    """The application's shared ``ClientSession``, which exists only once the application
+    started: apps are built (and their configuration checked) before that."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    def attach(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise Unavailable("The application has not started")
+        return self._session
+
+
 @dataclass
 class AppContext:
     """What a factory may use to build its app."""
 
     settings: Settings
-    session: aiohttp.ClientSession
+    http: SessionHolder
     discovery: DiscoveryCache
 
 

@@ -1,0 +1,82 @@
+"""Wiring of the editor layer into the application: keys, resources, routes, readiness.
+
+:func:`setup_editors` is called once by ``create_app``. It builds the app registry from
+``[apps.<name>]`` right away (so a bad table stops the server at start with one line), adds a
+cleanup context that attaches the shared ``ClientSession``, loads discovery in the background
+(an unreachable editor is not fatal) and refreshes it, and adds the ``/wopi/open`` and host-page
+routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from . import keys
+from .apps.registry import AppContext, AppRegistry, SessionHolder, build_registry
+from .conflicts import ConflictKeeper
+from .discovery import DiscoveryCache
+
+EDITORS: web.AppKey[AppRegistry] = web.AppKey("editors", AppRegistry)
+DISCOVERY: web.AppKey[DiscoveryCache] = web.AppKey("discovery", DiscoveryCache)
+CONFLICTS: web.AppKey[ConflictKeeper] = web.AppKey("conflicts", ConflictKeeper)
+EDITORS_HTTP: web.AppKey[SessionHolder] = web.AppKey("editors_http", SessionHolder)
+
+#: How long the start waits for the first discovery fetch before serving anyway.
+STARTUP_DISCOVERY_WAIT = 3.0
+
+
+def setup_editors(app: web.Application) -> None:
+    settings = app[keys.SETTINGS]
+    holder = SessionHolder()
+    cache = DiscoveryCache()
+    app[EDITORS_HTTP] = holder
+    app[DISCOVERY] = cache
+    app[EDITORS] = build_registry(settings, AppContext(settings, holder, cache))
+    app[CONFLICTS] = ConflictKeeper(settings.server.state_dir / "recovery")
+    if aiohttp_jinja2.APP_KEY not in app:
+        aiohttp_jinja2.setup(
+            app, loader=jinja2.PackageLoader("wopibridge", "templates"), autoescape=True
+        )
+    app.cleanup_ctx.append(_editors_ctx)
+
+    from . import openapi  # the routes need the keys above
+
+    app.router.add_post("/wopi/open", openapi.open_file)
+    app.router.add_get("/wopi/host", openapi.host_page)
+
+
+async def _editors_ctx(app: web.Application) -> AsyncIterator[None]:
+    shared = app.get(getattr(keys, "HTTP", None)) if hasattr(keys, "HTTP") else None
+    own: aiohttp.ClientSession | None = None
+    if shared is None:
+        own = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+    session = shared or own
+    assert session is not None
+    app[EDITORS_HTTP].attach(session)
+    cache = app[DISCOVERY]
+    cache.attach(session)
+    first = asyncio.create_task(cache.refresh_all())
+    await asyncio.wait({first}, timeout=STARTUP_DISCOVERY_WAIT)
+    refresher = asyncio.create_task(cache.run())
+    try:
+        yield
+    finally:
+        for task in (first, refresher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if own is not None:
+            await own.close()
+
+
+def readiness(app: web.Application) -> dict[str, str]:
+    """Each editor's discovery state for ``/ready``: ``ok`` or why it is missing. Editors do
+    not make the server unready: files open with the others."""
+    return {f"discovery:{name}": state for name, state in app[DISCOVERY].status().items()}
