@@ -126,6 +126,35 @@ class ConflictKeeper:
             pass
         return await self._place(storage, backend_id, stat, user, spool, reason)
 
+    async def keep_previous(
+        self, storage: Storage, backend_id: str, stat: FileStat, user: str
+    ) -> KeptCopy:
+        """Copy the current content to the recovery folder before a suspicious overwrite."""
+        spool = _Spool(await asyncio.to_thread(self._folder))
+        content = await storage.open_read(backend_id)
+        try:
+            source = (
+                content.chunks
+                if content.chunks is not None
+                else _file_chunks(
+                    content.local_path  # type: ignore[arg-type]
+                )
+            )
+            async for _ in spool.tee(source):
+                pass
+        finally:
+            await content.close()
+        name = conflict_name(stat.name, f"previous version, before {user}", self._clock())
+        target = await self._to_recovery(spool, name)
+        log.warning(
+            "empty save over %s (%s) by %s: previous content kept in the recovery folder as %s",
+            stat.name,
+            stat.file_id,
+            user,
+            target,
+        )
+        return KeptCopy("recovery", target.name, path=target)
+
     async def guarded_write(
         self,
         storage: Storage,
@@ -169,7 +198,17 @@ class ConflictKeeper:
             copy = await storage.create(backend_id, name, _file_chunks(spool.path))
         except (WopiError, OSError) as exc:
             why = "one already exists this minute" if isinstance(exc, FileExists) else str(exc)
-            return await self._to_recovery(stat, name, spool, reason, why)
+            target = await self._to_recovery(spool, name)
+            log.warning(
+                "save of %s (%s) could not land (%s) and no conflict copy was made beside it "
+                "(%s): kept in the recovery folder as %s",
+                stat.name,
+                stat.file_id,
+                reason,
+                why,
+                target,
+            )
+            return KeptCopy("recovery", target.name, path=target)
         await spool.drop()
         log.warning(
             "save of %s (%s) could not land (%s): kept as conflict copy %r in the same folder",
@@ -180,19 +219,8 @@ class ConflictKeeper:
         )
         return KeptCopy("storage", name, stat=copy)
 
-    async def _to_recovery(
-        self, stat: FileStat, name: str, spool: _Spool, reason: str, why: str
-    ) -> KeptCopy:
+    async def _to_recovery(self, spool: _Spool, name: str) -> Path:
         stamp = self._clock().strftime("%Y%m%dT%H%M%S")
         target = spool.path.with_name(f"{stamp}-{secrets.token_hex(3)} {_safe(name, 200)}")
         await asyncio.to_thread(spool.path.rename, target)
-        log.warning(
-            "save of %s (%s) could not land (%s) and no conflict copy was made beside it (%s): "
-            "kept in the recovery folder as %s",
-            stat.name,
-            stat.file_id,
-            reason,
-            why,
-            target,
-        )
-        return KeptCopy("recovery", target.name, path=target)
+        return target
