@@ -24,6 +24,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import FileExists, WopiError
 from .storage.base import CHUNK_SIZE, FileStat, Storage
@@ -72,31 +73,71 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
 
 
 class _Spool:
-    """A file in the recovery folder that records a body while it streams elsewhere."""
+    """A file in the recovery folder that records a body while it streams elsewhere.
+
+    :meth:`tee` hands the storage an iterator that records every chunk it takes; when the
+    storage gives up half way, :meth:`finish` records the rest of the body, so the whole body
+    is kept whatever the point of failure.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / f"spool-{secrets.token_hex(8)}"
         self.complete = False
+        self._pending = bytearray()
+        self._handle: BinaryIO | None = None
 
-    async def tee(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-        handle = await asyncio.to_thread(self.path.open, "wb")
-        try:
-            pending = bytearray()
-            async for chunk in chunks:
-                pending += chunk
-                if len(pending) >= _SPOOL_BATCH:
-                    await asyncio.to_thread(handle.write, bytes(pending))
-                    pending.clear()
-                yield chunk
-            await asyncio.to_thread(handle.write, bytes(pending))
-            await asyncio.to_thread(handle.flush)
-            await asyncio.to_thread(os.fsync, handle.fileno())
-            self.complete = True
-        finally:
-            await asyncio.to_thread(handle.close)
+    async def _flush(self) -> None:
+        if self._handle is None:
+            self._handle = await asyncio.to_thread(self.path.open, "wb")
+        if self._pending:
+            await asyncio.to_thread(self._handle.write, bytes(self._pending))
+            self._pending.clear()
+
+    async def add(self, chunk: bytes) -> None:
+        self._pending += chunk
+        if len(self._pending) >= _SPOOL_BATCH:
+            await self._flush()
+
+    def tee(self, chunks: AsyncIterable[bytes]) -> _Tee:
+        return _Tee(self, chunks.__aiter__())
+
+    async def finish(self, rest: AsyncIterator[bytes] | None = None) -> None:
+        """Record whatever is left of the body, then make the spool durable."""
+        if rest is not None:
+            async for chunk in rest:
+                await self.add(chunk)
+        await self._flush()
+        handle = self._handle
+        assert handle is not None
+        await asyncio.to_thread(handle.flush)
+        await asyncio.to_thread(os.fsync, handle.fileno())
+        await asyncio.to_thread(handle.close)
+        self._handle = None
+        self.complete = True
 
     async def drop(self) -> None:
+        if self._handle is not None:
+            await asyncio.to_thread(self._handle.close)
+            self._handle = None
         await asyncio.to_thread(self.path.unlink, True)
+
+
+class _Tee:
+    def __init__(self, spool: _Spool, source: AsyncIterator[bytes]) -> None:
+        self.spool = spool
+        self.source = source
+
+    def __aiter__(self) -> _Tee:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self.source.__anext__()
+        except StopAsyncIteration:
+            await self.spool.finish()
+            raise
+        await self.spool.add(chunk)
+        return chunk
 
 
 class ConflictKeeper:
@@ -122,8 +163,7 @@ class ConflictKeeper:
     ) -> KeptCopy:
         """Save ``chunks`` (a body that will not land on the file) as a conflict copy."""
         spool = _Spool(await asyncio.to_thread(self._folder))
-        async for _ in spool.tee(chunks):
-            pass
+        await spool.finish(chunks.__aiter__())
         return await self._place(storage, backend_id, stat, user, spool, reason)
 
     async def keep_previous(
@@ -133,15 +173,11 @@ class ConflictKeeper:
         spool = _Spool(await asyncio.to_thread(self._folder))
         content = await storage.open_read(backend_id)
         try:
-            source = (
-                content.chunks
-                if content.chunks is not None
-                else _file_chunks(
-                    content.local_path  # type: ignore[arg-type]
-                )
-            )
-            async for _ in spool.tee(source):
-                pass
+            if content.chunks is not None:
+                await spool.finish(content.chunks)
+            else:
+                assert content.local_path is not None
+                await spool.finish(_file_chunks(content.local_path))
         finally:
             await content.close()
         name = conflict_name(stat.name, f"previous version, before {user}", self._clock())
@@ -168,15 +204,13 @@ class ConflictKeeper:
         """``storage.write`` that keeps the body as a conflict copy when the write fails with
         a :class:`WopiError` after the body was received; the error is raised again."""
         spool = _Spool(await asyncio.to_thread(self._folder))
+        tee = spool.tee(chunks)
         try:
-            written = await storage.write(
-                backend_id, spool.tee(chunks), expected_version=expected_version
-            )
+            written = await storage.write(backend_id, tee, expected_version=expected_version)
         except WopiError as exc:
-            if spool.complete:
-                await self._place(storage, backend_id, stat, user, spool, exc.message)
-            else:
-                await spool.drop()
+            if not spool.complete:
+                await spool.finish(tee.source)
+            await self._place(storage, backend_id, stat, user, spool, exc.message)
             raise
         except BaseException:
             await spool.drop()
