@@ -1,4 +1,5 @@
-"""Shared pieces of the editor tests: the real discovery documents, served over HTTP.
+"""Shared pieces of the editor tests: the real discovery documents served over HTTP, and a
+running wopibridge (``bridge``) configured with the three office editors.
 
 ``discovery_server`` is a small aiohttp server that serves the fixture documents copied from
 the editors (see ``tests/fixtures/discovery/SOURCE.txt``) at ``/<name>/hosting/discovery``.
@@ -8,11 +9,18 @@ the tests make an editor unreachable without any real editor running.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
+
+from tests.support.procs import free_port
+from wopibridge.config import load_settings
+
+from .fakes import ProofSigner
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "discovery"
 
@@ -56,3 +64,90 @@ async def discovery_server(aiohttp_server) -> DiscoveryServer:
     server = await aiohttp_server(app)
     state.base = str(server.make_url("")).rstrip("/")
     return state
+
+
+IOP = "iop-secret-for-the-editor-tests"
+PROOF = re.compile(rb"<proof-key[^>]*/>", re.S)
+
+
+@pytest.fixture(scope="module")
+def signer() -> ProofSigner:
+    return ProofSigner()
+
+
+def signed(doc: bytes, signer: ProofSigner) -> bytes:
+    element = signer.discovery_element().encode()
+    doc = PROOF.sub(b"", doc)
+    return doc.replace(b"</wopi-discovery>", element + b"\n</wopi-discovery>")
+
+
+class Bridge:
+    def __init__(self, base: str, root: Path, state: Path, http: aiohttp.ClientSession, app):
+        self.app = app
+        self.base = base
+        self.root = root
+        self.state = state
+        self.http = http
+
+    async def open(self, path: str, app: str, mode: str = "edit", **extra) -> dict:
+        body = {
+            "path": path,
+            "app": app,
+            "mode": mode,
+            "user": {"id": "ada@idp", "name": "Ada Lovelace", "type": "regular"},
+            **extra,
+        }
+        async with self.http.post(
+            f"{self.base}/wopi/open", json=body, headers={"Authorization": f"Bearer {IOP}"}
+        ) as response:
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+    async def editor(self, cls, path: str, app: str, signer: ProofSigner, mode: str = "edit"):
+        opened = await self.open(path, app, mode)
+        token = opened["form_parameters"]["access_token"]
+        return cls(self.http, opened["app_url"], token, signer), opened
+
+
+@pytest.fixture
+async def bridge(tmp_path, discovery_server, aiohttp_server, signer):
+    for name in ("collabora", "onlyoffice", "msoffice"):
+        discovery_server.docs[name] = signed(discovery_server.docs[name], signer)
+    root, state = tmp_path / "data", tmp_path / "state"
+    root.mkdir()
+    port = free_port()
+    config = tmp_path / "wopibridge.toml"
+    config.write_text(
+        f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+public_url = "http://127.0.0.1:{port}"
+state_dir = "{state}"
+
+[storage]
+root = "{root}"
+
+[security]
+token_secret = "token-secret-for-the-editor-tests"
+iop_secret = "{IOP}"
+
+[apps.collabora]
+discovery_url = "{discovery_server.url("collabora")}"
+
+[apps.onlyoffice]
+discovery_url = "{discovery_server.url("onlyoffice")}"
+
+[apps.msoffice]
+discovery_url = "{discovery_server.url("msoffice")}"
+
+[apps.down]
+type = "onlyoffice"
+discovery_url = "{discovery_server.url("down")}"
+"""
+    )
+    create_app = pytest.importorskip("wopibridge.app").create_app
+    app = create_app(load_settings(config, env={}))
+    await aiohttp_server(app, host="127.0.0.1", port=port)
+    async with aiohttp.ClientSession() as http:
+        yield Bridge(f"http://127.0.0.1:{port}", root, state, http, app)
