@@ -126,6 +126,7 @@ class _Tee:
     def __init__(self, spool: _Spool, source: AsyncIterator[bytes]) -> None:
         self.spool = spool
         self.source = source
+        self.body_failed = False
 
     def __aiter__(self) -> _Tee:
         return self
@@ -135,6 +136,9 @@ class _Tee:
             chunk = await self.source.__anext__()
         except StopAsyncIteration:
             await self.spool.finish()
+            raise
+        except BaseException:
+            self.body_failed = True  # the upload itself broke (too large, disconnected)
             raise
         await self.spool.add(chunk)
         return chunk
@@ -163,7 +167,11 @@ class ConflictKeeper:
     ) -> KeptCopy:
         """Save ``chunks`` (a body that will not land on the file) as a conflict copy."""
         spool = _Spool(await asyncio.to_thread(self._folder))
-        await spool.finish(chunks.__aiter__())
+        try:
+            await spool.finish(chunks.__aiter__())
+        except BaseException:
+            await spool.drop()
+            raise
         return await self._place(storage, backend_id, stat, user, spool, reason)
 
     async def keep_previous(
@@ -208,8 +216,15 @@ class ConflictKeeper:
         try:
             written = await storage.write(backend_id, tee, expected_version=expected_version)
         except WopiError as exc:
-            if not spool.complete:
-                await spool.finish(tee.source)
+            if tee.body_failed:  # nothing complete to keep: the editor gets the error
+                await spool.drop()
+                raise
+            try:
+                if not spool.complete:
+                    await spool.finish(tee.source)
+            except BaseException:
+                await spool.drop()
+                raise
             await self._place(storage, backend_id, stat, user, spool, exc.message)
             raise
         except BaseException:

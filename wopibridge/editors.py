@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import aiohttp_jinja2
@@ -22,6 +23,9 @@ from . import keys
 from .apps.registry import AppContext, AppRegistry, SessionHolder, build_registry
 from .conflicts import ConflictKeeper
 from .discovery import DiscoveryCache
+from .errors import NotFound
+from .storage.base import FileStat
+from .tokens import AccessToken
 
 EDITORS: web.AppKey[AppRegistry] = web.AppKey("editors", AppRegistry)
 DISCOVERY: web.AppKey[DiscoveryCache] = web.AppKey("discovery", DiscoveryCache)
@@ -53,12 +57,10 @@ def setup_editors(app: web.Application) -> None:
 
 
 async def _editors_ctx(app: web.Application) -> AsyncIterator[None]:
-    shared = app.get(getattr(keys, "HTTP", None)) if hasattr(keys, "HTTP") else None
     own: aiohttp.ClientSession | None = None
-    if shared is None:
-        own = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-    session = shared or own
-    assert session is not None
+    session = app.get(keys.HTTP)
+    if session is None:  # an application assembled without the shared session
+        session = own = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
     app[EDITORS_HTTP].attach(session)
     cache = app[DISCOVERY]
     cache.attach(session)
@@ -80,3 +82,43 @@ def readiness(app: web.Application) -> dict[str, str]:
     """Each editor's discovery state for ``/ready``: ``ok`` or why it is missing. Editors do
     not make the server unready: files open with the others."""
     return {f"discovery:{name}": state for name, state in app[DISCOVERY].status().items()}
+
+
+#: CheckFileInfo properties the WOPI layer owns; an app's extras never replace them.
+_HOST_PROPERTIES = frozenset(
+    {
+        "BaseFileName",
+        "OwnerId",
+        "Size",
+        "UserId",
+        "Version",
+        "LastModifiedTime",
+        "UserCanWrite",
+        "ReadOnly",
+        "SupportsLocks",
+        "SupportsUpdate",
+        "UserCanNotWriteRelative",
+    }
+)
+
+
+def editor_file_info(request: web.Request, access: AccessToken, stat: FileStat) -> dict[str, Any]:
+    """The CheckFileInfo properties the token's app adds (none for an unknown app)."""
+    registry = request.config_dict.get(EDITORS)
+    if registry is None or not access.app:
+        return {}
+    try:
+        app = registry.get(access.app)
+    except NotFound:
+        return {}
+    return {
+        key: value
+        for key, value in app.file_info(access, stat).items()
+        if key not in _HOST_PROPERTIES
+    }
+
+
+def configured(app: web.Application, name: str) -> bool:
+    """Whether an app of this name is configured (case-insensitive)."""
+    registry = app.get(EDITORS)
+    return bool(name) and registry is not None and name.lower() in registry.names()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -36,6 +36,9 @@ from .editors import EDITORS
 from .errors import BadRequest, Unauthorized
 from .hostpage import HostLinks, HostPage, render
 from .storage.base import FileStat, Storage
+
+if TYPE_CHECKING:
+    from .iop import Opened
 
 MODES = ("view", "edit", "editnew", "embedview")
 USER_TYPES = ("regular", "federated", "ocm", "anonymous", "guest")
@@ -110,6 +113,31 @@ async def open_document(
     )
     url = await editor.editor_url(request)
     return OpenResult(editor, url, raw, info.ttl_ms, token_mode, wopi_id, reason)
+
+
+async def forced_view_reason(app: web.Application, wopi_id: str, stat: FileStat) -> str:
+    """Why an edit must open read-only (a desktop office holds the file), or ``""``."""
+    storage, backend_id = app[keys.STORAGES].for_file(wopi_id)
+    return await desktop_lock_holder(storage, backend_id, stat) or ""
+
+
+async def discovery_app_url(
+    app: web.Application, opened: Opened, app_name: str, mode: str, lang: str = ""
+) -> str:
+    """The editor URL for ``openinapp`` calls that bring no ``appurl``."""
+    registry = app[EDITORS]
+    ext = opened.stat.extension
+    editor = registry.get(app_name) if app_name else registry.choose(ext, edit=mode == "edit")
+    info = app[keys.TOKENS].verify(opened.token)
+    request = OpenRequest(
+        wopi_src=opened.wopi_src,
+        stat=opened.stat,
+        token=info,
+        access_token=opened.token,
+        mode=info.mode,
+        lang=lang,
+    )
+    return await editor.editor_url(request)
 
 
 def _text(body: dict[str, Any], key: str, *, required: bool = False, limit: int = 1024) -> str:

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from tests.support.procs import free_port
+from wopibridge.app import create_app
 from wopibridge.config import load_settings
 
 from .fakes import ProofSigner
@@ -146,7 +147,6 @@ type = "onlyoffice"
 discovery_url = "{discovery_server.url("down")}"
 """
     )
-    create_app = pytest.importorskip("wopibridge.app").create_app
     app = create_app(load_settings(config, env={}))
     await aiohttp_server(app, host="127.0.0.1", port=port)
     async with aiohttp.ClientSession() as http:

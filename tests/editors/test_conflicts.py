@@ -9,8 +9,7 @@ import pytest
 
 from wopibridge.conflicts import ConflictKeeper, conflict_name
 from wopibridge.errors import Locked, VersionConflict
-
-LocalStorage = pytest.importorskip("wopibridge.storage.local").LocalStorage
+from wopibridge.storage.local import LocalStorage
 
 
 class Clock:

@@ -15,8 +15,7 @@ from wopibridge.desktoplocks import (
     remove_lock_file,
     write_lock_file,
 )
-
-LocalStorage = pytest.importorskip("wopibridge.storage.local").LocalStorage
+from wopibridge.storage.local import LocalStorage
 
 
 def ms_owner_file(user: str) -> bytes:
