@@ -9,9 +9,11 @@ the tests make an editor unreachable without any real editor running.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -30,12 +32,38 @@ def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
+STAND_IN = """<!DOCTYPE html><html><body><p>stand-in editor</p><script>
+var host = %(host)s;
+function send(id, values) {
+  window.parent.postMessage(JSON.stringify({MessageId: id, SendTime: Date.now(),
+                                            Values: values}), host);
+}
+window.addEventListener("message", function (event) {
+  if (event.origin !== host) { return; }
+  fetch("/seen", {method: "POST", body: event.data}).then(function () {
+    var message = JSON.parse(event.data);
+    if (message.MessageId === "Host_PostmessageReady") { send("UI_Close", {}); }
+  });
+});
+send("App_LoadingStatus", {Status: "Frame_Ready"});
+</script></body></html>"""
+
+
 @dataclass
 class DiscoveryServer:
+    """The editors' side: discovery documents, and for the ``cool`` document (Collabora's,
+    pointing at this server) a **fake** Collabora page at ``cool.html``. Like Collabora, the
+    fake takes the form POST, calls CheckFileInfo with the posted token, and talks PostMessage
+    only to the ``PostMessageOrigin`` it was given: ``App_LoadingStatus``, then ``UI_Close``
+    once the host answered ``Host_PostmessageReady``."""
+
     base: str = ""
     docs: dict[str, bytes] = field(default_factory=dict)
     failing: set[str] = field(default_factory=set)
     hits: dict[str, int] = field(default_factory=dict)
+    posted: list[dict[str, str]] = field(default_factory=list)
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    file_info: list[dict[str, Any]] = field(default_factory=list)
 
     def url(self, name: str) -> str:
         return f"{self.base}/{name}/hosting/discovery"
@@ -56,13 +84,38 @@ async def discovery_server(aiohttp_server) -> DiscoveryServer:
     async def discovery(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         state.hits[name] = state.hits.get(name, 0) + 1
+        if name == "cool":
+            body = fixture_bytes("collabora-runtime.xml")
+            body = body.replace(b"http://collabora.test:9980", state.base.encode())
+            return web.Response(body=body, content_type="text/xml")
         if name in state.failing or name not in state.docs:
             return web.Response(status=503, text="down")
         return web.Response(body=state.docs[name], content_type="text/xml")
 
+    async def cool(request: web.Request) -> web.Response:
+        form = await request.post()
+        fields = {k: str(v) for k, v in form.items()}
+        wopisrc = request.query["WOPISrc"]
+        state.posted.append({**fields, "WOPISrc": wopisrc})
+        token = fields["access_token"]
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(wopisrc, params={"access_token": token}) as answer,
+        ):
+            info = await answer.json()
+        state.file_info.append(info)
+        html = STAND_IN % {"host": json.dumps(info["PostMessageOrigin"])}
+        return web.Response(text=html, content_type="text/html")
+
+    async def seen(request: web.Request) -> web.Response:
+        state.seen.append(json.loads(await request.text()))
+        return web.Response(text="ok")
+
     app = web.Application()
     app.router.add_get("/{name}/hosting/discovery", discovery)
-    server = await aiohttp_server(app)
+    app.router.add_post("/browser/{build}/cool.html", cool)
+    app.router.add_post("/seen", seen)
+    server = await aiohttp_server(app, host="127.0.0.1")
     state.base = str(server.make_url("")).rstrip("/")
     return state
 
@@ -141,6 +194,10 @@ discovery_url = "{discovery_server.url("onlyoffice")}"
 
 [apps.msoffice]
 discovery_url = "{discovery_server.url("msoffice")}"
+
+[apps.cool]
+type = "collabora"
+discovery_url = "{discovery_server.url("cool")}"
 
 [apps.down]
 type = "onlyoffice"

@@ -1,26 +1,20 @@
-"""The host page in a real headless Chromium.
+"""The host page in a real headless Chromium, end to end.
 
-The editor is a **fake**: a stand-in page served by this test at another origin that does what
-EDITORS.md says an embedded WOPI editor does: it receives the form POST of ``access_token``
-and ``access_token_ttl``, posts ``App_LoadingStatus`` to its parent, waits for
-``Host_PostmessageReady`` and then asks to close with ``UI_Close``.
+A web UI calls ``POST /wopi/open``; the browser opens the ``host_url`` it answered. The editor
+is the **fake** Collabora page of ``conftest.DiscoveryServer`` (at another origin, found through
+a real Collabora discovery document): it must receive the form POST with the right token and
+ttl, read ``PostMessageOrigin`` from CheckFileInfo, and complete the PostMessage handshake.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
-from urllib.parse import quote
 
 import pytest
-from aiohttp import web
 
 from tests.support.procs import require_binary
 from wopibridge import keys
-from wopibridge.config import load_settings
-from wopibridge.editors import setup_editors
-from wopibridge.errors import NotFound, error_middleware
+from wopibridge.errors import NotFound
 from wopibridge.hostpage import HostLinks, HostPage
 
 CHROMIUM_ARGS = [
@@ -31,29 +25,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-TOKEN_SECRET = "t" * 32
-
-STAND_IN = """<!DOCTYPE html><html><body><p>stand-in editor</p><script>
-var host = %(host)s;
-function send(id, values) {
-  window.parent.postMessage(JSON.stringify({MessageId: id, SendTime: Date.now(),
-                                            Values: values}), host);
-}
-window.addEventListener("message", function (event) {
-  if (event.origin !== host) { return; }
-  fetch("/seen", {method: "POST", body: event.data}).then(function () {
-    var message = JSON.parse(event.data);
-    if (message.MessageId === "Host_PostmessageReady") { send("UI_Close", {}); }
-  });
-});
-send("App_LoadingStatus", {Status: "Frame_Ready"});
-</script></body></html>"""
-
-
-@dataclass
-class Secrets:
-    token_secret: str
-    iop_secret: str
 
 
 @pytest.fixture
@@ -61,53 +32,23 @@ def chromium_path() -> str:
     return os.environ.get("CHROMIUM") or require_binary("chromium")
 
 
-async def test_host_page_posts_the_token_and_completes_the_handshake(aiohttp_server, chromium_path):
+async def test_host_page_posts_the_token_and_completes_the_handshake(
+    bridge, discovery_server, chromium_path
+):
     from playwright.async_api import async_playwright
 
-    posted: list[dict[str, str]] = []
-    seen: list[dict] = []
-    bridge_origin: list[str] = []
-
-    async def editor(request: web.Request) -> web.Response:
-        form = await request.post()
-        posted.append({**{k: str(v) for k, v in form.items()}, "WOPISrc": request.query["WOPISrc"]})
-        html = STAND_IN % {"host": json.dumps(bridge_origin[0])}
-        return web.Response(text=html, content_type="text/html")
-
-    async def seen_message(request: web.Request) -> web.Response:
-        seen.append(json.loads(await request.text()))
-        return web.Response(text="ok")
-
-    editor_app = web.Application()
-    editor_app.router.add_post("/browser/cool.html", editor)
-    editor_app.router.add_post("/seen", seen_message)
-    editor_server = await aiohttp_server(editor_app, host="127.0.0.1")
-
-    app = web.Application(middlewares=[error_middleware])
-    app[keys.SETTINGS] = load_settings(None, env={})
-    app[keys.SECRETS] = Secrets(TOKEN_SECRET, "i" * 32)
-    setup_editors(app)
-    bridge = await aiohttp_server(app, host="localhost")
-    bridge_origin.append(f"http://localhost:{bridge.port}")
-
-    wopisrc = f"{bridge_origin[0]}/wopi/files/local.abc"
-    app_url = (
-        f"http://127.0.0.1:{editor_server.port}/browser/cool.html?WOPISrc={quote(wopisrc, safe='')}"
-    )
-    link = HostLinks(TOKEN_SECRET).mint(
-        HostPage(
-            app_url=app_url,
-            access_token='tok<en>&"1',
-            access_token_ttl=1790000000000,
-            title="q3.odt",
-        )
-    )
+    (bridge.root / "q3.odt").write_bytes(b"v0")
+    opened = await bridge.open("q3.odt", "cool", "edit")
+    form = opened["form_parameters"]
+    assert opened["app_url"].startswith(f"{discovery_server.base}/browser/61cf2b4/cool.html?")
+    assert opened["host_url"].startswith(f"{bridge.base}/wopi/host?link=")
+    assert form["access_token"] not in opened["host_url"]
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page()
-            response = await page.goto(f"{bridge_origin[0]}/wopi/host?link={link}")
+            response = await page.goto(opened["host_url"])
             assert response is not None and response.status == 200
             assert await page.title() == "q3.odt"
             await page.wait_for_selector("body[data-state='closed']", timeout=15000)
@@ -116,35 +57,42 @@ async def test_host_page_posts_the_token_and_completes_the_handshake(aiohttp_ser
         finally:
             await browser.close()
 
-    assert posted == [
-        {"access_token": 'tok<en>&"1', "access_token_ttl": "1790000000000", "WOPISrc": wopisrc}
+    wopisrc = f"{bridge.base}/wopi/files/{opened['file_id']}"
+    assert discovery_server.posted == [
+        {
+            "access_token": form["access_token"],
+            "access_token_ttl": str(form["access_token_ttl"]),
+            "WOPISrc": wopisrc,
+        }
     ]
-    assert [m["MessageId"] for m in seen] == ["Host_PostmessageReady"]
-    assert isinstance(seen[0]["SendTime"], int) and seen[0]["Values"] == {}
+    assert discovery_server.file_info[0]["PostMessageOrigin"] == bridge.base
+    assert [m["MessageId"] for m in discovery_server.seen] == ["Host_PostmessageReady"]
+    assert isinstance(discovery_server.seen[0]["SendTime"], int)
 
 
-async def test_expired_or_forged_links_are_refused(aiohttp_client):
-    app = web.Application(middlewares=[error_middleware])
-    app[keys.SETTINGS] = load_settings(None, env={})
-    app[keys.SECRETS] = Secrets(TOKEN_SECRET, "i" * 32)
-    setup_editors(app)
-    client = await aiohttp_client(app)
+async def test_links_expire_and_cannot_be_forged(bridge):
+    (bridge.root / "a.odt").write_bytes(b"a")
+    opened = await bridge.open("a.odt", "collabora", "view")
+    url = opened["host_url"]
+    async with bridge.http.get(url) as response:
+        assert response.status == 200
+        csp = response.headers["Content-Security-Policy"]
+        assert "frame-src http://collabora.test:9980;" in csp
+        assert "form-action http://collabora.test:9980;" in csp
+        assert response.headers["Cache-Control"] == "no-store"
+    secret = bridge.app[keys.SECRETS].token_secret
     page = HostPage(app_url="https://editor.test/x?", access_token="t", access_token_ttl=1)
-    good = HostLinks(TOKEN_SECRET).mint(page)
-    response = await client.get("/wopi/host", params={"link": good})
-    assert response.status == 200
-    csp = response.headers["Content-Security-Policy"]
-    assert "frame-src https://editor.test;" in csp and "form-action https://editor.test;" in csp
     forged = HostLinks("another secret of 32 characters!").mint(page)
-    response = await client.get("/wopi/host", params={"link": forged})
-    assert response.status == 404
-    assert "expired or is not valid" in await response.text()
+    async with bridge.http.get(f"{bridge.base}/wopi/host", params={"link": forged}) as response:
+        assert response.status == 404
+        assert "expired or is not valid" in await response.text()
+    async with bridge.http.get(f"{bridge.base}/wopi/host") as response:
+        assert response.status == 400
     now = [1_800_000_000.0]
-    links = HostLinks(TOKEN_SECRET, ttl=120, clock=lambda: now[0])
+    links = HostLinks(secret, ttl=120, clock=lambda: now[0])
     link = links.mint(page)
     now[0] += 120
     assert links.open(link) == page
     now[0] += 1
     with pytest.raises(NotFound, match="expired"):
         links.open(link)
-    assert (await client.get("/wopi/host")).status == 400
