@@ -3,6 +3,9 @@ and the proof-key source protocol, against the fixture documents served by a tes
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import aiohttp
 import pytest
 
@@ -111,3 +114,24 @@ async def test_proof_keys_protocol_and_rate_limited_refetch(discovery_server, se
     clock.now += 61
     await source.proof_keys("collabora", refresh=True)
     assert discovery_server.hits["proofkey"] == hits + 2
+
+
+async def test_background_refresh_recovers_an_editor(discovery_server, session):
+    discovery_server.failing.add("collabora")
+    cache = DiscoveryCache(
+        session, {"collabora": discovery_server.url("collabora")}, retry_interval=0.05
+    )
+    await cache.refresh_all()
+    assert cache.peek("collabora") is None
+    runner = asyncio.create_task(cache.run())
+    try:
+        discovery_server.failing.clear()
+        for _ in range(100):
+            if cache.peek("collabora") is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert cache.status() == {"collabora": "ok"}
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
