@@ -72,6 +72,20 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
         await asyncio.to_thread(handle.close)
 
 
+def _durable_rename(source: Path, target: Path) -> None:
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    source.rename(target)
+    folder = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
 class _Spool:
     """A file in the recovery folder that records a body while it streams elsewhere.
 
@@ -102,15 +116,15 @@ class _Spool:
         return _Tee(self, chunks.__aiter__())
 
     async def finish(self, rest: AsyncIterator[bytes] | None = None) -> None:
-        """Record whatever is left of the body, then make the spool durable."""
+        """Record whatever is left of the body. The spool is not fsynced here: it only
+        matters when a save fails, and then it is made durable where it is kept (the storage's
+        atomic create, or :meth:`ConflictKeeper._to_recovery`)."""
         if rest is not None:
             async for chunk in rest:
                 await self.add(chunk)
         await self._flush()
         handle = self._handle
         assert handle is not None
-        await asyncio.to_thread(handle.flush)
-        await asyncio.to_thread(os.fsync, handle.fileno())
         await asyncio.to_thread(handle.close)
         self._handle = None
         self.complete = True
@@ -271,5 +285,5 @@ class ConflictKeeper:
     async def _to_recovery(self, spool: _Spool, name: str) -> Path:
         stamp = self._clock().strftime("%Y%m%dT%H%M%S")
         target = spool.path.with_name(f"{stamp}-{secrets.token_hex(3)} {_safe(name, 200)}")
-        await asyncio.to_thread(spool.path.rename, target)
+        await asyncio.to_thread(_durable_rename, spool.path, target)
         return target
