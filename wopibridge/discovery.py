@@ -339,8 +339,8 @@ class DiscoveryCache:
             raise Unavailable(f"No discovery is configured for the {app} editor")
         now = self._clock()
         fresh = entry.doc is not None and now - entry.fetched_at < entry.interval
-        may_retry = force or now - entry.attempted_at >= self.retry_interval
-        if (not fresh and may_retry) or (force and entry.doc is None):
+        may_retry = now - entry.attempted_at >= self.retry_interval
+        if force or (not fresh and may_retry):
             await self._refresh(app.lower(), entry, since=now if force else None)
         if entry.doc is None:
             raise self.unavailable(app)
@@ -375,7 +375,7 @@ class DiscoveryCache:
 
     async def _refresh(self, name: str, entry: _Entry, since: float | None = None) -> None:
         async with entry.lock:
-            if since is not None and entry.attempted_at >= since:
+            if since is not None and entry.attempted_at > since:
                 return  # another caller refreshed while we waited
             entry.attempted_at = self._clock()
             try:

@@ -79,7 +79,7 @@ async def open_document(
         if holder:
             reason = holder
         elif not editor.can_edit(ext):
-            reason = f"{ext or 'This file type'} files can only be viewed in {editor.name}"
+            reason = f"{editor.name} can only view {ext or 'these'} files"
     token_mode = "edit" if wants_edit and not reason else "view"
     action = mode if not reason else "view"
     if action == "edit" and stat.size == 0:

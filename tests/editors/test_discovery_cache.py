@@ -43,6 +43,9 @@ async def test_fetch_once_then_serve_from_cache_until_the_interval(discovery_ser
     await cache.get("collabora")
     assert discovery_server.hits["collabora"] == 2
     assert cache.status() == {"collabora": "ok"}
+    # on demand: a forced refresh fetches at once, whatever the interval
+    await cache.get("collabora", force=True)
+    assert discovery_server.hits["collabora"] == 3
 
 
 async def test_unreachable_at_start_is_not_fatal_and_recovers(discovery_server, session):

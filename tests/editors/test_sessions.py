@@ -96,6 +96,13 @@ async def test_onlyoffice_session(bridge, signer):
     )
     assert answer.status == 200, answer
     assert answer.json()["Name"] == "plan.pdf"
+    # the X-LOOL family carries the 1010 protocol too
+    stale = await oo.put_file(
+        b"stale", **{"X-WOPI-Lock": oo.lock_id, "X-LOOL-WOPI-Timestamp": info["LastModifiedTime"]}
+    )
+    assert stale.status == 409
+    assert stale.json() == {"COOLStatusCode": 1010, "LOOLStatusCode": 1010}
+    assert (bridge.root / "plan.docx").read_bytes() == b"d1"
     answer = await oo.save(b"d2", exit_save=True)
     assert answer.status == 200
     assert (await oo.close()).status == 200
@@ -182,3 +189,15 @@ async def test_open_api_errors(bridge):
             assert "Traceback" not in await response.text()
     async with bridge.http.post(url, data=b"{", headers=auth) as response:
         assert response.status == 400
+
+
+async def test_open_chooses_the_app_by_extension(bridge):
+    for name, app in (("a.odt", "collabora"), ("b.djvu", "onlyoffice"), ("c.one", "msoffice")):
+        (bridge.root / name).write_bytes(b"x")
+        opened = await bridge.open(name, "", "view")
+        assert opened["app"] == app, name
+    # view-only formats open read-only even when an edit was asked for
+    (bridge.root / "d.pdf").write_bytes(b"%PDF")
+    opened = await bridge.open("d.pdf", "onlyoffice", "edit")
+    assert opened["mode"] == "view"
+    assert opened["forced_viewmode_reason"] == "onlyoffice can only view .pdf files"
