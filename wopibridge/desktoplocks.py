@@ -135,6 +135,8 @@ async def write_lock_file(storage: Storage, backend_id: str, stat: FileStat, use
         return
     content = libreoffice_lock_content(user, datetime.now(UTC), stat.file_id)
     try:
+        if await storage.find_sibling(backend_id, libreoffice_lock_name(stat.name)):
+            return  # a lock refresh, or a desktop user's lock file: nothing to write
         await storage.create(backend_id, libreoffice_lock_name(stat.name), _one(content))
     except FileExists:
         return

@@ -22,9 +22,10 @@ from aiohttp import web
 from . import keys
 from .apps.registry import AppContext, AppRegistry, SessionHolder, build_registry
 from .conflicts import ConflictKeeper
+from .desktoplocks import remove_lock_file, write_lock_file
 from .discovery import DiscoveryCache
 from .errors import NotFound
-from .storage.base import FileStat
+from .storage.base import FileStat, Storage
 from .tokens import AccessToken
 
 EDITORS: web.AppKey[AppRegistry] = web.AppKey("editors", AppRegistry)
@@ -122,3 +123,25 @@ def configured(app: web.Application, name: str) -> bool:
     """Whether an app of this name is configured (case-insensitive)."""
     registry = app.get(EDITORS)
     return bool(name) and registry is not None and name.lower() in registry.names()
+
+
+def _lock_files(request: web.Request, access: AccessToken) -> bool:
+    registry = request.config_dict.get(EDITORS)
+    if registry is None or access.app.lower() not in registry.names():
+        return False
+    return bool(getattr(registry.get(access.app), "lock_files", False))
+
+
+async def after_lock(
+    request: web.Request, access: AccessToken, storage: Storage, backend_id: str, stat: FileStat
+) -> None:
+    """After a successful WOPI lock by an office editor: announce it to desktop users."""
+    if _lock_files(request, access):
+        await write_lock_file(storage, backend_id, stat, access.user_name or access.user_id)
+
+
+async def after_unlock(
+    request: web.Request, access: AccessToken, storage: Storage, backend_id: str, stat: FileStat
+) -> None:
+    if _lock_files(request, access):
+        await remove_lock_file(storage, backend_id, stat)

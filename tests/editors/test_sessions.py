@@ -7,6 +7,8 @@ discovery served from the real discovery documents (with the test's proof key in
 
 from __future__ import annotations
 
+from wopibridge import keys
+
 from .conftest import IOP
 from .fakes import FakeCollabora, FakeMicrosoft, FakeOnlyOffice
 
@@ -201,3 +203,17 @@ async def test_open_chooses_the_app_by_extension(bridge):
     opened = await bridge.open("d.pdf", "onlyoffice", "edit")
     assert opened["mode"] == "view"
     assert opened["forced_viewmode_reason"] == "onlyoffice can only view .pdf files"
+
+
+async def test_lock_files_only_for_office_editors(bridge, signer):
+    """Lock files announce web editing sessions of the configured office editors; tokens of
+    other apps (or none) lock without touching the folder."""
+    (bridge.root / "n.odt").write_bytes(b"n")
+    opened = await bridge.open("n.odt", "collabora")
+    raw, _ = bridge.app[keys.TOKENS].mint(
+        file_id=opened["file_id"], user_id="u", user_name="U", app="", mode="edit"
+    )
+    plain = FakeMicrosoft(bridge.http, opened["app_url"], raw, signer)
+    assert (await plain.override("LOCK", **{"X-WOPI-Lock": "L"})).status == 200
+    assert sorted(p.name for p in bridge.root.iterdir()) == ["n.odt"]
+    assert (await plain.override("UNLOCK", **{"X-WOPI-Lock": "L"})).status == 200

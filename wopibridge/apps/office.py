@@ -35,6 +35,13 @@ def friendly_name(token: AccessToken) -> str:
     return name or token.user_id
 
 
+def _flag(value: Any) -> bool:
+    """A TOML boolean, or its environment-variable spelling."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value)
+
+
 def origin_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
@@ -53,6 +60,7 @@ class OfficeConfig:
     lang: str = ""
     disable_chat: bool = False
     refresh_interval: int = 3600
+    lock_files: bool = True
 
     KEYS: ClassVar[frozenset[str]] = frozenset(
         {
@@ -64,6 +72,7 @@ class OfficeConfig:
             "lang",
             "disable_chat",
             "refresh_interval",
+            "lock_files",
         }
     )
 
@@ -84,9 +93,8 @@ class OfficeConfig:
         proof = raw.get("proof_keys", default_proof)
         if proof not in PROOF_MODES:
             raise ConfigError(f"{where}.proof_keys", f"must be one of {', '.join(PROOF_MODES)}")
-        chat = raw.get("disable_chat", False)
-        if isinstance(chat, str):
-            chat = chat.strip().lower() in ("1", "true", "yes")
+        chat = _flag(raw.get("disable_chat", False))
+        lock_files = _flag(raw.get("lock_files", True))
         try:
             interval = int(raw.get("refresh_interval", 3600))
             if interval <= 0:
@@ -104,7 +112,8 @@ class OfficeConfig:
             watermark_text=raw.get("watermark_text", ""),
             proof_keys=proof,
             lang=raw.get("lang", ""),
-            disable_chat=bool(chat),
+            disable_chat=chat,
+            lock_files=lock_files,
             refresh_interval=interval,
         )
 
@@ -120,6 +129,11 @@ class OfficeApp:
         self.name = config.name
         self.config = config
         self.discovery = discovery
+
+    @property
+    def lock_files(self) -> bool:
+        """Whether a WOPI lock on an ODF file writes a LibreOffice lock file beside it."""
+        return self.config.lock_files
 
     @property
     def proof_mode(self) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..desktoplocks import remove_lock_file, write_lock_file
+from ..editors import after_lock, after_unlock
 from ..errors import LockMismatch
 from ..locks.base import LockResult
 from .context import WopiRequest
@@ -31,7 +31,7 @@ async def lock(wopi: WopiRequest) -> web.Response:
         return _answer(result, stat.version, "The old lock does not match")
     result = await wopi.locks.lock(stat.identity, lock_id)
     if result.ok:
-        await write_lock_file(wopi.storage, wopi.backend_id, stat, wopi.access.user_name)
+        await after_lock(wopi.request, wopi.access, wopi.storage, wopi.backend_id, stat)
     return _answer(result, stat.version, "The file is locked by another session")
 
 
@@ -41,7 +41,7 @@ async def unlock(wopi: WopiRequest) -> web.Response:
     stat = await wopi.stat()
     result = await wopi.locks.unlock(stat.identity, lock_id)
     if result.ok:
-        await remove_lock_file(wopi.storage, wopi.backend_id, stat)
+        await after_unlock(wopi.request, wopi.access, wopi.storage, wopi.backend_id, stat)
     return _answer(result, stat.version, "The lock does not match")
 
 
