@@ -22,5 +22,4 @@ class MsOfficeApp(OfficeApp):
         return {
             "BreadcrumbBrandName": "wopibridge",
             "ClosePostMessage": True,
-            "FileNameMaxLength": 250,
         }

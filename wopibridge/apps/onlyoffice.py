@@ -8,16 +8,11 @@ action chosen for 0-byte files.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from ..storage.base import FileStat
-from ..tokens import AccessToken
 from .office import OfficeApp
 
 
 class OnlyOfficeApp(OfficeApp):
-    kind = "onlyoffice"
+    """Everything OnlyOffice reads is common to the office apps (``FileNameMaxLength`` comes
+    from the WOPI layer, which enforces it)."""
 
-    def editor_properties(self, token: AccessToken, stat: FileStat) -> Mapping[str, Any]:
-        return {"FileNameMaxLength": 250}
+    kind = "onlyoffice"
