@@ -78,8 +78,8 @@ async def test_registry_builds_each_type(registry):
     for app in registry:
         assert isinstance(app, EditorApp)
     assert registry.get("OO").config.type == "onlyoffice"
-    assert registry.get("msoffice").proof_mode == "required"
-    assert registry.get("collabora").proof_mode == "auto"
+    assert registry.get("msoffice").proof_mode == "verify"
+    assert registry.get("collabora").proof_mode == "verify"
     with pytest.raises(NotFound):
         registry.get("wordpad")
 
@@ -231,3 +231,23 @@ def test_save_hints_both_families_and_the_1010_rule():
             read_save_hints({"X-COOL-WOPI-Timestamp": other}).check_timestamp(stamp)
         assert err.value.status == 409
         assert err.value.body == DOCUMENT_CHANGED_BODY
+
+
+async def test_generic_wopi_type_and_proof_modes(discovery_server):
+    settings = load_settings(
+        None,
+        env={
+            "WOPIBRIDGE_APPS_VALIDATOR_TYPE": "wopi",
+            "WOPIBRIDGE_APPS_VALIDATOR_DISCOVERY_URL": discovery_server.url("msoffice"),
+            "WOPIBRIDGE_APPS_VALIDATOR_PROOF_KEYS": "require",
+            "WOPIBRIDGE_APPS_VALIDATOR_LOCK_FILES": "false",
+        },
+    )
+    async with aiohttp.ClientSession() as session:
+        cache = DiscoveryCache(session)
+        apps = build_registry(settings, AppContext(settings, SessionHolder(), cache))
+        await cache.refresh_all()
+        app = apps.get("Validator")
+        assert app.proof_mode == "require" and app.lock_files is False
+        assert apps.choose(".wopitest", edit=True) is app
+        assert (await cache.proof_keys("validator")).exponent == "AQAB"

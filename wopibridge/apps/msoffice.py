@@ -1,7 +1,7 @@
 """Microsoft 365 / Office Online Server: the reference WOPI client.
 
-Full proof-key checking is mandatory for Microsoft, so ``proof_keys`` defaults to
-``required``. ``ClosePostMessage`` makes its close button post ``UI_Close`` to the host page.
+Microsoft signs every request, so ``proof_keys = "require"`` is the setting to use with it in
+production. ``ClosePostMessage`` makes its close button post ``UI_Close`` to the host page.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from .office import OfficeApp
 
 class MsOfficeApp(OfficeApp):
     kind = "msoffice"
-    default_proof = "required"
 
     def editor_properties(self, token: AccessToken, stat: FileStat) -> Mapping[str, Any]:
         return {

@@ -20,7 +20,9 @@ from ..storage.base import FileStat
 from ..tokens import AccessToken
 from .base import OpenRequest
 
-PROOF_MODES = ("auto", "required", "off")
+#: ``verify`` checks proofs when the headers are present, ``require`` refuses requests without
+#: them, ``off`` skips the check (the proof-key check reads :attr:`OfficeApp.proof_mode`).
+PROOF_MODES = ("verify", "require", "off")
 GUEST_TYPES = ("anonymous", "guest")
 
 
@@ -56,7 +58,7 @@ class OfficeConfig:
     discovery_url: str
     postmessage_origin: str
     watermark_text: str = ""
-    proof_keys: str = "auto"
+    proof_keys: str = "verify"
     lang: str = ""
     disable_chat: bool = False
     refresh_interval: int = 3600
@@ -78,7 +80,7 @@ class OfficeConfig:
 
     @classmethod
     def parse(
-        cls, name: str, raw: Mapping[str, Any], *, public_url: str, default_proof: str = "auto"
+        cls, name: str, raw: Mapping[str, Any], *, public_url: str, default_proof: str = "verify"
     ) -> OfficeConfig:
         where = f"apps.{name}"
         unknown = sorted(set(raw) - cls.KEYS)
@@ -123,7 +125,7 @@ class OfficeApp:
 
     bridged = False
     kind: ClassVar[str] = "office"
-    default_proof: ClassVar[str] = "auto"
+    default_proof: ClassVar[str] = "verify"
 
     def __init__(self, config: OfficeConfig, discovery: DiscoveryCache) -> None:
         self.name = config.name

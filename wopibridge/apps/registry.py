@@ -70,6 +70,7 @@ FACTORIES: dict[str, Factory] = {
     "collabora": _office(CollaboraApp),
     "onlyoffice": _office(OnlyOfficeApp),
     "msoffice": _office(MsOfficeApp),
+    "wopi": _office(OfficeApp),  # any other WOPI client that publishes a discovery document
 }
 
 
