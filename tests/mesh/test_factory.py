@@ -104,6 +104,15 @@ async def test_registry_from_settings(
             registry.for_access(codec.verify(token))
         with pytest.raises(NotFound):
             registry.get("nowhere")
+
+        # openinapp: endpoint names a storage, or is Reva's storage id behind the gateway.
+        assert registry.pick("", "a/b.docx") == (registry.default, "a/b.docx")
+        assert registry.pick("nextcloud", "x.docx") == (registry.get("nextcloud"), "x.docx")
+        rid = stat.identity.rsplit(":", 1)[-1]
+        endpoint, _, opaque = rid.partition("!")
+        picked, ref = registry.pick(endpoint, opaque)
+        assert picked is registry.get("cernbox") and ref == rid
+        assert (await registry.bound("cernbox", CS3_TOKEN).resolve(ref)).file_id == stat.file_id
     finally:
         await registry.close()
 

@@ -33,6 +33,7 @@ import aiohttp
 from .. import fileids
 from ..config import ConfigError, Settings
 from ..crypto import CREDENTIAL_CLAIM, CredentialBox
+from ..errors import NotFound
 from ..locks.base import LockStore
 from ..tokens import AccessToken
 from . import cs3, webdav
@@ -94,6 +95,24 @@ class MeshRegistry(StorageRegistry):
     def bound(self, storage_name: str, credential: str | None) -> Storage:
         """The named storage acting with ``credential`` (for ``openinapp``'s resolve)."""
         return with_credential(self.get(storage_name), credential)
+
+    def pick(self, endpoint: str, fileid: str) -> tuple[Storage, str]:
+        """The storage and reference for ``openinapp``'s ``endpoint`` and ``fileid``.
+
+        ``endpoint`` may name a configured storage; otherwise it is Reva's storage id
+        (``storage_id`` or ``storage_id$space_id``), served by the CS3 storage when exactly one
+        is configured, and ``fileid`` is completed into Reva's ``storage$space!opaque`` form.
+        Without an endpoint, the default storage resolves ``fileid``.
+        """
+        if not endpoint:
+            return self.default, fileid
+        if endpoint in self.names():
+            return self.get(endpoint), fileid
+        gateways = [s for s in self if isinstance(s, cs3.Cs3Storage)]
+        if len(gateways) == 1:
+            ref = fileid if "!" in fileid else f"{endpoint}!{fileid}"
+            return gateways[0], ref
+        raise NotFound("File not found")
 
     def for_access(self, access: AccessToken) -> tuple[Storage, str]:
         """The storage and backend id of a verified access token, acting as its user."""
