@@ -35,6 +35,7 @@ from ..config import ConfigError, Settings
 from ..crypto import CREDENTIAL_CLAIM, CredentialBox
 from ..errors import NotFound
 from ..locks.base import LockStore
+from ..sitelocks import SiteLockStore
 from ..tokens import AccessToken
 from . import cs3, webdav
 from .base import Storage
@@ -77,6 +78,11 @@ def lock_store_for(storage: Storage, fallback: LockStore) -> LockStore:
     """The lock store for files of ``storage``: its own (CS3 locks) or the app's."""
     own = getattr(storage, "lock_store", None)
     return own(fallback) if own is not None else fallback
+
+
+def file_locks(storage: Storage, app_locks: LockStore, site: str) -> SiteLockStore:
+    """The lock store for WOPI locks on files of ``storage``, recording this site as holder."""
+    return SiteLockStore(lock_store_for(storage, app_locks), app_locks, site)
 
 
 class MeshRegistry(StorageRegistry):
