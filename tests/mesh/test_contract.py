@@ -243,3 +243,12 @@ async def test_large_file_is_streamed(backend: Backend) -> None:
     assert written.size == size == blocks * len(block)
     assert digest.digest() == hashlib.sha256(block * blocks).digest()
     assert peak < 16 * 1024 * 1024, f"peak Python allocation {peak / 2**20:.1f} MiB"
+
+
+async def test_metadata_keys_with_any_characters(backend: Backend) -> None:
+    put(backend, "k.docx", b"k")
+    stat = await backend.storage.resolve("k.docx")
+    key = "userinfo:einstein@idp/ü"
+    await backend.storage.set_meta(stat.file_id, key, "value")
+    assert await backend.storage.get_meta(stat.file_id, key) == "value"
+    assert await backend.storage.get_meta(stat.file_id, "userinfo:other@idp") is None

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
-from .. import fileids
+from .. import fileids, keys
 from ..config import ConfigError, Settings
 from ..crypto import CREDENTIAL_CLAIM, CredentialBox
 from ..errors import NotFound
@@ -39,6 +40,7 @@ from ..sitelocks import SiteLockStore
 from ..tokens import AccessToken
 from . import cs3, webdav
 from .base import Storage
+from .local import LocalStorage
 from .registry import StorageRegistry
 
 DEFAULT_STORAGE = "local"
@@ -47,8 +49,6 @@ Builder = Callable[[str, Mapping[str, Any], Settings, aiohttp.ClientSession], St
 
 
 def _local(name: str, table: Mapping[str, Any], settings: Settings, _: Any) -> Storage:
-    from .local import LocalStorage
-
     unknown = set(table) - {"type", "root"}
     if unknown:
         raise ValueError(f"storages.{name}.{sorted(unknown)[0]}: unknown key")
@@ -155,3 +155,17 @@ def build_registry(
             key, _, problem = str(exc).partition(": ")
             raise ConfigError(key, problem or str(exc)) from None
     return MeshRegistry(storages, DEFAULT_STORAGE, CredentialBox(token_secret))
+
+
+def bind_request(
+    app: web.Application, access: AccessToken
+) -> tuple[Storage, str, SiteLockStore]:
+    """What one WOPI request works with: the storage acting as the token's user, the backend
+    id, and the lock store for the file (recording this site, ``server.public_url``)."""
+    registry = app[keys.STORAGES]
+    if isinstance(registry, MeshRegistry):
+        storage, backend_id = registry.for_access(access)
+    else:
+        storage, backend_id = registry.for_file(access.file_id)
+    site = app[keys.SETTINGS].server.public_url
+    return storage, backend_id, file_locks(storage, app[keys.LOCKS], site)

@@ -590,9 +590,12 @@ class WebDavStorage:
 
     @staticmethod
     def _meta_tag(key: str) -> str:
-        if not _META_KEY.match(key):
+        """An XML element name for a metadata key: itself when safe, else its hex form."""
+        if _META_KEY.match(key) and not key.lower().startswith("xml"):
+            return key
+        if not key or len(key) > 512:
             raise BadRequest("Invalid metadata key")
-        return key
+        return "x-" + key.encode().hex()
 
     async def get_meta(self, file_id: str, key: str) -> str | None:
         tag = self._meta_tag(key)
