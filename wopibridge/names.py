@@ -14,9 +14,11 @@ _FORBIDDEN = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 def decode_utf7(value: str, header: str) -> str:
     """Decode a UTF-7 header (``X-WOPI-SuggestedTarget`` and friends); malformed is 400."""
     try:
-        return value.encode("ascii").decode("utf-7")
+        decoded = value.encode("ascii").decode("utf-7")
+        decoded.encode("utf-8")  # a lone surrogate decodes but names no file
     except (UnicodeEncodeError, UnicodeDecodeError):
         raise BadRequest(f"{header} is not valid UTF-7") from None
+    return decoded
 
 
 def encode_utf7(name: str) -> str:
