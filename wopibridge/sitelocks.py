@@ -35,10 +35,8 @@ class SiteLockStore:
             await self._markers.lock(marker, self.site, ttl)
 
     async def _clear(self, key: str) -> None:
-        marker = key + MARKER_SUFFIX
-        current = await self._markers.get(marker)
-        if current:
-            await self._markers.unlock(marker, current)
+        """Our unlock succeeded, so the marker, if any, is ours: one compare-and-delete."""
+        await self._markers.unlock(key + MARKER_SUFFIX, self.site)
 
     async def holder(self, key: str) -> str:
         """The site holding the lock on ``key``: ``""`` when unlocked, ``"?"`` when unknown."""

@@ -177,7 +177,3 @@ async def backend(
         yield Backend(kind, storage, running.gateway.root, readonly)
         await storage.close()
         await running.stop()
-
-
-def running_as_root() -> bool:
-    return os.geteuid() == 0
