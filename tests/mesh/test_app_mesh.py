@@ -17,7 +17,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from tests.mesh.conftest import CS3_TOKEN, DAV_PASSWORD, DAV_USER, DavServer, start_gateway
+from tests.mesh.conftest import (
+    CS3_TOKEN,
+    DAV_PASSWORD,
+    DAV_TOKEN,
+    DAV_USER,
+    DavServer,
+    start_gateway,
+)
 from tests.support.procs import free_port
 from wopibridge.app import create_app
 from wopibridge.config import load_settings
@@ -246,3 +253,34 @@ async def test_gateway_down_is_named(tmp_path: Path, aiohttp_client: Client) -> 
 
 
 pytestmark = pytest.mark.filterwarnings("error")
+
+
+async def test_webdav_as_the_user(
+    tmp_path: Path, dav_server: DavServer, dav_root: Path, aiohttp_client: Client
+) -> None:
+    """``auth = "user"``: the user's own token (TokenHeader) is the WebDAV credential."""
+    (dav_root / "mine.docx").write_bytes(b"mine")
+    app = make_app(
+        tmp_path,
+        {"home": {"type": "webdav", "url": f"{dav_server.url}/{dav_root.name}", "auth": "user"}},
+    )
+    client = await aiohttp_client(app)
+    assert (await client.get("/ready")).status == 200
+    answer = await openinapp(client, fileid="mine.docx", endpoint="home", token_header=DAV_TOKEN)
+    path = wopi_path(answer)
+    token = {"access_token": answer["form-parameters"]["access_token"]}
+    assert DAV_TOKEN not in token["access_token"]
+    got = await client.get(f"{path}/contents", params=token)
+    assert await got.read() == b"mine"
+    refused = await client.get(
+        "/wopi/iop/openinapp",
+        params={
+            "fileid": "mine.docx",
+            "endpoint": "home",
+            "userid": "u",
+            "viewmode": "VIEW_MODE_VIEW_ONLY",
+            "appurl": "https://e/",
+        },
+        headers={"Authorization": f"Bearer {IOP_SECRET}", "TokenHeader": "wrong-token"},
+    )
+    assert refused.status == 401

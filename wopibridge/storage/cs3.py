@@ -20,14 +20,13 @@ UNIMPLEMENTED is remembered, and the wrapper falls back to wopibridge's own lock
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
 import posixpath
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -149,7 +148,6 @@ class _Shared:
     channel: grpc.aio.Channel | None = None
     stub: gw_grpc.GatewayAPIStub | None = None
     locks_supported: bool = True
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class _Cs3Content(FileContent):

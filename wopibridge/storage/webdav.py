@@ -38,7 +38,7 @@ import logging
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -641,7 +641,12 @@ class WebDavStorage:
             raise self._error(code, what="annotate")
 
     async def check(self) -> None:
-        response = await self._request(
+        """The server answers a PROPFIND of the root. Without a user's credential (``auth =
+        "user"``) a 401 still proves it is up."""
+        probe = self
+        if self.config.auth == "user" and not self._user_token:
+            probe = WebDavStorage(self.name, replace(self.config, auth="none"), self._session)
+        response = await probe._request(
             "PROPFIND",
             self._base,
             headers={"Depth": "0", "Content-Type": "application/xml; charset=utf-8"},
@@ -649,7 +654,8 @@ class WebDavStorage:
             absolute=True,
         )
         response.release()
-        if response.status != 207:
+        expected = (207, 401) if probe is not self else (207,)
+        if response.status not in expected:
             raise Unavailable(f"The storage {self.name} answered {response.status}")
 
     async def close(self) -> None:
