@@ -582,18 +582,24 @@ class Cs3LockStore:
 
     async def lock(self, key: str, lock_id: str, ttl: float = LOCK_TTL_SECONDS) -> LockResult:
         ref = self._ref(key)
-        if ref is not None:
-            response = await self._try(
-                "SetLock", sp.SetLockRequest(ref=ref, lock=_lock(lock_id, ttl))
-            )
-            if response is not None:
-                if response.status.code == code.CODE_OK:
-                    return LockResult(True, lock_id)
-                current = await self._current(ref)
-                if current == lock_id:
-                    return await self.refresh(key, lock_id, ttl)
-                if current is not None:
-                    return LockResult(False, current)
+        for _ in range(2):  # a lock released between SetLock and GetLock: try once more
+            if ref is None:
+                break
+            request = sp.SetLockRequest(ref=ref, lock=_lock(lock_id, ttl))
+            response = await self._try("SetLock", request)
+            if response is None:
+                break
+            if response.status.code == code.CODE_OK:
+                return LockResult(True, lock_id)
+            current = await self._current(ref)
+            if current is None:
+                break
+            if current == lock_id:
+                return await self.refresh(key, lock_id, ttl)
+            if current:
+                return LockResult(False, current)
+        else:
+            return LockResult(False, "")
         return await self._fallback.lock(key, lock_id, ttl)
 
     async def unlock_and_relock(

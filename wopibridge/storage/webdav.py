@@ -461,7 +461,7 @@ class WebDavStorage:
                 return await self._stat_path(ref, path)
             except NotFound:
                 pass
-        path = check_path(unquote(ref) if "%" in ref else ref)
+        path = check_path(ref)
         return await self._stat_path(encode_id(path), path)
 
     async def stat(self, file_id: str) -> FileStat:
