@@ -140,8 +140,8 @@ password = "bench-password"
         server = start(
             [
                 sys.executable,
-                "-c",
-                "import sys; from wopibridge.cli import main; sys.exit(main())",
+                "-m",
+                "wopibridge",
                 "serve",
                 "--config",
                 str(config),
