@@ -16,7 +16,7 @@ from aiohttp import web
 from . import keys
 from .errors import BadRequest, NotFound, Unauthorized
 from .storage.base import FileStat
-from .storage.factory import MeshRegistry, file_locks, with_credential
+from .storage.factory import MeshRegistry, file_locks, locked_elsewhere, with_credential
 from .tokens import Mode
 
 VIEW_MODES: dict[str, Mode] = {
@@ -92,7 +92,7 @@ async def open_file(
     forced_reason = ""
     if mode == "edit":
         site = app[keys.SETTINGS].server.public_url
-        if await file_locks(storage, app[keys.LOCKS], site).locked_elsewhere(stat.identity):
+        if await locked_elsewhere(file_locks(storage, app[keys.LOCKS], site), stat.identity):
             mode, forced_reason = "view", LOCKED_ELSEWHERE
     if credential and isinstance(registry, MeshRegistry) and hasattr(storage, "with_credential"):
         extra = {**(extra or {}), **registry.seal_credential(storage.name, credential)}

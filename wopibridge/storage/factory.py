@@ -80,9 +80,22 @@ def lock_store_for(storage: Storage, fallback: LockStore) -> LockStore:
     return own(fallback) if own is not None else fallback
 
 
-def file_locks(storage: Storage, app_locks: LockStore, site: str) -> SiteLockStore:
-    """The lock store for WOPI locks on files of ``storage``, recording this site as holder."""
-    return SiteLockStore(lock_store_for(storage, app_locks), app_locks, site)
+def file_locks(storage: Storage, app_locks: LockStore, site: str) -> LockStore:
+    """The lock store for WOPI locks on files of ``storage``.
+
+    Files on remote storages (WebDAV, CS3) can be opened by several sites, so their locks record
+    this site as holder (one more lock-store call next to a storage round trip). A local
+    storage's files are reached by this site only: its locks stay one atomic call each.
+    """
+    locks = lock_store_for(storage, app_locks)
+    if isinstance(storage, LocalStorage):
+        return locks
+    return SiteLockStore(locks, app_locks, site)
+
+
+async def locked_elsewhere(locks: LockStore, key: str) -> bool:
+    """Whether another site holds the WOPI lock on ``key`` (never for site-local files)."""
+    return isinstance(locks, SiteLockStore) and await locks.locked_elsewhere(key)
 
 
 class MeshRegistry(StorageRegistry):
@@ -157,9 +170,7 @@ def build_registry(
     return MeshRegistry(storages, DEFAULT_STORAGE, CredentialBox(token_secret))
 
 
-def bind_request(
-    app: web.Application, access: AccessToken
-) -> tuple[Storage, str, SiteLockStore]:
+def bind_request(app: web.Application, access: AccessToken) -> tuple[Storage, str, LockStore]:
     """What one WOPI request works with: the storage acting as the token's user, the backend
     id, and the lock store for the file (recording this site, ``server.public_url``)."""
     registry = app[keys.STORAGES]
