@@ -496,7 +496,8 @@ class Cs3Storage:
         )
 
     async def check(self) -> None:
-        """The gateway answers a Stat of the root (any CS3 status means it is up)."""
+        """The gateway answers a Stat of the root: any CS3 status, or a refusal of the missing
+        credential, means it is up."""
         stub = self._stub()
         try:
             await stub.Stat(
@@ -505,6 +506,8 @@ class Cs3Storage:
                 timeout=min(self.config.timeout, 5.0),
             )
         except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                return  # Reva's auth interceptor answered: the gateway is up
             raise self._down(f" ({exc.code().name})") from None
 
     async def close(self) -> None:
