@@ -11,6 +11,7 @@ import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import pytest
@@ -67,8 +68,6 @@ async def openinapp(client: TestClient, **params: str) -> dict[str, Any]:
 
 def wopi_path(answer: dict[str, Any]) -> str:
     src = answer["app-url"].split("WOPISrc=")[1]
-    from urllib.parse import unquote, urlsplit
-
     return urlsplit(unquote(src)).path
 
 
@@ -112,6 +111,21 @@ async def test_webdav_session(
     assert put.status == 200, await put.text()
     assert (dav_root / "Bericht ü.docx").read_bytes() == b"edited through WOPI"
     assert put.headers["X-WOPI-ItemVersion"] != info.get("Version")
+
+    # RenameFile keeps the WOPISrc working (the backend id follows the rename).
+    renamed = await client.post(
+        path,
+        params=token,
+        headers={
+            "X-WOPI-Override": "RENAME_FILE",
+            "X-WOPI-Lock": "lock-1",
+            "X-WOPI-RequestedName": "Umbenannt",
+        },
+    )
+    assert renamed.status == 200, await renamed.text()
+    assert (dav_root / "Umbenannt.docx").read_bytes() == b"edited through WOPI"
+    info = await (await client.get(path, params=token)).json()
+    assert info["BaseFileName"] == "Umbenannt.docx"
 
     ready = await client.get("/ready")
     assert ready.status == 200, await ready.text()
@@ -204,6 +218,20 @@ async def test_cs3_session_with_sealed_reva_token(
         )
         assert put.status == 200, await put.text()
         assert (running.gateway.root / "Home" / "notes.md").read_bytes() == b"# edited"
+
+        # PutRelativeFile: the new file's token carries the sealed Reva token too.
+        relative = await client.post(
+            path,
+            params=params,
+            data=b"%PDF-1.7 export",
+            headers={"X-WOPI-Override": "PUT_RELATIVE", "X-WOPI-SuggestedTarget": ".pdf"},
+        )
+        assert relative.status == 200, await relative.text()
+        new_url = (await relative.json())["Url"]
+        new_path, new_query = urlsplit(new_url).path, urlsplit(new_url).query
+        got = await client.get(f"{new_path}/contents?{new_query}")
+        assert got.status == 200 and await got.read() == b"%PDF-1.7 export"
+        assert (running.gateway.root / "Home" / "notes.pdf").read_bytes() == b"%PDF-1.7 export"
 
         # Without the user's token, the gateway refuses.
         anonymous = await client.get(
