@@ -31,6 +31,7 @@ class DavServer:
     """A wsgidav process on a free loopback port serving ``root`` under ``/dav``."""
 
     root: Path
+    fileids: bool = False
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -54,6 +55,7 @@ class DavServer:
                 DAV_PASSWORD,
                 "--token",
                 DAV_TOKEN,
+                *(["--fileids"] if self.fileids else []),
             ],
             cwd=REPO,
             stdout=subprocess.DEVNULL,

@@ -9,7 +9,9 @@ file and move it into place, and give every state its own etag):
 
 * ``PUT`` writes to a temporary file beside the target and renames it over the target only
   once the body is complete; an aborted upload leaves the old content;
-* etags use the nanosecond modification time, so two saves in one second differ.
+* etags use the nanosecond modification time, so two saves in one second differ;
+* with ``--fileids``, files get an ownCloud/Nextcloud-style ``oc:fileid`` live property, kept in
+  a user extended attribute that follows saves and moves, as those servers' ids do.
 
 ``/ro`` serves the same folder read-only (writes answer 403).
 
@@ -20,18 +22,45 @@ accepts ``Authorization: Bearer <token>`` (as an OCM share's shared secret is se
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import secrets
 import stat
 
 from cheroot import wsgi
-from wsgidav.dav_error import HTTP_FORBIDDEN, DAVError
+from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
 from wsgidav.fs_dav_provider import FileResource, FilesystemProvider
 from wsgidav.wsgidav_app import WsgiDAVApp
 
+OC_FILEID = "{http://owncloud.org/ns}fileid"
+XATTR = "user.oc.fileid"
+
+
+def _fileid(path: str) -> str:
+    try:
+        return os.getxattr(path, XATTR).decode()
+    except OSError:
+        pass
+    value = secrets.token_hex(8)
+    try:
+        os.setxattr(path, XATTR, value.encode(), os.XATTR_CREATE)
+    except FileExistsError:
+        return os.getxattr(path, XATTR).decode()
+    except OSError:
+        return ""
+    return value
+
 
 class _AtomicFile(FileResource):
+    def get_property_value(self, name):  # type: ignore[no-untyped-def]
+        if name == OC_FILEID and self.environ["wsgidav.config"].get("oc_fileids"):
+            value = _fileid(self._file_path)
+            if value:
+                return value
+            raise DAVError(HTTP_NOT_FOUND)
+        return super().get_property_value(name)
+
     def get_etag(self) -> str:
         st = os.stat(self._file_path)
         return f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"
@@ -52,6 +81,8 @@ class _AtomicFile(FileResource):
         if with_errors:
             os.unlink(self._temp)
             return
+        with contextlib.suppress(OSError):
+            os.setxattr(self._temp, XATTR, os.getxattr(self._file_path, XATTR))
         os.replace(self._temp, self._file_path)
         self.file_stat = os.stat(self._file_path)
 
@@ -83,6 +114,7 @@ def main() -> None:
     parser.add_argument("--user", default="")
     parser.add_argument("--password", default="")
     parser.add_argument("--token", default="")
+    parser.add_argument("--fileids", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -105,6 +137,7 @@ def main() -> None:
         "verbose": 1,
         "logging": {"enable": False, "enable_loggers": []},
         "dir_browser": {"enable": False},
+        "oc_fileids": args.fileids,
     }
     app = WsgiDAVApp(config)
     if args.user and args.token:

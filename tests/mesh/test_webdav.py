@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -193,3 +195,39 @@ def test_configuration_errors_name_the_key() -> None:
         WebDavConfig.from_table("nc", {"url": "http://x", "auth": "basic"})
     with pytest.raises(ValueError, match=r"storages.nc.colour"):
         WebDavConfig.from_table("nc", {"url": "http://x", "colour": "red"})
+
+
+def _xattrs_supported(folder: Path) -> bool:
+    probe = folder / ".xattr-probe"
+    probe.write_bytes(b"")
+    try:
+        os.setxattr(probe, "user.probe", b"1")
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.unlink()
+
+
+async def test_oc_fileid_is_the_identity(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    """A server with ``oc:fileid`` (Nextcloud, ownCloud): the lock key survives saves and
+    renames, and is the same through every route to the share."""
+    if not _xattrs_supported(tmp_path):
+        pytest.skip("this filesystem has no user extended attributes for the server's file ids")
+    server = DavServer(tmp_path, fileids=True)
+    server.start()
+    try:
+        (tmp_path / "plan.docx").write_bytes(b"v1")
+        creds = {"auth": "basic", "username": DAV_USER, "password": DAV_PASSWORD, "site": "b"}
+        dav = storage(http, server.url, **creds)
+        other_route = storage(http, f"http://127.0.0.1:{server.port}/ro", **creds)
+        first = await dav.resolve("plan.docx")
+        assert re.fullmatch(r"b:[0-9a-f]{16}", first.identity)
+        saved = await dav.write(first.file_id, chunks_of(b"v2"), expected_version=first.version)
+        renamed = await dav.rename(first.file_id, "Plan (final).docx")
+        assert first.identity == saved.identity == renamed.identity
+        assert (await other_route.resolve("Plan (final).docx")).identity == first.identity
+        (tmp_path / "other.docx").write_bytes(b"other")
+        assert (await dav.resolve("other.docx")).identity != first.identity
+    finally:
+        server.stop()
