@@ -107,12 +107,6 @@ async def open_document(
     return OpenResult(editor, url, raw, info.ttl_ms, token_mode, wopi_id, reason)
 
 
-async def forced_view_reason(app: web.Application, wopi_id: str, stat: FileStat) -> str:
-    """Why an edit must open read-only (a desktop office holds the file), or ``""``."""
-    storage, backend_id = app[keys.STORAGES].for_file(wopi_id)
-    return await desktop_lock_holder(storage, backend_id, stat) or ""
-
-
 async def discovery_app_url(
     app: web.Application, opened: Opened, app_name: str, mode: str, lang: str = ""
 ) -> str:
