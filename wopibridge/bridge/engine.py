@@ -290,7 +290,8 @@ class Bridge:
             await self._refresh_lock(state)
             self._refreshed[docid] = now
 
-        due = now - state.last_save >= cfg.save_interval
+        # With nobody left there is no reason to wait for the interval.
+        due = not users or now - state.last_save >= cfg.save_interval
         if (requested or (state.dirty and due)) and (now >= state.next_try or final):
             await self.save(state, editor, loaded)
 
