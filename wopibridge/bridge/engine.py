@@ -190,9 +190,13 @@ class Bridge:
                 last_activity=now,
             )
         )
-        if created:
-            log.info("bridge opened %s in %s as %s", access.file_id, editor.name, docid)
         self.wake()
+        if not created:
+            # Another instance loaded the same file at the same moment: join its document.
+            winner = await self.store.get(docid)
+            if winner is not None:
+                return editor.edit_url(Loaded(winner.ref, dict(winner.meta)), user)
+        log.info("bridge opened %s in %s as %s", access.file_id, editor.name, docid)
         return editor.edit_url(loaded, user)
 
     async def notify(self, docid: str, access: AccessToken, close: bool) -> DocState:
