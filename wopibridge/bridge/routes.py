@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from aiohttp import web
 
 from .. import keys
@@ -34,6 +36,9 @@ async def open_document(request: web.Request) -> web.Response:
         raise BadRequest("The open request is too large")
     form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     access = request.config_dict[keys.TOKENS].verify(_token(request, form))
+    wopi_src = request.query.get("WOPISrc", "")
+    if wopi_src and urlsplit(wopi_src).path.rstrip("/").rsplit("/", 1)[-1] != access.file_id:
+        raise NotFound("File not found")
     app_name = request.query.get("app", "") or access.app
     if not app_name:
         raise BadRequest("Missing app")
