@@ -6,6 +6,7 @@ from aiohttp import web
 
 from . import iop, keys, ops
 from .accesslog import access_log
+from .bridge import setup_bridge
 from .config import Settings
 from .errors import error_middleware
 from .metrics import Metrics
@@ -25,4 +26,5 @@ def create_app(settings: Settings) -> web.Application:
     ops.add_routes(app)
     iop.add_routes(app)
     app.add_subapp("/wopi/files", files_app())
+    setup_bridge(app)
     return app

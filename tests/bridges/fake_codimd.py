@@ -41,6 +41,7 @@ class FakeCodiMD:
     notes: dict[str, Note] = field(default_factory=dict)
     uploads: dict[str, bytes] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    failing_downloads: int = 0  # answer this many downloads with 500, as a crashed CodiMD
 
     def edit(self, note: str, content: str) -> None:
         self.notes[note].content = content
@@ -125,6 +126,9 @@ async def _uploaded(request: web.Request) -> web.Response:
 
 async def _download(request: web.Request) -> web.Response:
     fake = _fake(request)
+    if fake.failing_downloads > 0:
+        fake.failing_downloads -= 1
+        raise web.HTTPInternalServerError()
     note = fake.notes.get(request.match_info["note"])
     if note is None:
         raise web.HTTPNotFound()
