@@ -11,6 +11,7 @@ import pytest
 from tests.support.procs import free_port
 from wopibridge import keys
 from wopibridge.bridge.docid import lock_id
+from wopibridge.bridge.keys import BRIDGE
 
 from .etherpad_server import EtherpadServer
 from .harness import IOP_SECRET, Host, wait_for
@@ -221,3 +222,15 @@ async def test_opened_through_openinapp_like_reva(make_host, etherpad: EtherpadS
     assert opened.status == 303
     pad = pad_of(opened.headers["Location"])
     assert (await pad_api(etherpad, "getText", padID=pad))["text"] == "from Reva\n"
+
+
+async def test_stopping_the_server_saves_open_documents(
+    make_host, etherpad: EtherpadServer
+) -> None:
+    host: Host = await make_host(etherpad_table(etherpad, save_interval=60))
+    stat = await host.put_file("stop.txt", b"before\n")
+    _, url = await host.open(stat, "etherpad")
+    await pad_api(etherpad, "setText", padID=pad_of(url), text="after\n")
+    await wait_for(lambda: bool(host.app[BRIDGE].held))  # the save loop has it
+    await host.client.close()  # the application's cleanup runs
+    assert host.read("stop.txt") == b"after\n"

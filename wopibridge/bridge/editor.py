@@ -37,6 +37,9 @@ class BridgedEditor(Protocol):
     bridged: bool
     config: BridgeAppConfig
 
+    def handles(self, extension: str) -> bool:
+        """Whether the app opens files with this extension (``.md``, lower case)."""
+
     async def load(self, http: ClientSession, docid: str, filename: str, content: bytes) -> Loaded:
         """Put ``content`` into the editor's document for ``docid`` (create or reset it)."""
 

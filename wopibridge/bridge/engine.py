@@ -118,6 +118,11 @@ class Bridge:
         """How long a save claim outlives its holder's last sign of life."""
         return max(5 * self.tick, 3.0)
 
+    @property
+    def held(self) -> frozenset[str]:
+        """The documents this instance is saving now."""
+        return frozenset(self._held)
+
     def wake(self) -> None:
         self._wake.set()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -11,4 +12,4 @@ if TYPE_CHECKING:
     from .engine import Bridge
 
 BRIDGE: web.AppKey[Bridge] = web.AppKey("bridge")
-BRIDGE_EDITORS: web.AppKey[dict[str, BridgedEditor]] = web.AppKey("bridge_editors")
+BRIDGE_EDITORS: web.AppKey[Mapping[str, BridgedEditor]] = web.AppKey("bridge_editors")

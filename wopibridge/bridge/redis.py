@@ -62,6 +62,10 @@ return redis.call('HLEN', KEYS[1])
 """
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class RedisBridgeStore:
     def __init__(self, client: aioredis.Redis, prefix: str = "wopibridge:") -> None:
         self.client = client
@@ -103,7 +107,7 @@ class RedisBridgeStore:
 
     async def docids(self) -> list[str]:
         members = await self._call(lambda: self.client.smembers(self._k("docs")))
-        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        return sorted(_text(m) for m in members)
 
     async def add_user(self, docid: str, user_id: str, user_name: str) -> None:
         key = self._k("users", docid)
@@ -115,7 +119,7 @@ class RedisBridgeStore:
 
     async def users(self, docid: str) -> dict[str, str]:
         raw = await self._call(lambda: self.client.hgetall(self._k("users", docid)))
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {_text(k): _text(v) for k, v in raw.items()}
 
     async def delete_if_unused(self, docid: str) -> bool:
         keys = [
