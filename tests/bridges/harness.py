@@ -28,6 +28,7 @@ def bridge_settings(
         "WOPIBRIDGE_SERVER_STATE_DIR": str(tmp / "state"),
         "WOPIBRIDGE_STORAGE_ROOT": str(tmp / "data"),
         "WOPIBRIDGE_LOCKS_URL": locks,
+        "WOPIBRIDGE_LOCKS_PREFIX": f"bridge-test-{abs(hash(str(tmp)))}:",
         "WOPIBRIDGE_SECURITY_TOKEN_SECRET": TOKEN_SECRET,
         "WOPIBRIDGE_SECURITY_IOP_SECRET": IOP_SECRET,
     }

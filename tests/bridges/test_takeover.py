@@ -3,6 +3,7 @@ being saved by the second after the first is killed (SIGKILL, no chance to hand 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,12 +14,13 @@ from tests.support.procs import RedisServer
 from tests.support.server import ServerProcess
 from tests.support.wopi import TOKEN_SECRET
 from wopibridge.bridge.docid import lock_id
+from wopibridge.bridge.keys import BRIDGE
 from wopibridge.locks import open_lock_store
 from wopibridge.storage.local import LocalStorage
 from wopibridge.tokens import TokenCodec
 
 from .etherpad_server import EtherpadServer
-from .harness import wait_for
+from .harness import Host, wait_for
 from .test_etherpad_bridge import pad_api, pad_of
 
 pytestmark = pytest.mark.slow
@@ -104,3 +106,34 @@ async def test_second_instance_takes_over_saving(
         second.stop()
         await locks.close()
         await storage.close()
+
+
+async def test_one_instance_saves_a_document_at_a_time(
+    make_host, redis_server: RedisServer, etherpad: EtherpadServer
+) -> None:
+    """Two instances on one Redis, both running their save loop over the same documents."""
+    table = {
+        "etherpad": {
+            "url": etherpad.url,
+            "apikey": etherpad.apikey,
+            "save_interval": 0.2,
+            "unlock_delay": 60,
+            "poll_interval": 0.1,
+        }
+    }
+    first: Host = await make_host(table, locks=redis_server.url, name="shared")
+    second: Host = await make_host(table, locks=redis_server.url, name="shared")
+    stat = await first.put_file("both.txt", b"0\n")
+    _, url = await first.open(stat, "etherpad")
+    pad = pad_of(url)
+    _, url_b = await second.open(stat, "etherpad", user="bob")
+    assert pad_of(url_b) == pad
+    holders = set()
+    for n in range(1, 16):
+        await pad_api(etherpad, "setText", padID=pad, text=f"{n}\n")
+        await asyncio.sleep(0.1)
+        held = [host for host in (first, second) if pad in host.app[BRIDGE].held]
+        assert len(held) <= 1
+        holders.update(id(host) for host in held)
+    await wait_for(lambda: first.read("both.txt") == b"15\n")
+    assert len(holders) == 1
