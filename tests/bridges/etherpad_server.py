@@ -1,5 +1,5 @@
 """A real Etherpad 1.8.14 for the tests: installed once into a cache folder, one process per
-test session on a free loopback port with its own settings, API key and ``dirty`` database."""
+test run on a free loopback port with its own settings, API key and ``dirty`` database."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A wopibridge application with the bridge, driven over HTTP, plus small waiting helpers."""
+"""A wopibridge application with the bridge, driven over HTTP, plus a polling wait."""
 
 from __future__ import annotations
 
