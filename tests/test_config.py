@@ -95,3 +95,9 @@ def test_readme_documents_every_key() -> None:
             assert f"WOPIBRIDGE_{section}_{key}".upper() in readme
     documented = set(re.findall(r"`(server|storage|locks|security)\.([a-z_]+)`", readme))
     assert documented <= {(s, k) for s, keys in SCHEMA.items() for k in keys}
+
+
+def test_deploy_example_is_valid() -> None:
+    settings = load_settings(ROOT / "deploy" / "wopibridge.toml", env={})
+    assert settings.server.public_url == "https://wopi.example.org"
+    assert settings.locks.url.startswith("redis://")
