@@ -234,3 +234,16 @@ async def test_stopping_the_server_saves_open_documents(
     await wait_for(lambda: bool(host.app[BRIDGE].held))  # the save loop has it
     await host.client.close()  # the application's cleanup runs
     assert host.read("stop.txt") == b"after\n"
+
+
+async def test_expired_lock_is_taken_again(make_host, etherpad: EtherpadServer) -> None:
+    host: Host = await make_host(etherpad_table(etherpad))
+    stat = await host.put_file("e.txt", b"original\n")
+    _, url = await host.open(stat, "etherpad")
+    pad = pad_of(url)
+    locks = host.app[keys.LOCKS]
+    assert (await locks.unlock(stat.identity, lock_id(pad))).ok  # as if it had expired
+    await pad_api(etherpad, "setText", padID=pad, text="saved anyway\n")
+    await wait_for(lambda: host.read("e.txt") == b"saved anyway\n")
+    assert await locks.get(stat.identity) == lock_id(pad)
+    assert [p.name for p in host.root.iterdir() if "conflict" in p.name] == []
