@@ -216,15 +216,21 @@ class Bridge:
     # --- the loop --------------------------------------------------------------------------
 
     async def run(self) -> None:
+        failures = 0
         while True:
             try:
                 await self.sweep()
+                failures = 0
             except WopiError as exc:
+                failures += 1
                 log.warning("bridge sweep failed: %s", exc.message)
             except Exception:
+                failures += 1
                 log.exception("bridge sweep failed")
+            # While the state store is down, look again less and less often (at most every 30 s).
+            pause = min(30.0, self.tick * 2.0 ** min(failures, 8)) if failures else self.tick
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.tick)
+                await asyncio.wait_for(self._wake.wait(), timeout=pause)
             self._wake.clear()
 
     async def sweep(self) -> None:
