@@ -6,6 +6,7 @@ from aiohttp import web
 
 from . import iop, keys, ops
 from .accesslog import access_log
+from .bridge import setup_bridge
 from .config import Settings
 from .editors import setup_editors
 from .errors import error_middleware
@@ -27,4 +28,5 @@ def create_app(settings: Settings) -> web.Application:
     iop.add_routes(app)
     setup_editors(app)
     app.add_subapp("/wopi/files", files_app())
+    setup_bridge(app)
     return app
