@@ -26,7 +26,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend(CONTEXTS)
     ops.add_routes(app)
     iop.add_routes(app)
+    setup_bridge(app)  # before the editors: the app registry lists the bridged apps too
     setup_editors(app)
     app.add_subapp("/wopi/files", files_app())
-    setup_bridge(app)
     return app

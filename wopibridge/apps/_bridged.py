@@ -29,6 +29,10 @@ class BridgedAppBase:
     def handles(self, extension: str) -> bool:
         return extension.lower() in self.config.extensions  # type: ignore[attr-defined]
 
+    def can_edit(self, extension: str) -> bool:
+        """A bridged editor edits everything it opens."""
+        return self.handles(extension)
+
     async def editor_url(self, request: OpenRequest) -> str:
         """wopibridge's own bridge: the token is form-POSTed there, never put in the URL."""
         query = urlencode({"app": self.name, "WOPISrc": request.wopi_src})

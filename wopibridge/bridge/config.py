@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from ..config import ConfigError
 
 _KNOWN = {
-    "kind",
+    "type",
     "url",
     "public_url",
     "apikey",

@@ -41,7 +41,7 @@ def bridged_apps(settings: Settings) -> dict[str, BridgedEditor]:
     """Every configured bridged app by name (these are also ``EditorApp`` objects)."""
     editors: dict[str, BridgedEditor] = {}
     for name, table in settings.apps.items():
-        kind = str(table.get("kind", name)).lower()
+        kind = str(table.get("type", name)).lower()
         factory = BRIDGED_KINDS.get(kind)
         if factory is not None:
             editors[name] = factory(name, table, settings.server.public_url)
