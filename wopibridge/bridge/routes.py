@@ -15,27 +15,18 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .. import keys
-from ..errors import BadRequest, NotFound, Unauthorized
+from ..errors import BadRequest, NotFound
+from ..wopi.context import token_from
 from .docid import valid_document_id
 from .keys import BRIDGE
-
-
-def _token(request: web.Request, form: dict[str, str] | None = None) -> str:
-    token = (form or {}).get("access_token") or request.query.get("access_token", "")
-    if not token:
-        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer":
-            token = value.strip()
-    if not token:
-        raise Unauthorized("Missing access token")
-    return token
 
 
 async def open_document(request: web.Request) -> web.Response:
     if request.content_length and request.content_length > 64 * 1024:
         raise BadRequest("The open request is too large")
     form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
-    access = request.config_dict[keys.TOKENS].verify(_token(request, form))
+    token = form.get("access_token") or token_from(request)
+    access = request.config_dict[keys.TOKENS].verify(token)
     wopi_src = request.query.get("WOPISrc", "")
     if wopi_src and urlsplit(wopi_src).path.rstrip("/").rsplit("/", 1)[-1] != access.file_id:
         raise NotFound("File not found")
@@ -50,7 +41,7 @@ async def save_webhook(request: web.Request) -> web.Response:
     docid = request.match_info["docid"]
     if not valid_document_id(docid):
         raise NotFound("This document is not open in the bridge")
-    access = request.config_dict[keys.TOKENS].verify(_token(request))
+    access = request.config_dict[keys.TOKENS].verify(token_from(request))
     close = request.query.get("close", "false").lower() == "true"
     await request.config_dict[BRIDGE].notify(docid, access, close)
     message = "Saving; the document is closed for you" if close else "Saving"
