@@ -318,8 +318,8 @@ async def main(args: argparse.Namespace) -> None:
                 cfi_rps = await hammer(session, cfi, args.seconds, args.concurrency)
                 bare_rps = await hammer(session, bare, args.seconds, args.concurrency)
             transfer = await bench_transfer(session, args, srv, base_url, baseline.pid)
-            lock_mem = await bench_locks(session, srv, args.seconds, args.concurrency)
-            lock_redis = await bench_locks(session, srv_redis, args.seconds, args.concurrency)
+            lock_mem = await bench_locks(session, srv, args.seconds, args.lock_clients)
+            lock_redis = await bench_locks(session, srv_redis, args.seconds, args.lock_clients)
         cold_us, warm_us = token_costs()
     finally:
         srv.stop()
@@ -362,6 +362,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--lock-clients",
+        type=int,
+        default=4,
+        help="Lock+Unlock clients, each on its own file; wrk needs one thread per client",
+    )
     parser.add_argument("--size-mib", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
     asyncio.run(main(parser.parse_args()))
