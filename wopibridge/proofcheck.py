@@ -73,13 +73,28 @@ def signed_url(public_url: str, raw_path: str) -> str:
     return base + raw_path
 
 
-def request_token(request: web.Request) -> str:
-    token = request.query.get("access_token")
-    if token:
-        return token
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else ""
+def token_forms(request: web.Request) -> list[str]:
+    """The access token as it may have been signed: decoded from the query, and verbatim.
+
+    Editors sign the token they were given; some put it in the URL percent-encoded, and
+    Microsoft's own test vectors sign the query text verbatim (``%2f`` left as is). Both
+    forms come from this very request, so accepting either does not widen what a signature
+    proves.
+    """
+    forms: list[str] = []
+    decoded = request.query.get("access_token")
+    if decoded:
+        forms.append(decoded)
+        for piece in request.rel_url.raw_query_string.split("&"):
+            name, _, raw = piece.partition("=")
+            if name == "access_token" and raw and raw != decoded:
+                forms.append(raw)
+                break
+    else:
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            forms.append(value.strip())
+    return forms or [""]
 
 
 class ProofChecker:
@@ -128,19 +143,22 @@ class ProofChecker:
         if not is_fresh(timestamp, self._clock, self._max_age):
             raise ProofFailed("The proof-key timestamp is too old")
         url = signed_url(self._public_url, request.raw_path)
-        data = signed_bytes(request_token(request), url, timestamp)
-        current = _load(attrs)
-        if verify_proof(current, data, proof, proof_old):
+        candidates = [signed_bytes(token, url, timestamp) for token in token_forms(request)]
+        if _verifies(_load(attrs), candidates, proof, proof_old):
             return
         fresh_attrs = await self._source.proof_keys(app, refresh=True)
         if (
             fresh_attrs is not None
             and fresh_attrs != attrs
-            and verify_proof(_load(fresh_attrs), data, proof, proof_old)
+            and _verifies(_load(fresh_attrs), candidates, proof, proof_old)
         ):
             log.info("proof keys of app %r rotated", app)
             return
         raise ProofFailed("The proof-key signature does not verify")
+
+
+def _verifies(keys: ProofKeys, candidates: list[bytes], proof: str, proof_old: str) -> bool:
+    return any(verify_proof(keys, data, proof, proof_old) for data in candidates)
 
 
 def _load(attrs: ProofKeyAttrs) -> ProofKeys:
