@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import aiohttp
 from aiohttp import web
 
 from wopibridge.proof import (
@@ -25,6 +26,7 @@ from wopibridge.proof import (
     signed_bytes,
     verify_proof,
 )
+from wopibridge.proofkeys_http import HttpProofKeySource
 
 TOKEN = "small-host-token"
 LOCK_TTL = 30 * 60
@@ -58,6 +60,7 @@ class FileState:
 HOST_FILE: web.AppKey[FileState] = web.AppKey("host_file", FileState)
 HOST_FAULTS: web.AppKey[Faults] = web.AppKey("host_faults", Faults)
 HOST_KEYS: web.AppKey[ProofKeys] = web.AppKey("host_keys", ProofKeys)
+HOST_SOURCE: web.AppKey[HttpProofKeySource] = web.AppKey("host_source", HttpProofKeySource)
 
 
 def _conflict(state: FileState, faults: Faults) -> web.Response:
@@ -67,8 +70,16 @@ def _conflict(state: FileState, faults: Faults) -> web.Response:
     return web.Response(status=409, headers={"X-WOPI-Lock": current})
 
 
-def _check_proof(request: web.Request) -> web.Response | None:
-    if request.app[HOST_FAULTS].skip_proof_check or HOST_KEYS not in request.app:
+async def _host_keys(app: web.Application) -> ProofKeys | None:
+    if HOST_SOURCE in app:
+        attrs = await app[HOST_SOURCE].proof_keys("wopitest")
+        return ProofKeys.from_attrs(attrs) if attrs is not None else None
+    return app.get(HOST_KEYS)
+
+
+async def _check_proof(request: web.Request) -> web.Response | None:
+    keys = await _host_keys(request.app)
+    if request.app[HOST_FAULTS].skip_proof_check or keys is None:
         return None
     proof = request.headers.get("X-WOPI-Proof", "")
     stamp = parse_timestamp(request.headers.get("X-WOPI-TimeStamp", ""))
@@ -76,12 +87,7 @@ def _check_proof(request: web.Request) -> web.Response | None:
         return web.Response(status=500, text="proof missing or stale")
     url = f"{request.scheme}://{request.host}{request.raw_path}"
     data = signed_bytes(request.query.get("access_token", ""), url, stamp)
-    if (
-        verify_proof(
-            request.app[HOST_KEYS], data, proof, request.headers.get("X-WOPI-ProofOld", "")
-        )
-        is None
-    ):
+    if verify_proof(keys, data, proof, request.headers.get("X-WOPI-ProofOld", "")) is None:
         return web.Response(status=500, text="proof does not verify")
     return None
 
@@ -97,7 +103,7 @@ async def _auth(request: web.Request, handler):  # type: ignore[no-untyped-def]
         return web.Response(status=401, text="invalid token")
     if request.match_info.get("file_id") != "f1":
         return web.Response(status=404, text="unknown file")
-    failed = _check_proof(request)
+    failed = await _check_proof(request)
     if failed is not None:
         return failed
     return await handler(request)
@@ -185,12 +191,26 @@ async def post_file(request: web.Request) -> web.Response:
     return web.Response(status=501, text="not implemented")
 
 
-def small_host(faults: Faults | None = None, keys: ProofKeys | None = None) -> web.Application:
+def small_host(
+    faults: Faults | None = None,
+    keys: ProofKeys | None = None,
+    discovery_url: str | None = None,
+) -> web.Application:
+    """The host; it trusts ``keys``, or the keys published at ``discovery_url``."""
     app = web.Application(middlewares=[_auth])
     app[HOST_FILE] = FileState()
     app[HOST_FAULTS] = faults or Faults()
     if keys is not None:
         app[HOST_KEYS] = keys
+    if discovery_url is not None:
+
+        async def discovery_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+            async with aiohttp.ClientSession() as session:
+                apps = {"wopitest": {"discovery_url": discovery_url}}
+                app[HOST_SOURCE] = HttpProofKeySource(session, apps)
+                yield
+
+        app.cleanup_ctx.append(discovery_ctx)
     app.router.add_get("/wopi/files/{file_id}", check_file_info)
     app.router.add_get("/wopi/files/{file_id}/contents", get_file)
     app.router.add_post("/wopi/files/{file_id}/contents", put_file)

@@ -177,7 +177,7 @@ class JsonSchema:
         try:
             document = response.json_object()
         except ValueError as exc:
-            return [f"Response is not a JSON object ({exc})"]
+            return [f"Response (status {response.status}) is not a JSON object ({exc})"]
         validator = jsonschema.Draft4Validator(_schema(self.schema))
         errors = sorted(validator.iter_errors(document), key=lambda e: list(e.path))
         return [
@@ -306,7 +306,7 @@ class JsonContent:
         try:
             document = response.json_object()
         except ValueError as exc:
-            return [f"Response is not a JSON object ({exc})"]
+            return [f"Response (status {response.status}) is not a JSON object ({exc})"]
         errors: list[str] = []
         for prop in self.properties:
             for error in prop.check_value(select_token(document, prop.name), state):
