@@ -11,21 +11,12 @@ from wopibridge.validator.signing import RunnerKeys
 
 from .hosts import TOKEN, Faults, small_host
 
-SCRIPT = """
-import argparse, sys
-from wopibridge.validator import cli
-parser = argparse.ArgumentParser(prog="wopibridge")
-cli.add_parser(parser.add_subparsers(dest="command", required=True))
-sys.exit(cli.run(parser.parse_args(sys.argv[1:])))
-"""
-
 
 async def validate(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-c",
-        SCRIPT,
-        "validate",
+        "-m",
+        "wopibridge.validator",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

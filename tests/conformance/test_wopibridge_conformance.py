@@ -1,0 +1,112 @@
+"""wopibridge itself under the validator: every test of the groups it claims must pass.
+
+wopibridge runs in-process on a real port with local storage; the runner serves its
+discovery document and wopibridge is configured to require proofs from it (the operator's
+flow from the README). The file under test is opened through ``/wopi/iop/openinapp`` exactly
+as Reva would, which yields the WOPISrc and the access token.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+
+from tests.support.procs import free_port
+from wopibridge.config import load_settings
+from wopibridge.validator import report
+from wopibridge.validator.plan import load_plan
+from wopibridge.validator.runner import Runner, RunResult, Target
+from wopibridge.validator.signing import RunnerKeys, serve_discovery
+
+app_module = pytest.importorskip("wopibridge.app")
+
+#: The groups wopibridge claims (README, "Conformance"); all of their tests must pass.
+CLAIMED = [
+    "CheckFileInfoSchema",
+    "BaseWopiViewing",
+    "Locks",
+    "GetLock",
+    "ExtendedLockLength",
+    "EditFlows",
+    "FileVersion",
+    "PutUserInfo",
+    "PutRelativeFile",
+    "RenameFileIfCreateChildFileIsNotSupported",
+    "ProofKeys",
+]
+IOP_SECRET = "iop-secret-for-the-conformance-test"
+TOKEN_SECRET = "token-secret-for-the-conformance-test"
+
+
+async def open_file(base: str, relative_path: str) -> tuple[str, str]:
+    """openinapp as Reva calls it: returns (WOPISrc, access token)."""
+    query = {
+        "fileid": relative_path,
+        "endpoint": "local",
+        "viewmode": "VIEW_MODE_READ_WRITE",
+        "appname": "WopiTest",
+        "appurl": "http://wopitest.invalid/edit",
+        "appviewurl": "http://wopitest.invalid/view",
+        "userid": "tester@idp.test",
+        "username": "Conformance Tester",
+        "usertype": "regular",
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{base}/wopi/iop/openinapp",
+            params=query,
+            headers={"Authorization": f"Bearer {IOP_SECRET}", "TokenHeader": "reva-token"},
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+        answer = await response.json()
+    wopisrc = parse_qs(urlsplit(answer["app-url"]).query)["WOPISrc"][0]
+    return wopisrc, answer["form-parameters"]["access_token"]
+
+
+async def run_validator(tmp_path: Path, aiohttp_server: Any, groups: list[str]) -> RunResult:
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "conformance.wopitest").write_bytes(b"")
+    keys = RunnerKeys.generate()
+    port, discovery_port = free_port(), free_port()
+    async with serve_discovery(keys, "127.0.0.1", discovery_port) as discovery_url:
+        settings = load_settings(
+            env={},
+            overrides={
+                "server": {
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "public_url": f"http://127.0.0.1:{port}",
+                    "state_dir": str(tmp_path / "state"),
+                },
+                "storage": {"root": str(root)},
+                "security": {"token_secret": TOKEN_SECRET, "iop_secret": IOP_SECRET},
+                "apps": {"wopitest": {"discovery_url": discovery_url, "proof_keys": "require"}},
+            },
+        )
+        server = await aiohttp_server(app_module.create_app(settings), port=port)
+        base = str(server.make_url("")).rstrip("/")
+        wopisrc, token = await open_file(base, "conformance.wopitest")
+        target = Target(wopisrc, token, 0, keys)
+        async with aiohttp.ClientSession() as session:
+            return await Runner(load_plan(), target, session).run(groups)
+
+
+async def test_wopibridge_passes_every_claimed_group(
+    tmp_path: Path, aiohttp_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = await run_validator(tmp_path, aiohttp_server, CLAIMED)
+    with capsys.disabled():
+        print()
+        report.write_text(result, __import__("sys").stdout)
+    failed = [
+        (g.name, c.name, c.errors) for g in result.groups for c in g.cases if c.status != "passed"
+    ]
+    assert failed == []
+    assert [g.name for g in result.groups] == CLAIMED
