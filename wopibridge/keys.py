@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -23,3 +23,4 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 ACCESS: web.RequestKey[AccessToken] = web.RequestKey("access")
 FILE_ID: web.RequestKey[str] = web.RequestKey("file_id")
+HTTP: web.AppKey[ClientSession] = web.AppKey("http")

@@ -36,7 +36,9 @@ class LockStore(Protocol):
 
     async def unlock(self, key: str, lock_id: str) -> LockResult: ...
 
-    async def refresh(self, key: str, lock_id: str, ttl: float = LOCK_TTL_SECONDS) -> LockResult: ...
+    async def refresh(
+        self, key: str, lock_id: str, ttl: float = LOCK_TTL_SECONDS
+    ) -> LockResult: ...
 
     async def get(self, key: str) -> str:
         """The current lock id, ``""`` when unlocked or expired."""

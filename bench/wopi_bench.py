@@ -1,0 +1,399 @@
+"""Throughput and memory of the WOPI hot paths, each beside a bare aiohttp baseline.
+
+Everything is measured in one run on the same machine, so the ratios mean something even on a
+noisy host. Servers run in their own processes; the load comes from this process.
+
+    python3 bench/wopi_bench.py [--seconds 5] [--concurrency 32] [--size-mib 100]
+
+Figures printed:
+- CheckFileInfo requests/s vs a bare handler returning a fixed JSON document;
+- GetFile MB/s vs ``web.FileResponse`` of the same file; PutFile MB/s vs a bare handler
+  streaming the body into a file; the server's peak RSS growth while moving the file;
+- Lock+Unlock cycles/s with the in-process and the Redis lock store;
+- the cost of verifying an access token, cold and cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.procs import RedisServer, free_port, wait_for_port  # noqa: E402
+from tests.support.server import ServerProcess  # noqa: E402
+from tests.support.wopi import IOP_SECRET, TOKEN_SECRET  # noqa: E402
+
+BASELINE = textwrap.dedent(
+    """
+    import os, sys
+    from aiohttp import web
+    path = sys.argv[2]
+    DOC = {"BaseFileName": "bench.bin", "OwnerId": "0", "Size": 1, "UserId": "u",
+           "Version": "v1", "UserCanWrite": True, "SupportsLocks": True}
+    async def info(request):
+        return web.json_response(DOC)
+    async def get(request):
+        return web.FileResponse(path, chunk_size=256 * 1024)
+    async def put(request):
+        with open(path + ".up", "wb") as f:
+            async for chunk in request.content.iter_chunked(256 * 1024):
+                f.write(chunk)
+        return web.json_response({})
+    app = web.Application(client_max_size=1 << 40)
+    app.router.add_get("/info", info)
+    app.router.add_get("/file", get)
+    app.router.add_post("/file", put)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+    """
+)
+
+
+class RssSampler:
+    """Samples a process's resident memory every few milliseconds in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def rss(self) -> int:
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(0.005)
+
+    def __enter__(self) -> RssSampler:
+        self.start_rss = self.rss()
+        self.peak = self.start_rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def hammer(session: aiohttp.ClientSession, make: Any, seconds: float, workers: int) -> float:
+    """Requests per second of ``make()`` from ``workers`` concurrent loops for ``seconds``."""
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def loop() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await make()
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(workers)))
+    return done / (time.perf_counter() - started)
+
+
+WRK_LOCKS = """
+local files = {%s}
+local token = {%s}
+local n = 0
+function setup(thread)
+  n = n + 1
+  thread:set("id", n)
+end
+function init(args)
+  me = id
+  step = 0
+end
+function request()
+  step = step + 1
+  local op = (step %% 2 == 1) and "LOCK" or "UNLOCK"
+  return wrk.format("POST", files[me] .. "?access_token=" .. token[me],
+    {["X-WOPI-Override"] = op, ["X-WOPI-Lock"] = "bench-" .. me}, "")
+end
+"""
+
+
+def wrk_rate(url: str, seconds: float, connections: int, script: str | None = None) -> float:
+    """Requests/s measured by wrk (a C load generator: the client costs little CPU)."""
+    cmd = [
+        "wrk",
+        "-t",
+        str(connections if script else 1),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds:.0f}s",
+    ]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script or "")
+    if script:
+        cmd += ["-s", handle.name]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    os.unlink(handle.name)
+    if "Non-2xx" in out:
+        raise RuntimeError(f"wrk saw failed requests:\n{out}")
+    for line in out.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise RuntimeError(out)
+
+
+def lua_list(values: list[str]) -> str:
+    return ", ".join('"' + v + '"' for v in values)
+
+
+async def open_file(session: aiohttp.ClientSession, base: str, name: str) -> tuple[str, str]:
+    async with session.get(
+        f"{base}/wopi/iop/openinapp",
+        params={
+            "fileid": name,
+            "viewmode": "VIEW_MODE_READ_WRITE",
+            "userid": "bench@idp",
+            "username": "Bench",
+            "appurl": "https://editor/x?",
+        },
+        headers={"Authorization": f"Bearer {IOP_SECRET}"},
+    ) as resp:
+        resp.raise_for_status()
+        body = await resp.json()
+    return (
+        f"{base}/wopi/files/" + body["app-url"].rsplit("%2F", 1)[1],
+        body["form-parameters"]["access_token"],
+    )
+
+
+async def download(session: aiohttp.ClientSession, url: str, **kw: Any) -> int:
+    total = 0
+    async with session.get(url, **kw) as resp:
+        resp.raise_for_status()
+        async for chunk in resp.content.iter_chunked(1 << 20):
+            total += len(chunk)
+    return total
+
+
+async def upload(session: aiohttp.ClientSession, url: str, size: int, **kw: Any) -> None:
+    block = os.urandom(1 << 20)
+
+    async def body() -> Any:
+        for _ in range(size // len(block)):
+            yield block
+
+    headers = {**kw.pop("headers", {}), "Content-Length": str(size)}
+    async with session.post(url, data=body(), headers=headers, **kw) as resp:
+        resp.raise_for_status()
+
+
+def mb_per_s(size: int, seconds: float) -> float:
+    return size / seconds / 1e6
+
+
+async def bench_transfer(
+    session: aiohttp.ClientSession,
+    args: argparse.Namespace,
+    srv: ServerProcess,
+    base_url: str,
+    base_pid: int,
+) -> dict[str, float]:
+    size = args.size_mib * 1024 * 1024
+    url, token = await open_file(session, srv.url, "big.bin")
+    params = {"access_token": token}
+    results: dict[str, float] = {}
+    assert srv.proc is not None
+    with RssSampler(srv.proc.pid) as rss:
+        await download(session, url + "/contents", params=params)  # warm the page cache
+        started = time.perf_counter()
+        for _ in range(args.repeat):
+            assert await download(session, url + "/contents", params=params) == size
+        results["get"] = mb_per_s(size * args.repeat, time.perf_counter() - started)
+        async with session.post(
+            url, params=params, headers={"X-WOPI-Override": "LOCK", "X-WOPI-Lock": "B"}
+        ) as r:
+            r.raise_for_status()
+        started = time.perf_counter()
+        for _ in range(args.repeat):
+            await upload(
+                session,
+                url + "/contents",
+                size,
+                params=params,
+                headers={"X-WOPI-Override": "PUT", "X-WOPI-Lock": "B"},
+            )
+        results["put"] = mb_per_s(size * args.repeat, time.perf_counter() - started)
+    results["rss_growth_mb"] = (rss.peak - rss.start_rss) / 1e6
+    with RssSampler(base_pid) as base_rss:
+        await download(session, f"{base_url}/file")
+        started = time.perf_counter()
+        for _ in range(args.repeat):
+            assert await download(session, f"{base_url}/file") == size
+        results["get_base"] = mb_per_s(size * args.repeat, time.perf_counter() - started)
+        started = time.perf_counter()
+        for _ in range(args.repeat):
+            await upload(session, f"{base_url}/file", size)
+        results["put_base"] = mb_per_s(size * args.repeat, time.perf_counter() - started)
+    results["rss_growth_base_mb"] = (base_rss.peak - base_rss.start_rss) / 1e6
+    return results
+
+
+async def bench_locks(
+    session: aiohttp.ClientSession, srv: ServerProcess, seconds: float, workers: int
+) -> float:
+    targets = [await open_file(session, srv.url, f"lock{i}.bin") for i in range(workers)]
+    queue = list(range(workers))
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def loop(i: int) -> None:
+        nonlocal done
+        url, token = targets[i]
+        headers = {"X-WOPI-Lock": f"L{i}"}
+        while time.perf_counter() < deadline:
+            for override in ("LOCK", "UNLOCK"):
+                async with session.post(
+                    url,
+                    params={"access_token": token},
+                    headers={**headers, "X-WOPI-Override": override},
+                ) as r:
+                    assert r.status == 200, await r.text()
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(i) for i in queue))
+    return done / (time.perf_counter() - started)
+
+
+def token_costs() -> tuple[float, float]:
+    from wopibridge.tokens import TokenCodec
+
+    codec = TokenCodec(TOKEN_SECRET, 3600)
+    tokens = [codec.mint(file_id=f"local.f{i}", user_id="u", user_name="U")[0] for i in range(2000)]
+    cold = TokenCodec(TOKEN_SECRET, 3600, cache_size=1)
+    started = time.perf_counter()
+    for token in tokens:
+        cold.verify(token)
+    cold_us = (time.perf_counter() - started) / len(tokens) * 1e6
+    warm = TokenCodec(TOKEN_SECRET, 3600)
+    warm.verify(tokens[0])
+    started = time.perf_counter()
+    for _ in range(len(tokens)):
+        warm.verify(tokens[0])
+    warm_us = (time.perf_counter() - started) / len(tokens) * 1e6
+    return cold_us, warm_us
+
+
+async def main(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="wopibench-"))
+    data = work / "srv" / "data"
+    data.mkdir(parents=True)
+    size = args.size_mib * 1024 * 1024
+    with (data / "big.bin").open("wb") as handle:
+        for _ in range(args.size_mib):
+            handle.write(os.urandom(1 << 20))
+    for i in range(args.concurrency):
+        (data / f"lock{i}.bin").write_bytes(b"x")
+    base_file = work / "base.bin"
+    os.link(data / "big.bin", base_file)
+    base_port = free_port()
+    baseline = subprocess.Popen([sys.executable, "-c", BASELINE, str(base_port), str(base_file)])
+    (work / "redis").mkdir()
+    redis = RedisServer(work / "redis")
+    redis.start()
+    limits = {"server": {"max_upload_size": 4 * size, "log_level": "WARNING"}}
+    srv = ServerProcess(work / "srv", **limits)
+    srv_redis = ServerProcess(work / "srv-redis", lock_url=redis.url, **limits)
+    (work / "srv-redis" / "data").mkdir(parents=True)
+    for i in range(args.concurrency):
+        (work / "srv-redis" / "data" / f"lock{i}.bin").write_bytes(b"x")
+    try:
+        srv.start()
+        srv_redis.start()
+        wait_for_port(base_port)
+        base_url = f"http://127.0.0.1:{base_port}"
+        connector = aiohttp.TCPConnector(limit=args.concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            url, token = await open_file(session, srv.url, "big.bin")
+
+            async def cfi() -> None:
+                async with session.get(url, params={"access_token": token}) as r:
+                    assert r.status == 200
+                    await r.read()
+
+            async def bare() -> None:
+                async with session.get(f"{base_url}/info") as r:
+                    await r.read()
+
+            await hammer(session, cfi, 0.5, args.concurrency)
+            await hammer(session, bare, 0.5, args.concurrency)
+            if shutil.which("wrk"):
+                client = "wrk"
+                cfi_rps = wrk_rate(f"{url}?access_token={token}", args.seconds, args.concurrency)
+                bare_rps = wrk_rate(f"{base_url}/info", args.seconds, args.concurrency)
+            else:
+                client = "aiohttp client (install wrk for figures less bound by the client)"
+                cfi_rps = await hammer(session, cfi, args.seconds, args.concurrency)
+                bare_rps = await hammer(session, bare, args.seconds, args.concurrency)
+            transfer = await bench_transfer(session, args, srv, base_url, baseline.pid)
+            lock_mem = await bench_locks(session, srv, args.seconds, args.concurrency)
+            lock_redis = await bench_locks(session, srv_redis, args.seconds, args.concurrency)
+        cold_us, warm_us = token_costs()
+    finally:
+        srv.stop()
+        srv_redis.stop()
+        baseline.terminate()
+        baseline.wait()
+        redis.stop()
+
+    def row(
+        name: str, value: float, unit: str, base: float | None = None, target: str = ""
+    ) -> None:
+        ratio = f"{value / base * 100:6.1f}% of baseline {base:10.1f}" if base else " " * 36
+        print(f"{name:<28}{value:10.1f} {unit:<10}{ratio}  {target}")
+
+    print(
+        f"\nwopibridge benchmark: {os.cpu_count()} cores, concurrency {args.concurrency}, "
+        f"{args.size_mib} MiB file x{args.repeat}, {args.seconds:.0f} s per rate, "
+        f"load from {client}"
+    )
+    row("CheckFileInfo", cfi_rps, "req/s", bare_rps, "target >= 40%")
+    row("GetFile", transfer["get"], "MB/s", transfer["get_base"], "target >= 90%")
+    row(
+        "PutFile (atomic, fsync)",
+        transfer["put"],
+        "MB/s",
+        transfer["put_base"],
+        "baseline: bare streamed write, no fsync",
+    )
+    row("server RSS growth", transfer["rss_growth_mb"], "MB", None, "target < 50 MB")
+    row("baseline RSS growth", transfer["rss_growth_base_mb"], "MB")
+    row("Lock+Unlock, in-process", lock_mem, "cycles/s")
+    row("Lock+Unlock, Redis", lock_redis, "cycles/s", None, "target >= 2000")
+    row("token verify, cold", cold_us, "us")
+    row("token verify, cached", warm_us, "us")
+    per_request_us = 1e6 / cfi_rps
+    print(f"{'cold verify / CFI request':<28}{cold_us / per_request_us * 100:10.1f} %")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--size-mib", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,103 @@
+"""Settings: defaults, environment overrides, one clear line for a bad key, all keys documented."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wopibridge.config import SCHEMA, ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults() -> None:
+    settings = load_settings(None, env={})
+    assert settings.server.host == "127.0.0.1"
+    assert settings.server.port == 8880
+    assert settings.server.public_url == "http://127.0.0.1:8880"
+    assert settings.storage.root == Path("./data")
+    assert settings.locks.url == "memory://"
+    assert settings.security.token_ttl == 36000
+
+
+def test_file_then_environment(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[server]\nport = 9000\n[locks]\nurl = "redis://localhost:6379/2"\n'
+        '[apps.collabora]\ndiscovery_url = "http://c/hosting/discovery"\n'
+    )
+    settings = load_settings(
+        config,
+        env={
+            "WOPIBRIDGE_SERVER_PORT": "9100",
+            "WOPIBRIDGE_SERVER_PUBLIC_URL": "https://wopi.example.org/",
+            "WOPIBRIDGE_APPS_COLLABORA_PROOF_KEYS": "require",
+        },
+    )
+    assert settings.server.port == 9100
+    assert settings.server.public_url == "https://wopi.example.org"
+    assert settings.locks.url == "redis://localhost:6379/2"
+    assert settings.apps["collabora"] == {
+        "discovery_url": "http://c/hosting/discovery",
+        "proof_keys": "require",
+    }
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"WOPIBRIDGE_SERVER_PORT": "eighty"}, "server.port"),
+        ({"WOPIBRIDGE_SERVER_PORT": "70000"}, "server.port"),
+        ({"WOPIBRIDGE_LOCKS_URL": "mysql://x"}, "locks.url"),
+        ({"WOPIBRIDGE_SERVER_PUBLIC_URL": "ftp://x"}, "server.public_url"),
+        ({"WOPIBRIDGE_SECURITY_TOKEN_SECRET": "short"}, "security.token_secret"),
+        ({"WOPIBRIDGE_SECURITY_TOKEN_TTL": "0"}, "security.token_ttl"),
+    ],
+)
+def test_bad_values_name_the_key(env: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, env=env)
+    assert info.value.key == key
+
+
+def test_unknown_key_in_file(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[server]\nprot = 1\n")
+    with pytest.raises(ConfigError, match=r"server\.prot: unknown key"):
+        load_settings(config, env={})
+
+
+def test_serve_stops_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[server]\nport = -3\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "wopibridge", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "wopibridge: invalid configuration: server.port: must be an integer between 1 and 65535"
+    ]
+
+
+def test_readme_documents_every_key() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for section, keys in SCHEMA.items():
+        for key in keys:
+            assert f"`{section}.{key}`" in readme, f"{section}.{key} is not documented"
+            assert f"WOPIBRIDGE_{section}_{key}".upper() in readme
+    documented = set(re.findall(r"`(server|storage|locks|security)\.([a-z_]+)`", readme))
+    assert documented <= {(s, k) for s, keys in SCHEMA.items() for k in keys}
+
+
+def test_deploy_example_is_valid() -> None:
+    settings = load_settings(ROOT / "deploy" / "wopibridge.toml", env={})
+    assert settings.server.public_url == "https://wopi.example.org"
+    assert settings.locks.url.startswith("redis://")

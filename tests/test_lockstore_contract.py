@@ -1,0 +1,104 @@
+"""The one contract both lock stores pass, including atomicity under concurrency and expiry."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.support.procs import RedisServer
+from wopibridge.errors import Unavailable
+from wopibridge.locks import LockStore, MemoryLockStore, RedisLockStore
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[LockStore]:
+    if request.param == "memory":
+        yield MemoryLockStore()
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    redis_store = RedisLockStore.from_url(server.url, prefix=f"contract{id(request)}:")
+    yield redis_store
+    await redis_store.close()
+
+
+async def test_lock_refresh_conflict(store: LockStore) -> None:
+    assert (await store.lock("f", "A")).ok
+    assert (await store.lock("f", "A")).ok
+    result = await store.lock("f", "B")
+    assert not result.ok and result.current == "A"
+    assert await store.get("f") == "A"
+    assert await store.get("other") == ""
+
+
+async def test_unlock(store: LockStore) -> None:
+    miss = await store.unlock("f", "A")
+    assert not miss.ok and miss.current == ""
+    await store.lock("f", "A")
+    wrong = await store.unlock("f", "B")
+    assert not wrong.ok and wrong.current == "A"
+    assert (await store.unlock("f", "A")).ok
+    assert await store.get("f") == ""
+
+
+async def test_unlock_and_relock(store: LockStore) -> None:
+    unlocked = await store.unlock_and_relock("f", "A", "B")
+    assert not unlocked.ok and unlocked.current == ""
+    await store.lock("f", "A")
+    wrong = await store.unlock_and_relock("f", "X", "B")
+    assert not wrong.ok and wrong.current == "A"
+    assert (await store.unlock_and_relock("f", "A", "B")).ok
+    assert await store.get("f") == "B"
+
+
+async def test_refresh(store: LockStore) -> None:
+    assert not (await store.refresh("f", "A")).ok
+    await store.lock("f", "A", ttl=0.3)
+    await asyncio.sleep(0.2)
+    assert (await store.refresh("f", "A", ttl=0.3)).ok
+    await asyncio.sleep(0.2)
+    assert await store.get("f") == "A"
+    wrong = await store.refresh("f", "B")
+    assert not wrong.ok and wrong.current == "A"
+
+
+async def test_expiry(store: LockStore) -> None:
+    await store.lock("f", "A", ttl=0.15)
+    await asyncio.sleep(0.3)
+    assert await store.get("f") == ""
+    assert (await store.lock("f", "B")).ok
+
+
+async def test_lock_ids_compared_verbatim(store: LockStore) -> None:
+    lock_id = '{"S":"abc","F":1} ' + "ü" * 500
+    await store.lock("f", lock_id)
+    assert await store.get("f") == lock_id
+    assert not (await store.lock("f", lock_id + " ")).ok
+    assert not (await store.unlock("f", lock_id.upper())).ok
+
+
+async def test_concurrent_lockers_one_winner(store: LockStore) -> None:
+    for round_ in range(10):
+        key = f"race{round_}"
+        results = await asyncio.gather(*(store.lock(key, f"L{i}") for i in range(50)))
+        winners = [r for r in results if r.ok]
+        assert len(winners) == 1
+        assert all(r.current == winners[0].current for r in results)
+
+
+async def test_redis_down_is_unavailable(tmp_path) -> None:
+    server = RedisServer(tmp_path)
+    server.start()
+    store = RedisLockStore.from_url(server.url)
+    await store.lock("f", "A")
+    server.kill()
+    with pytest.raises(Unavailable):
+        await store.get("f")
+    with pytest.raises(Unavailable):
+        await store.ping()
+    server.start()
+    await store.ping()
+    assert (await store.lock("f", "B")).ok  # Redis kept nothing across the restart
+    await store.close()
+    server.stop()

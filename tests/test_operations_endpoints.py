@@ -1,0 +1,104 @@
+"""Health, readiness, metrics and the access log, over HTTP."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tests.support.procs import RedisServer
+from tests.support.server import running_server
+from tests.support.wopi import IOP_SECRET, TOKEN_SECRET, open_file
+from wopibridge.app import create_app
+
+
+async def test_health_and_ready(client) -> None:
+    assert (await (await client.get("/health")).json()) == {"status": "ok"}
+    ready = await client.get("/ready")
+    assert ready.status == 200 and (await ready.json())["status"] == "ready"
+
+
+async def test_ready_names_the_failing_lock_store(aiohttp_client, make_settings, tmp_path) -> None:
+    redis = RedisServer(tmp_path)
+    redis.start()
+    client = await aiohttp_client(create_app(make_settings(redis.url)))
+    assert (await client.get("/ready")).status == 200
+    redis.kill()
+    resp = await client.get("/ready")
+    assert resp.status == 503
+    body = await resp.json()
+    assert list(body["failing"]) == ["locks"]
+    assert (await client.get("/health")).status == 200
+    redis.start()
+    assert (await client.get("/ready")).status == 200
+    redis.stop()
+
+
+async def test_wopi_answers_503_when_lock_store_is_down(
+    aiohttp_client, make_settings, tmp_path, data_dir: Path
+) -> None:
+    redis = RedisServer(tmp_path)
+    redis.start()
+    client = await aiohttp_client(create_app(make_settings(redis.url)))
+    (data_dir / "a.docx").write_bytes(b"doc")
+    opened = await open_file(client, "a.docx")
+    redis.kill()
+    resp = await opened.lock("L1")
+    assert resp.status == 503
+    assert "Traceback" not in await resp.text()
+    put = await opened.put_file(b"new", lock="L1")
+    assert put.status == 503
+    assert (data_dir / "a.docx").read_bytes() == b"doc"
+
+
+async def test_ready_names_missing_storage(client, data_dir: Path) -> None:
+    moved = data_dir.with_name("elsewhere")
+    data_dir.rename(moved)  # the mount went away
+    try:
+        resp = await client.get("/ready")
+        assert resp.status == 503
+        assert list((await resp.json())["failing"]) == ["storage:local"]
+    finally:
+        moved.rename(data_dir)
+    assert (await client.get("/ready")).status == 200
+
+
+async def test_metrics_count_operations(client, data_dir: Path) -> None:
+    (data_dir / "a.docx").write_bytes(b"doc")
+    opened = await open_file(client, "a.docx")
+    await opened.check_file_info()
+    await opened.lock("L1")
+    await opened.lock("L2")
+    text = await (await client.get("/metrics")).text()
+    assert 'wopibridge_requests_total{operation="CheckFileInfo",status="200"} 1' in text
+    assert 'wopibridge_requests_total{operation="Lock",status="409"} 1' in text
+
+
+async def test_access_log_has_no_tokens(client, data_dir: Path, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    (data_dir / "a.docx").write_bytes(b"doc")
+    opened = await open_file(client, "a.docx")
+    await opened.check_file_info()
+    await client.get(opened.path, headers={"Authorization": f"Bearer {opened.token}"})
+    await opened.put_file(b"x", lock="nope")
+    # aiohttp's own access log (off in `wopibridge serve`) is not ours to check here
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("wopibridge"))
+    assert '"op": "CheckFileInfo"' in text and opened.file_id in text
+    for secret in (opened.token, IOP_SECRET, TOKEN_SECRET, opened.token.split(".")[2]):
+        assert secret not in text
+
+
+def test_server_log_has_no_secrets(tmp_path: Path) -> None:
+    with running_server(
+        tmp_path / "srv",
+        server={"state_dir": str(tmp_path / "st")},
+        security={"token_secret": "", "iop_secret": ""},
+    ) as server:
+        import urllib.request
+
+        urllib.request.urlopen(f"{server.url}/health").read()
+    log = server.log()
+    token_secret = (tmp_path / "st" / "token_secret").read_text().strip()
+    iop_secret = (tmp_path / "st" / "iop_secret").read_text().strip()
+    assert oct((tmp_path / "st" / "token_secret").stat().st_mode & 0o777) == "0o600"
+    assert "token_secret" in log and str(tmp_path / "st") in log
+    assert token_secret not in log and iop_secret not in log

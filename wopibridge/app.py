@@ -1,0 +1,28 @@
+"""``create_app(settings)``: the whole server wired from its settings, nothing at import time."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import iop, keys, ops
+from .accesslog import access_log
+from .config import Settings
+from .errors import error_middleware
+from .metrics import Metrics
+from .resources import CONTEXTS
+from .wopi.routes import files_app
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[access_log, error_middleware],
+        client_max_size=1024 * 1024,
+        handler_args={"max_field_size": 16384},
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.METRICS] = Metrics()
+    app.cleanup_ctx.extend(CONTEXTS)
+    ops.add_routes(app)
+    iop.add_routes(app)
+    app.add_subapp("/wopi/files", files_app())
+    return app

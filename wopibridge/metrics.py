@@ -1,0 +1,40 @@
+"""Request counters and durations, exposed in the Prometheus text format at ``/metrics``."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.requests: Counter[tuple[str, int]] = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+        self.counts: Counter[str] = Counter()
+
+    def observe(self, operation: str, status: int, seconds: float) -> None:
+        self.requests[(operation, status)] += 1
+        self.seconds[operation] += seconds
+        self.counts[operation] += 1
+
+    def render(self) -> str:
+        lines = [
+            "# HELP wopibridge_requests_total Requests answered, by operation and status.",
+            "# TYPE wopibridge_requests_total counter",
+        ]
+        for (operation, status), count in sorted(self.requests.items()):
+            lines.append(
+                f'wopibridge_requests_total{{operation="{operation}",status="{status}"}} {count}'
+            )
+        lines += [
+            "# HELP wopibridge_request_duration_seconds Time spent answering, by operation.",
+            "# TYPE wopibridge_request_duration_seconds summary",
+        ]
+        for operation in sorted(self.counts):
+            label = f'{{operation="{operation}"}}'
+            lines.append(
+                f"wopibridge_request_duration_seconds_sum{label} {self.seconds[operation]:.6f}"
+            )
+            lines.append(
+                f"wopibridge_request_duration_seconds_count{label} {self.counts[operation]}"
+            )
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,65 @@
+"""File names as WOPI carries them: UTF-7 headers, validation, and collision-free variants."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from .errors import BadRequest, InvalidFileName
+
+MAX_NAME_BYTES = 255
+_FORBIDDEN = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
+def decode_utf7(value: str, header: str) -> str:
+    """Decode a UTF-7 header (``X-WOPI-SuggestedTarget`` and friends); malformed is 400."""
+    try:
+        decoded = value.encode("ascii").decode("utf-7")
+        decoded.encode("utf-8")  # a lone surrogate decodes but names no file
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise BadRequest(f"{header} is not valid UTF-7") from None
+    return decoded
+
+
+def encode_utf7(name: str) -> str:
+    return name.encode("utf-7").decode("ascii")
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if a file may carry it, else raise ``InvalidFileName``."""
+    if not name or name.strip() != name or name in (".", ".."):
+        raise InvalidFileName("The file name is empty or has leading or trailing spaces")
+    if _FORBIDDEN.search(name):
+        raise InvalidFileName("The file name contains a character that is not allowed")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise InvalidFileName("The file name is too long")
+    if name.startswith(".~wb-"):
+        raise InvalidFileName("The file name is reserved")
+    return name
+
+
+def sanitize_name(name: str) -> str:
+    """Turn a suggested name into a valid one (WOPI says the host adjusts suggestions)."""
+    cleaned = _FORBIDDEN.sub("_", name).strip() or "document"
+    if cleaned in (".", "..") or cleaned.startswith(".~wb-"):
+        cleaned = "document" + cleaned.lstrip(".~")
+    while len(cleaned.encode("utf-8")) > MAX_NAME_BYTES:
+        stem, ext = split_ext(cleaned)
+        cleaned = stem[:-1] + ext if len(stem) > 1 else cleaned[: MAX_NAME_BYTES // 4]
+    return cleaned
+
+
+def split_ext(name: str) -> tuple[str, str]:
+    """``"a.b.docx"`` → ``("a.b", ".docx")``; a leading dot is not an extension."""
+    dot = name.rfind(".")
+    if dot <= 0:
+        return name, ""
+    return name[:dot], name[dot:]
+
+
+def variants(name: str, limit: int = 1000) -> Iterator[str]:
+    """``name``, then ``stem (1).ext``, ``stem (2).ext``… for picking a free name."""
+    yield name
+    stem, ext = split_ext(name)
+    for number in range(1, limit):
+        yield f"{stem} ({number}){ext}"

@@ -1,0 +1,47 @@
+"""Operators' endpoints: liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from . import keys
+from .errors import Unavailable
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness: the process answers. Depends on nothing on purpose."""
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: the lock store and every storage answer; 503 names what does not."""
+    app = request.config_dict
+    checks = {"locks": app[keys.LOCKS].ping()}
+    for storage in app[keys.STORAGES]:
+        checks[f"storage:{storage.name}"] = storage.check()
+    failures: dict[str, str] = {}
+    results = await asyncio.gather(
+        *(asyncio.wait_for(check, 5) for check in checks.values()), return_exceptions=True
+    )
+    for name, result in zip(checks, results, strict=True):
+        if isinstance(result, Unavailable):
+            failures[name] = result.message
+        elif isinstance(result, TimeoutError):
+            failures[name] = "no answer within 5 s"
+        elif isinstance(result, BaseException):
+            failures[name] = type(result).__name__
+    if failures:
+        return web.json_response({"status": "unavailable", "failing": failures}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(text=request.config_dict[keys.METRICS].render(), content_type="text/plain")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,66 @@
+"""Everything the app opens and closes, as ``cleanup_ctx`` generators.
+
+Setup runs in order at start, teardown in reverse at stop, and a teardown runs only if its
+setup succeeded. Nothing is opened at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, web
+
+from . import keys
+from .errors import Unavailable
+from .locks import open_lock_store
+from .secrets import load_secrets
+from .storage.local import LocalStorage
+from .storage.registry import StorageRegistry
+from .tokens import TokenCodec
+
+log = logging.getLogger("wopibridge")
+
+
+async def security_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    app[keys.SECRETS] = secrets = load_secrets(settings)
+    app[keys.TOKENS] = TokenCodec(secrets.token_secret, settings.security.token_ttl)
+    yield
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One client session for every outgoing call (discovery, editors, WebDAV)."""
+    session = ClientSession(
+        cookie_jar=DummyCookieJar(), timeout=ClientTimeout(total=None, sock_connect=10)
+    )
+    app[keys.HTTP] = session
+    yield
+    await session.close()
+
+
+async def locks_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS].locks
+    store = open_lock_store(settings.url, settings.prefix)
+    try:
+        await store.ping()
+    except Unavailable as exc:
+        log.warning("%s; starting anyway, /ready reports it", exc.message)
+    app[keys.LOCKS] = store
+    yield
+    await store.close()
+
+
+async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    local = LocalStorage("local", settings.storage.root, settings.server.state_dir)
+    await local.sweep_temporaries()
+    registry = StorageRegistry({"local": local}, default="local")
+    app[keys.STORAGES] = registry
+    log.info("local storage at %s", local.root)
+    yield
+    for storage in registry:
+        await storage.close()
+
+
+CONTEXTS = (security_ctx, http_ctx, locks_ctx, storage_ctx)

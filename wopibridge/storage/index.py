@@ -1,0 +1,95 @@
+"""The local storage's file-id index: stable ids for paths, and small per-file metadata.
+
+A save replaces the file (new inode) and a rename changes its path, yet the WOPISrc must stay
+valid across both, so ids cannot come from the filesystem. They are random, kept in SQLite in the
+state folder, and moved along with renames. SQLite in WAL mode answers a primary-key lookup in
+microseconds, so lookups run inline on the event loop rather than paying a thread hop.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (id TEXT PRIMARY KEY, path TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS meta (
+    id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (id, key)
+);
+"""
+
+
+def new_id() -> str:
+    """22 URL-safe characters: 128 random bits."""
+    return secrets.token_urlsafe(16)
+
+
+class FileIndex:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+        self._paths: dict[str, str] = {}
+
+    def path_of(self, file_id: str) -> str | None:
+        """The path of an id, from memory when seen before (ids never change their file)."""
+        cached = self._paths.get(file_id)
+        if cached is not None:
+            return cached
+        row = self._db.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
+        if row is None:
+            return None
+        if len(self._paths) >= 100_000:
+            self._paths.clear()
+        self._paths[file_id] = path = str(row[0])
+        return path
+
+    def forget_cached(self, file_id: str) -> None:
+        self._paths.pop(file_id, None)
+
+    def id_for(self, path: str) -> str:
+        """The id of ``path``, assigning one on first sight (safe against concurrent callers)."""
+        row = self._db.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
+        if row is not None:
+            return str(row[0])
+        self._db.execute("INSERT OR IGNORE INTO files (id, path) VALUES (?, ?)", (new_id(), path))
+        row = self._db.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
+        return str(row[0])
+
+    def move(self, file_id: str, new_path: str) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM files WHERE path = ? AND id != ?", (new_path, file_id))
+            self._db.execute("UPDATE files SET path = ? WHERE id = ?", (new_path, file_id))
+        self._paths = {k: v for k, v in self._paths.items() if v != new_path}
+        self._paths[file_id] = new_path
+
+    def forget(self, file_id: str) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM files WHERE id = ?", (file_id,))
+            self._db.execute("DELETE FROM meta WHERE id = ?", (file_id,))
+        self._paths.pop(file_id, None)
+
+    def get_meta(self, file_id: str, key: str) -> str | None:
+        row = self._db.execute(
+            "SELECT value FROM meta WHERE id = ? AND key = ?", (file_id, key)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, file_id: str, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta (id, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (id, key) DO UPDATE SET value = excluded.value",
+            (file_id, key, value),
+        )
+
+    def ping(self) -> None:
+        self._db.execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        self._db.close()

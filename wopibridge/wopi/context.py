@@ -1,0 +1,89 @@
+"""Per-request WOPI context: the verified access token bound to the file in the URL.
+
+The middleware runs for every ``/wopi/files`` route, so no handler can forget the check. A
+token for another file is answered 404 (the file does not exist for this token); a token in the
+wrong mode is refused by :func:`require_edit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .. import keys
+from ..errors import BadRequest, NotFound, Unauthorized
+from ..locks.base import MAX_LOCK_LENGTH, LockStore
+from ..storage.base import FileStat, Storage
+from ..tokens import AccessToken
+
+
+def token_from(request: web.Request) -> str:
+    """``access_token`` from the query (preferred) or ``Authorization: Bearer``."""
+    token = request.query.get("access_token", "")
+    if not token:
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            token = value.strip()
+    if not token:
+        raise Unauthorized("Missing access token")
+    return token
+
+
+@web.middleware
+async def wopi_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    file_id = request.match_info.get("file_id")
+    if file_id is not None:
+        access = request.config_dict[keys.TOKENS].verify(token_from(request))
+        if access.file_id != file_id:
+            raise NotFound("File not found")
+        request[keys.ACCESS] = access
+        request[keys.FILE_ID] = file_id
+    return await handler(request)
+
+
+@dataclass(frozen=True, slots=True)
+class WopiRequest:
+    """What every WOPI handler works with, resolved once."""
+
+    request: web.Request
+    access: AccessToken
+    file_id: str
+    storage: Storage
+    backend_id: str
+    locks: LockStore
+
+    @classmethod
+    def of(cls, request: web.Request) -> WopiRequest:
+        file_id = request[keys.FILE_ID]
+        storage, backend_id = request.config_dict[keys.STORAGES].for_file(file_id)
+        return cls(
+            request=request,
+            access=request[keys.ACCESS],
+            file_id=file_id,
+            storage=storage,
+            backend_id=backend_id,
+            locks=request.config_dict[keys.LOCKS],
+        )
+
+    def require_edit(self) -> None:
+        if not self.access.can_write:
+            raise Unauthorized("This access token does not allow changes")
+
+    async def stat(self) -> FileStat:
+        return await self.storage.stat(self.backend_id)
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+    def lock_header(self, name: str = "X-WOPI-Lock") -> str:
+        """A lock id from a request header: required, non-empty, at most 1024 characters."""
+        value = self.request.headers.get(name)
+        if value is None:
+            raise BadRequest(f"Missing {name} header")
+        if not value:
+            raise BadRequest(f"Empty {name} header")
+        if len(value) > MAX_LOCK_LENGTH:
+            raise BadRequest(f"{name} is longer than {MAX_LOCK_LENGTH} characters")
+        return value

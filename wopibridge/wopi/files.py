@@ -1,0 +1,135 @@
+"""CheckFileInfo, PutRelativeFile, RenameFile, DeleteFile and PutUserInfo."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from aiohttp import web
+
+from .. import keys
+from ..errors import BadRequest, Conflict, FileExists, LockMismatch, PayloadTooLarge
+from ..names import check_name, decode_utf7, encode_utf7, sanitize_name, split_ext, variants
+from ..storage.base import FileStat
+from .contents import body_chunks, upload_limit
+from .context import WopiRequest
+from .fileinfo import USER_INFO_KEY, file_info
+
+MAX_USER_INFO = 1024
+
+
+async def check_file_info(wopi: WopiRequest) -> web.Response:
+    stat = await wopi.stat()
+    user_info = await wopi.storage.get_meta(wopi.backend_id, USER_INFO_KEY + wopi.access.user_id)
+    return web.json_response(file_info(wopi.access, stat, user_info or ""))
+
+
+async def _free_name(wopi: WopiRequest, wanted: str) -> str:
+    for candidate in variants(wanted):
+        if await wopi.storage.find_sibling(wopi.backend_id, candidate) is None:
+            return candidate
+    raise Conflict("No free file name could be found")
+
+
+def _new_file_url(wopi: WopiRequest, created: FileStat) -> tuple[str, str]:
+    """The WOPISrc of a new file with a fresh edit token for the same user and app."""
+    app = wopi.request.config_dict
+    new_id = app[keys.STORAGES].wopi_id(wopi.storage, created.file_id)
+    token, _ = app[keys.TOKENS].mint(
+        file_id=new_id,
+        user_id=wopi.access.user_id,
+        user_name=wopi.access.user_name,
+        user_type=wopi.access.user_type,
+        app=wopi.access.app,
+        mode="edit",
+        extra=wopi.access.extra,
+    )
+    wopi_src = f"{app[keys.SETTINGS].server.public_url}/wopi/files/{new_id}"
+    return wopi_src, f"{wopi_src}?access_token={quote(token, safe='')}"
+
+
+async def put_relative_file(wopi: WopiRequest) -> web.Response:
+    wopi.require_edit()
+    limit = upload_limit(wopi.request)
+    suggested = wopi.header("X-WOPI-SuggestedTarget")
+    relative = wopi.header("X-WOPI-RelativeTarget")
+    if suggested is not None and relative is not None:
+        raise BadRequest("X-WOPI-SuggestedTarget and X-WOPI-RelativeTarget are exclusive")
+    if suggested is None and relative is None:
+        raise BadRequest("Missing X-WOPI-SuggestedTarget or X-WOPI-RelativeTarget")
+    declared = wopi.header("X-WOPI-Size")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes")
+    stat = await wopi.stat()
+    overwrite = False
+    if suggested is not None:
+        wanted = decode_utf7(suggested, "X-WOPI-SuggestedTarget")
+        if wanted.startswith("."):
+            wanted = split_ext(stat.name)[0] + wanted
+        name = await _free_name(wopi, sanitize_name(wanted))
+    else:
+        assert relative is not None
+        name = check_name(decode_utf7(relative, "X-WOPI-RelativeTarget"))
+        overwrite = (wopi.header("X-WOPI-OverwriteRelativeTarget") or "").lower() == "true"
+        existing = await wopi.storage.find_sibling(wopi.backend_id, name)
+        if existing is not None:
+            headers = {"X-WOPI-ValidRelativeTarget": encode_utf7(await _free_name(wopi, name))}
+            current = await wopi.locks.get(existing.identity)
+            if current:
+                headers["X-WOPI-Lock"] = current
+                raise Conflict("The target file is locked", headers=headers)
+            if not overwrite:
+                raise Conflict("A file with this name already exists", headers=headers)
+    try:
+        created = await wopi.storage.create(
+            wopi.backend_id, name, body_chunks(wopi.request, limit), overwrite=overwrite
+        )
+    except FileExists:
+        free = encode_utf7(await _free_name(wopi, name))
+        raise Conflict(
+            "A file with this name already exists", headers={"X-WOPI-ValidRelativeTarget": free}
+        ) from None
+    _, url = _new_file_url(wopi, created)
+    return web.json_response({"Name": created.name, "Url": url})
+
+
+async def rename_file(wopi: WopiRequest) -> web.Response:
+    wopi.require_edit()
+    requested = wopi.header("X-WOPI-RequestedName")
+    if requested is None:
+        raise BadRequest("Missing X-WOPI-RequestedName header")
+    stem = decode_utf7(requested, "X-WOPI-RequestedName")
+    stat = await wopi.stat()
+    extension = stat.extension
+    check_name(stem + extension)
+    current = await wopi.locks.get(stat.identity)
+    if current and wopi.header("X-WOPI-Lock") != current:
+        raise LockMismatch(current, "The file is locked by another session")
+    for candidate in variants(stem + extension):
+        try:
+            renamed = await wopi.storage.rename(wopi.backend_id, candidate)
+        except FileExists:
+            continue
+        return web.json_response({"Name": split_ext(renamed.name)[0]})
+    raise BadRequest("No free file name could be found")
+
+
+async def delete_file(wopi: WopiRequest) -> web.Response:
+    wopi.require_edit()
+    stat = await wopi.stat()
+    current = await wopi.locks.get(stat.identity)
+    if current:
+        raise LockMismatch(current, "The file is locked")
+    await wopi.storage.delete(wopi.backend_id)
+    return web.Response()
+
+
+async def put_user_info(wopi: WopiRequest) -> web.Response:
+    raw = await wopi.request.content.read(MAX_USER_INFO * 4 + 1)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("The user info must be UTF-8 text") from None
+    if len(text) > MAX_USER_INFO or not wopi.request.content.at_eof():
+        raise BadRequest(f"The user info is longer than {MAX_USER_INFO} characters")
+    await wopi.storage.set_meta(wopi.backend_id, USER_INFO_KEY + wopi.access.user_id, text)
+    return web.Response()

@@ -1,0 +1,54 @@
+"""Lock, UnlockAndRelock, Unlock, RefreshLock and GetLock.
+
+Each is one atomic call on the lock store keyed by the file's identity at its storage, so the
+answer is right even when other instances or sites race on the same file.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..errors import LockMismatch
+from ..locks.base import LockResult
+from .context import WopiRequest
+
+
+def _answer(result: LockResult, version: str, reason: str) -> web.Response:
+    if not result.ok:
+        raise LockMismatch(result.current, reason)
+    return web.Response(headers={"X-WOPI-ItemVersion": version})
+
+
+async def lock(wopi: WopiRequest) -> web.Response:
+    """LOCK, or UnlockAndRelock when ``X-WOPI-OldLock`` is present."""
+    wopi.require_edit()
+    lock_id = wopi.lock_header()
+    stat = await wopi.stat()
+    if wopi.header("X-WOPI-OldLock") is not None:
+        old = wopi.lock_header("X-WOPI-OldLock")
+        result = await wopi.locks.unlock_and_relock(stat.identity, old, lock_id)
+        return _answer(result, stat.version, "The old lock does not match")
+    result = await wopi.locks.lock(stat.identity, lock_id)
+    return _answer(result, stat.version, "The file is locked by another session")
+
+
+async def unlock(wopi: WopiRequest) -> web.Response:
+    wopi.require_edit()
+    lock_id = wopi.lock_header()
+    stat = await wopi.stat()
+    result = await wopi.locks.unlock(stat.identity, lock_id)
+    return _answer(result, stat.version, "The lock does not match")
+
+
+async def refresh_lock(wopi: WopiRequest) -> web.Response:
+    wopi.require_edit()
+    lock_id = wopi.lock_header()
+    stat = await wopi.stat()
+    result = await wopi.locks.refresh(stat.identity, lock_id)
+    return _answer(result, stat.version, "The lock does not match")
+
+
+async def get_lock(wopi: WopiRequest) -> web.Response:
+    stat = await wopi.stat()
+    current = await wopi.locks.get(stat.identity)
+    return web.Response(headers={"X-WOPI-Lock": current, "X-WOPI-ItemVersion": stat.version})
