@@ -9,6 +9,7 @@ from .accesslog import access_log
 from .config import Settings
 from .errors import error_middleware
 from .metrics import Metrics
+from .proofcheck import proof_keys_ctx, proof_middleware
 from .resources import CONTEXTS
 from .wopi.routes import files_app
 
@@ -22,7 +23,8 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app.cleanup_ctx.extend(CONTEXTS)
+    app.cleanup_ctx.append(proof_keys_ctx)
     ops.add_routes(app)
     iop.add_routes(app)
-    app.add_subapp("/wopi/files", files_app())
+    app.add_subapp("/wopi/files", files_app(proof_middleware))
     return app

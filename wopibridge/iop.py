@@ -105,7 +105,9 @@ async def openinapp(request: web.Request) -> web.Response:
     app_url = app_url or query.get("appurl")
     if not app_url:
         raise BadRequest("Missing parameter: appurl")
-    extra = {"folderurl": query["folderurl"]} if query.get("folderurl") else {}
+    # folderurl becomes CloseUrl; the editor URLs let PutRelativeFile name HostEditUrl and
+    # HostViewUrl for the new file.
+    extra = {name: query[name] for name in ("folderurl", "appurl", "appviewurl") if query.get(name)}
     endpoint = query.get("endpoint", "")
     opened = await open_file(
         request,

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from wopibridge.validator.signing import RunnerKeys
 
 from .hosts import TOKEN, Faults, small_host
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 async def validate(*args: str) -> tuple[int, str, str]:
@@ -20,6 +23,7 @@ async def validate(*args: str) -> tuple[int, str, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        cwd=REPO_ROOT,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None

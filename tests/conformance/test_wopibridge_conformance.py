@@ -8,6 +8,9 @@ as Reva would, which yields the WOPISrc and the access token.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -42,7 +45,7 @@ IOP_SECRET = "iop-secret-for-the-conformance-test"
 TOKEN_SECRET = "token-secret-for-the-conformance-test"
 
 
-async def open_file(base: str, relative_path: str) -> tuple[str, str]:
+async def open_file(base: str, relative_path: str, iop_secret: str = IOP_SECRET) -> tuple[str, str]:
     """openinapp as Reva calls it: returns (WOPISrc, access token)."""
     query = {
         "fileid": relative_path,
@@ -60,7 +63,7 @@ async def open_file(base: str, relative_path: str) -> tuple[str, str]:
         session.get(
             f"{base}/wopi/iop/openinapp",
             params=query,
-            headers={"Authorization": f"Bearer {IOP_SECRET}", "TokenHeader": "reva-token"},
+            headers={"Authorization": f"Bearer {iop_secret}", "TokenHeader": "reva-token"},
         ) as response,
     ):
         assert response.status == 200, await response.text()
@@ -110,3 +113,43 @@ async def test_wopibridge_passes_every_claimed_group(
     ]
     assert failed == []
     assert [g.name for g in result.groups] == CLAIMED
+
+
+async def test_operator_flow_with_processes(tmp_path: Path) -> None:
+    """The README flow with real processes: ``wopibridge serve`` configured to require proofs
+    from the runner's discovery, then ``wopibridge validate --discovery`` against it."""
+    from tests.support.server import REPO_ROOT, running_server
+    from tests.support.wopi import IOP_SECRET as SERVER_IOP_SECRET
+
+    data = tmp_path / "server" / "data"
+    data.mkdir(parents=True)
+    (data / "scratch.wopitest").write_bytes(b"")
+    discovery_port = free_port()
+    apps = {
+        "discovery_url": f"http://127.0.0.1:{discovery_port}/hosting/discovery",
+        "proof_keys": "require",
+    }
+    with running_server(tmp_path / "server", **{"apps.wopitest": apps}) as server:
+        wopisrc, token = await open_file(server.url, "scratch.wopitest", SERVER_IOP_SECRET)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "wopibridge",
+            "validate",
+            wopisrc,
+            "--token",
+            token,
+            "--discovery",
+            f"127.0.0.1:{discovery_port}",
+            "--group",
+            "ProofKeys",
+            "--group",
+            "Locks",
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=REPO_ROOT,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, out.decode() + err.decode()
+    assert json.loads(out)["summary"] == "20 passed, 0 failed"
