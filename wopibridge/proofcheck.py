@@ -113,6 +113,16 @@ class ProofChecker:
         self._modes = app_modes(settings.apps)
         self._clock = clock
         self._max_age = max_age
+        self._loaded: dict[ProofKeyAttrs, ProofKeys] = {}
+
+    def _keys(self, attrs: ProofKeyAttrs) -> ProofKeys:
+        """Parsed keys, remembered per attribute set (parsing costs as much as a verify)."""
+        keys = self._loaded.get(attrs)
+        if keys is None:
+            if len(self._loaded) >= 64:
+                self._loaded.clear()
+            keys = self._loaded[attrs] = _load(attrs)
+        return keys
 
     def mode(self, app: str) -> str:
         return self._modes.get(app.lower(), DEFAULT_MODE)
@@ -144,13 +154,13 @@ class ProofChecker:
             raise ProofFailed("The proof-key timestamp is too old")
         url = signed_url(self._public_url, request.raw_path)
         candidates = [signed_bytes(token, url, timestamp) for token in token_forms(request)]
-        if _verifies(_load(attrs), candidates, proof, proof_old):
+        if _verifies(self._keys(attrs), candidates, proof, proof_old):
             return
         fresh_attrs = await self._source.proof_keys(app, refresh=True)
         if (
             fresh_attrs is not None
             and fresh_attrs != attrs
-            and _verifies(_load(fresh_attrs), candidates, proof, proof_old)
+            and _verifies(self._keys(fresh_attrs), candidates, proof, proof_old)
         ):
             log.info("proof keys of app %r rotated", app)
             return
