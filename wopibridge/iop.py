@@ -14,8 +14,9 @@ from urllib.parse import quote
 from aiohttp import web
 
 from . import keys
-from .errors import BadRequest, Unauthorized
+from .errors import BadRequest, NotFound, Unauthorized
 from .storage.base import FileStat
+from .storage.factory import MeshRegistry, file_locks, locked_elsewhere, with_credential
 from .tokens import Mode
 
 VIEW_MODES: dict[str, Mode] = {
@@ -56,6 +57,11 @@ class Opened:
     stat: FileStat
     token: str
     ttl_ms: int
+    mode: Mode = "view"
+    forced_reason: str = ""
+
+
+LOCKED_ELSEWHERE = "The file is being edited at another site"
 
 
 async def open_file(
@@ -69,13 +75,27 @@ async def open_file(
     user_type: str,
     app_name: str,
     extra: dict[str, str] | None = None,
+    credential: str | None = None,
 ) -> Opened:
-    """Resolve a file and mint its access token; shared by every open endpoint."""
+    """Resolve a file and mint its access token; shared by every open endpoint.
+
+    ``credential`` is the user's own storage credential (Reva's ``TokenHeader``): the file is
+    resolved with it and it travels sealed in the token. An edit open of a file locked by
+    another site is downgraded to view, with the reason.
+    """
     app = request.config_dict
     registry = app[keys.STORAGES]
     storage = registry.get(storage_name) if storage_name else registry.default
+    storage = with_credential(storage, credential)
     stat = await storage.resolve(ref)
     wopi_id = registry.wopi_id(storage, stat.file_id)
+    forced_reason = ""
+    if mode == "edit":
+        site = app[keys.SETTINGS].server.public_url
+        if await locked_elsewhere(file_locks(storage, app[keys.LOCKS], site), stat.identity):
+            mode, forced_reason = "view", LOCKED_ELSEWHERE
+    if credential and isinstance(registry, MeshRegistry) and hasattr(storage, "with_credential"):
+        extra = {**(extra or {}), **registry.seal_credential(storage.name, credential)}
     token, info = app[keys.TOKENS].mint(
         file_id=wopi_id,
         user_id=user_id,
@@ -86,7 +106,7 @@ async def open_file(
         extra=extra,
     )
     wopi_src = f"{app[keys.SETTINGS].server.public_url}/wopi/files/{wopi_id}"
-    return Opened(wopi_id, wopi_src, stat, token, info.ttl_ms)
+    return Opened(wopi_id, wopi_src, stat, token, info.ttl_ms, mode, forced_reason)
 
 
 async def openinapp(request: web.Request) -> web.Response:
@@ -101,41 +121,53 @@ async def openinapp(request: web.Request) -> web.Response:
     user_type = query.get("usertype", "regular").lower() or "regular"
     if user_type not in USER_TYPES:
         raise BadRequest("Unknown user type")
-    app_url = (query.get("appurl") if mode == "edit" else None) or query.get("appviewurl")
-    app_url = app_url or query.get("appurl")
-    if not app_url:
+    if not (query.get("appurl") or query.get("appviewurl")):
         raise BadRequest("Missing parameter: appurl")
     # folderurl becomes CloseUrl; the editor URLs let PutRelativeFile name HostEditUrl and
     # HostViewUrl for the new file.
     extra = {name: query[name] for name in ("folderurl", "appurl", "appviewurl") if query.get(name)}
     endpoint = query.get("endpoint", "")
+    storage_name, ref = _storage_for_endpoint(request, endpoint, query["fileid"])
     opened = await open_file(
         request,
-        ref=query["fileid"],
-        storage_name=_storage_for_endpoint(request, endpoint),
+        ref=ref,
+        storage_name=storage_name,
         mode=mode,
         user_id=query["userid"],
         user_name=query.get("username", ""),
         user_type=user_type,
         app_name=query.get("appname", ""),
         extra=extra,
+        credential=request.headers.get("TokenHeader") or None,
     )
-    return web.json_response(
-        {
-            "app-url": with_wopisrc(app_url, opened.wopi_src),
-            "form-parameters": {
-                "access_token": opened.token,
-                "access_token_ttl": str(opened.ttl_ms),
-            },
-        }
-    )
+    app_url = (query.get("appurl") if opened.mode == "edit" else None) or query.get("appviewurl")
+    app_url = app_url or query.get("appurl", "")
+    answer: dict[str, object] = {
+        "app-url": with_wopisrc(app_url, opened.wopi_src),
+        "form-parameters": {
+            "access_token": opened.token,
+            "access_token_ttl": str(opened.ttl_ms),
+        },
+    }
+    if opened.forced_reason:
+        answer["forced-viewmode-reason"] = opened.forced_reason
+    return web.json_response(answer)
 
 
-def _storage_for_endpoint(request: web.Request, endpoint: str) -> str:
-    """The configured storage Reva's ``endpoint`` names (``storage_id$space_id``), if any."""
+def _storage_for_endpoint(request: web.Request, endpoint: str, fileid: str) -> tuple[str, str]:
+    """The storage Reva's ``endpoint`` names (``storage_id$space_id``) and the reference in it:
+    a configured storage's name, or a Reva storage id served by the configured CS3 gateway."""
     storage_id = endpoint.partition("$")[0].lower()
     registry = request.config_dict[keys.STORAGES]
-    return storage_id if storage_id in registry.names() else ""
+    if storage_id in registry.names():
+        return storage_id, fileid
+    if endpoint and isinstance(registry, MeshRegistry):
+        try:
+            storage, ref = registry.pick(endpoint, fileid)
+        except NotFound:
+            return "", fileid
+        return storage.name, ref
+    return "", fileid
 
 
 def add_routes(app: web.Application) -> None:

@@ -15,8 +15,8 @@ from . import keys
 from .errors import Unavailable
 from .locks import open_lock_store
 from .secrets import load_secrets
+from .storage.factory import build_registry
 from .storage.local import LocalStorage
-from .storage.registry import StorageRegistry
 from .tokens import TokenCodec
 
 log = logging.getLogger("wopibridge")
@@ -52,15 +52,19 @@ async def locks_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Every configured storage (``storage.root`` plus ``[storages.<name>]``), on the shared
+    HTTP session; the sealing key for users' storage credentials derives from the token secret."""
     settings = app[keys.SETTINGS]
-    local = LocalStorage("local", settings.storage.root, settings.server.state_dir)
-    await local.sweep_temporaries()
-    registry = StorageRegistry({"local": local}, default="local")
-    app[keys.STORAGES] = registry
-    log.info("local storage at %s", local.root)
-    yield
+    registry = build_registry(settings, app[keys.HTTP], app[keys.SECRETS].token_secret)
     for storage in registry:
-        await storage.close()
+        if isinstance(storage, LocalStorage):
+            await storage.sweep_temporaries()
+            log.info("storage %s: local folder %s", storage.name, storage.root)
+        else:
+            log.info("storage %s: %s", storage.name, type(storage).__name__)
+    app[keys.STORAGES] = registry
+    yield
+    await registry.close()
 
 
 CONTEXTS = (security_ctx, http_ctx, locks_ctx, storage_ctx)

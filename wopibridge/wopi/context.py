@@ -16,6 +16,7 @@ from .. import keys
 from ..errors import BadRequest, NotFound, Unauthorized
 from ..locks.base import MAX_LOCK_LENGTH, LockStore
 from ..storage.base import FileStat, Storage
+from ..storage.factory import bind_request
 from ..tokens import AccessToken
 
 
@@ -57,14 +58,15 @@ class WopiRequest:
     @classmethod
     def of(cls, request: web.Request) -> WopiRequest:
         file_id = request[keys.FILE_ID]
-        storage, backend_id = request.config_dict[keys.STORAGES].for_file(file_id)
+        access = request[keys.ACCESS]
+        storage, backend_id, locks = bind_request(request.config_dict, access)
         return cls(
             request=request,
-            access=request[keys.ACCESS],
+            access=access,
             file_id=file_id,
             storage=storage,
             backend_id=backend_id,
-            locks=request.config_dict[keys.LOCKS],
+            locks=locks,
         )
 
     def require_edit(self) -> None:

@@ -1,0 +1,156 @@
+"""A real wsgidav WebDAV server for the tests and the benchmark, run as its own process.
+
+``python -m tests.mesh.davserver --port P --root DIR [--user U --password PW] [--token T]``
+
+This is wsgidav itself (class-2 WebDAV with its lock manager and property manager on, served
+by cheroot), with one provider customisation that makes its filesystem behave like the
+production servers wopibridge targets (Nextcloud, ownCloud and oCIS write uploads to a part
+file and move it into place, and give every state its own etag):
+
+* ``PUT`` writes to a temporary file beside the target and renames it over the target only
+  once the body is complete; an aborted upload leaves the old content;
+* etags use the nanosecond modification time, so two saves in one second differ;
+* with ``--fileids``, files get an ownCloud/Nextcloud-style ``oc:fileid`` live property, kept in
+  a user extended attribute that follows saves and moves, as those servers' ids do.
+
+``/ro`` serves the same folder read-only (writes answer 403).
+
+With ``--user``, Basic authentication is required; with ``--token``, the same user also
+accepts ``Authorization: Bearer <token>`` (as an OCM share's shared secret is sent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import secrets
+import stat
+
+from cheroot import wsgi
+from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
+from wsgidav.fs_dav_provider import FileResource, FilesystemProvider
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+OC_FILEID = "{http://owncloud.org/ns}fileid"
+XATTR = "user.oc.fileid"
+
+
+def _fileid(path: str) -> str:
+    try:
+        return os.getxattr(path, XATTR).decode()
+    except OSError:
+        pass
+    value = secrets.token_hex(8)
+    try:
+        os.setxattr(path, XATTR, value.encode(), os.XATTR_CREATE)
+    except FileExistsError:
+        return os.getxattr(path, XATTR).decode()
+    except OSError:
+        return ""
+    return value
+
+
+class _AtomicFile(FileResource):
+    def get_property_value(self, name):  # type: ignore[no-untyped-def]
+        if name == OC_FILEID and self.environ["wsgidav.config"].get("oc_fileids"):
+            value = _fileid(self._file_path)
+            if value:
+                return value
+            raise DAVError(HTTP_NOT_FOUND)
+        return super().get_property_value(name)
+
+    def get_etag(self) -> str:
+        st = os.stat(self._file_path)
+        return f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"
+
+    def begin_write(self, *, content_type=None):  # type: ignore[no-untyped-def]
+        if self.provider.readonly:
+            raise DAVError(HTTP_FORBIDDEN)
+        folder, name = os.path.split(self._file_path)
+        self._temp = os.path.join(folder, f".~part-{secrets.token_hex(6)}-{name}")
+        self._handle = open(self._temp, "wb")  # noqa: SIM115 - closed in end_write
+        return self._handle
+
+    def end_write(self, *, with_errors: bool) -> None:
+        handle = getattr(self, "_handle", None)
+        if handle is None:
+            return
+        handle.close()
+        if with_errors:
+            os.unlink(self._temp)
+            return
+        with contextlib.suppress(OSError):
+            os.setxattr(self._temp, XATTR, os.getxattr(self._file_path, XATTR))
+        os.replace(self._temp, self._file_path)
+        self.file_stat = os.stat(self._file_path)
+
+
+class _Provider(FilesystemProvider):
+    def get_resource_inst(self, path, environ):  # type: ignore[no-untyped-def]
+        fp = self._loc_to_file_path(path, environ)
+        if os.path.exists(fp) and stat.S_ISREG(os.stat(fp).st_mode):
+            return _AtomicFile(path, environ, fp)
+        return super().get_resource_inst(path, environ)
+
+
+class _BearerOrBasic:
+    """WSGI wrapper: turn ``Bearer <token>`` into the configured user's Basic credentials."""
+
+    def __init__(self, app, token: str, basic: str) -> None:  # type: ignore[no-untyped-def]
+        self.app, self.token, self.basic = app, token, basic
+
+    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+        if environ.get("HTTP_AUTHORIZATION") == f"Bearer {self.token}":
+            environ["HTTP_AUTHORIZATION"] = self.basic
+        return self.app(environ, start_response)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--user", default="")
+    parser.add_argument("--password", default="")
+    parser.add_argument("--token", default="")
+    parser.add_argument("--fileids", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    mapping = {"*": {args.user: {"password": args.password}}} if args.user else {"*": True}
+    config = {
+        "host": "127.0.0.1",
+        "port": args.port,
+        "provider_mapping": {
+            "/dav": _Provider(args.root),
+            "/ro": _Provider(args.root, readonly=True),
+        },
+        "lock_storage": True,
+        "property_manager": True,
+        "http_authenticator": {
+            "accept_basic": True,
+            "accept_digest": False,
+            "default_to_digest": False,
+        },
+        "simple_dc": {"user_mapping": mapping},
+        "verbose": 1,
+        "logging": {"enable": False, "enable_loggers": []},
+        "dir_browser": {"enable": False},
+        "oc_fileids": args.fileids,
+    }
+    app = WsgiDAVApp(config)
+    if args.user and args.token:
+        import base64
+
+        basic = base64.b64encode(f"{args.user}:{args.password}".encode()).decode()
+        app = _BearerOrBasic(app, args.token, f"Basic {basic}")
+    server = wsgi.Server(("127.0.0.1", args.port), app, numthreads=8)
+    try:
+        server.start()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Build the configured storages: the default local one plus every ``[storages.<name>]``.
+
+Configuration::
+
+    [storage]
+    root = "./data"                 # the default storage, named "local"
+
+    [storages.cernbox]
+    type = "cs3"                    # "local", "webdav" or "cs3"
+    gateway = "reva.example.org:9142"
+
+    [storages.nextcloud]
+    type = "webdav"
+    url = "https://cloud.example.org/remote.php/dav/files/wopi"
+    auth = "basic"
+    username = "wopi"
+    password = "..."
+
+Each type validates its own table (one ``ConfigError`` line naming the bad key). Builders are
+picked from the explicit :data:`BUILDERS` dict. The resulting :class:`MeshRegistry` also opens
+per-request views: a storage acting with the user's own credential (sealed in the access token
+by :mod:`wopibridge.crypto`) and the lock store that fits the storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from .. import fileids, keys
+from ..config import ConfigError, Settings
+from ..crypto import CREDENTIAL_CLAIM, CredentialBox
+from ..errors import NotFound
+from ..locks.base import LockStore
+from ..sitelocks import SiteLockStore
+from ..tokens import AccessToken
+from . import cs3, webdav
+from .base import Storage
+from .local import LocalStorage
+from .registry import StorageRegistry
+
+DEFAULT_STORAGE = "local"
+
+Builder = Callable[[str, Mapping[str, Any], Settings, aiohttp.ClientSession], Storage]
+
+
+def _local(name: str, table: Mapping[str, Any], settings: Settings, _: Any) -> Storage:
+    unknown = set(table) - {"type", "root"}
+    if unknown:
+        raise ValueError(f"storages.{name}.{sorted(unknown)[0]}: unknown key")
+    if not table.get("root"):
+        raise ValueError(f"storages.{name}.root: required for a local storage")
+    return LocalStorage(name, Path(str(table["root"])), settings.server.state_dir)
+
+
+def _webdav(name: str, table: Mapping[str, Any], _: Settings, http: Any) -> Storage:
+    return webdav.build(name, table, http)
+
+
+def _cs3(name: str, table: Mapping[str, Any], _: Settings, http: Any) -> Storage:
+    return cs3.build(name, table, http)
+
+
+BUILDERS: dict[str, Builder] = {"local": _local, "webdav": _webdav, "cs3": _cs3}
+
+
+def with_credential(storage: Storage, credential: str | None) -> Storage:
+    """The storage acting with a user's credential, when the backend takes one."""
+    bind = getattr(storage, "with_credential", None)
+    return bind(credential) if bind is not None and credential else storage
+
+
+def lock_store_for(storage: Storage, fallback: LockStore) -> LockStore:
+    """The lock store for files of ``storage``: its own (CS3 locks) or the app's."""
+    own = getattr(storage, "lock_store", None)
+    return own(fallback) if own is not None else fallback
+
+
+def file_locks(storage: Storage, app_locks: LockStore, site: str) -> LockStore:
+    """The lock store for WOPI locks on files of ``storage``.
+
+    Files on remote storages (WebDAV, CS3) can be opened by several sites, so their locks record
+    this site as holder (one more lock-store call next to a storage round trip). A local
+    storage's files are reached by this site only: its locks stay one atomic call each.
+    """
+    locks = lock_store_for(storage, app_locks)
+    if isinstance(storage, LocalStorage):
+        return locks
+    return SiteLockStore(locks, app_locks, site)
+
+
+async def locked_elsewhere(locks: LockStore, key: str) -> bool:
+    """Whether another site holds the WOPI lock on ``key`` (never for site-local files)."""
+    return isinstance(locks, SiteLockStore) and await locks.locked_elsewhere(key)
+
+
+class MeshRegistry(StorageRegistry):
+    """The storage registry, plus credential sealing and per-request storage views."""
+
+    def __init__(self, storages: Mapping[str, Storage], default: str, box: CredentialBox) -> None:
+        super().__init__(storages, default)
+        self._box = box
+
+    def seal_credential(self, storage_name: str, credential: str | None) -> dict[str, str]:
+        """The ``extra`` claims carrying ``credential`` for files of ``storage_name``."""
+        if not credential:
+            return {}
+        return {CREDENTIAL_CLAIM: self._box.seal(credential, context=storage_name)}
+
+    def bound(self, storage_name: str, credential: str | None) -> Storage:
+        """The named storage acting with ``credential`` (for ``openinapp``'s resolve)."""
+        return with_credential(self.get(storage_name), credential)
+
+    def pick(self, endpoint: str, fileid: str) -> tuple[Storage, str]:
+        """The storage and reference for ``openinapp``'s ``endpoint`` and ``fileid``.
+
+        ``endpoint`` may name a configured storage; otherwise it is Reva's storage id
+        (``storage_id`` or ``storage_id$space_id``), served by the CS3 storage when exactly one
+        is configured, and ``fileid`` is completed into Reva's ``storage$space!opaque`` form.
+        Without an endpoint, the default storage resolves ``fileid``.
+        """
+        if not endpoint:
+            return self.default, fileid
+        if endpoint in self.names():
+            return self.get(endpoint), fileid
+        gateways = [s for s in self if isinstance(s, cs3.Cs3Storage)]
+        if len(gateways) == 1:
+            ref = fileid if "!" in fileid else f"{endpoint}!{fileid}"
+            return gateways[0], ref
+        raise NotFound("File not found")
+
+    def for_access(self, access: AccessToken) -> tuple[Storage, str]:
+        """The storage and backend id of a verified access token, acting as its user."""
+        storage, backend_id = self.for_file(access.file_id)
+        sealed = access.extra.get(CREDENTIAL_CLAIM)
+        if sealed:
+            storage = with_credential(storage, self._box.open(sealed, context=storage.name))
+        return storage, backend_id
+
+    async def close(self) -> None:
+        for storage in self:
+            await storage.close()
+
+
+def build_registry(
+    settings: Settings, http: aiohttp.ClientSession, token_secret: str
+) -> MeshRegistry:
+    """Every configured storage, on the app's shared HTTP session. Raises ``ConfigError``."""
+    storages: dict[str, Storage] = {}
+    if DEFAULT_STORAGE not in settings.storages:
+        storages[DEFAULT_STORAGE] = _local(
+            DEFAULT_STORAGE, {"root": str(settings.storage.root)}, settings, http
+        )
+    for name, table in settings.storages.items():
+        if not fileids.valid_storage_name(name):
+            raise ConfigError(f"storages.{name}", "names are lowercase letters, digits and -")
+        kind = str(table.get("type", ""))
+        builder = BUILDERS.get(kind)
+        if builder is None:
+            raise ConfigError(f"storages.{name}.type", f"must be one of {', '.join(BUILDERS)}")
+        try:
+            storages[name] = builder(name, table, settings, http)
+        except ValueError as exc:
+            key, _, problem = str(exc).partition(": ")
+            raise ConfigError(key, problem or str(exc)) from None
+    return MeshRegistry(storages, DEFAULT_STORAGE, CredentialBox(token_secret))
+
+
+def bind_request(app: web.Application, access: AccessToken) -> tuple[Storage, str, LockStore]:
+    """What one WOPI request works with: the storage acting as the token's user, the backend
+    id, and the lock store for the file (recording this site, ``server.public_url``)."""
+    registry = app[keys.STORAGES]
+    if isinstance(registry, MeshRegistry):
+        storage, backend_id = registry.for_access(access)
+    else:
+        storage, backend_id = registry.for_file(access.file_id)
+    site = app[keys.SETTINGS].server.public_url
+    return storage, backend_id, file_locks(storage, app[keys.LOCKS], site)
