@@ -77,6 +77,7 @@ class HttpProofKeySource:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
         self._cache: dict[str, _Entry] = {}
+        self._attempted: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def proof_keys(self, app: str, *, refresh: bool = False) -> ProofKeyAttrs | None:
@@ -88,10 +89,15 @@ class HttpProofKeySource:
         async with lock:
             entry = self._cache.get(name)
             now = self._clock()
-            if entry is not None:
-                age = now - entry.fetched
-                if age < self._min_refresh or (not refresh and age < self._ttl):
-                    return entry.keys
+            attempted = self._attempted.get(name)
+            recently_tried = attempted is not None and now - attempted < self._min_refresh
+            if entry is not None and (
+                recently_tried or (not refresh and now - entry.fetched < self._ttl)
+            ):
+                return entry.keys
+            if entry is None and recently_tried:
+                raise Unavailable("Discovery was unreachable moments ago")
+            self._attempted[name] = now
             try:
                 keys = await self._fetch(url)
             except Unavailable:

@@ -355,3 +355,40 @@ def test_bad_mode_stops_start() -> None:
 )
 def test_signed_url(public: str, raw: str, expected: str) -> None:
     assert signed_url(public, raw) == expected
+
+
+async def test_source_ttl_and_outage(
+    discovery: tuple[Discovery, str], runner_keys: RunnerKeys, aiohttp_server: Any
+) -> None:
+    """Keys are kept for the TTL, refetched after it, and kept through a discovery outage
+    (but a refetch asked for after a failed signature reports the outage)."""
+    import aiohttp
+
+    from wopibridge.errors import Unavailable
+
+    state, url = discovery
+    clock = FakeClock()
+    async with aiohttp.ClientSession() as session:
+        apps = {"collabora": {"discovery_url": url}, "down": {"discovery_url": url + "x"}}
+        source = HttpProofKeySource(session, apps, ttl=100, clock=clock)
+        first = await source.proof_keys("Collabora")
+        assert first is not None and state.hits == 1
+        clock.now += 50
+        assert await source.proof_keys("collabora") == first and state.hits == 1
+        clock.now += 60
+        assert await source.proof_keys("collabora") == first and state.hits == 2
+        assert await source.proof_keys("unknown") is None
+        with pytest.raises(Unavailable):
+            await source.proof_keys("down")
+        with pytest.raises(Unavailable, match="moments ago"):
+            await source.proof_keys("down")  # no new fetch within the rate limit
+        state.document = "<broken"
+        clock.now += 200
+        assert await source.proof_keys("collabora") == first, "stale keys beat no keys"
+        assert state.hits == 3
+        assert await source.proof_keys("collabora", refresh=True) == first
+        assert state.hits == 3, "an outage is not retried within the rate limit"
+        clock.now += 11
+        with pytest.raises(Unavailable):
+            await source.proof_keys("collabora", refresh=True)
+        assert state.hits == 4
