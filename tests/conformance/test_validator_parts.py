@@ -258,3 +258,9 @@ def test_tokens_are_redacted_from_output() -> None:
     assert redact("http://h/x?access_token=secret&access_token_ttl=0") == (
         "http://h/x?access_token=REDACTED&access_token_ttl=0"
     )
+
+
+def test_another_plan_of_the_same_schema() -> None:
+    plan = load_plan(VALIDATOR_FIXTURES / "FeatureTestCases.xml")
+    assert [g.name for g in plan.groups] == ["Features", "Features.BusinessFlow"]
+    assert sum(len(g.cases) for g in plan.groups) == 8
