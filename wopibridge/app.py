@@ -7,9 +7,10 @@ from aiohttp import web
 from . import iop, keys, ops
 from .accesslog import access_log
 from .config import Settings
+from .editors import DISCOVERY, setup_editors
 from .errors import error_middleware
 from .metrics import Metrics
-from .proofcheck import proof_keys_ctx, proof_middleware
+from .proofcheck import PROOF_SOURCE, proof_keys_ctx, proof_middleware
 from .resources import CONTEXTS
 from .wopi.routes import files_app
 
@@ -26,5 +27,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(proof_keys_ctx)
     ops.add_routes(app)
     iop.add_routes(app)
+    setup_editors(app)
+    app[PROOF_SOURCE] = app[DISCOVERY]
     app.add_subapp("/wopi/files", files_app(proof_middleware))
     return app

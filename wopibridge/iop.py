@@ -13,7 +13,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from . import keys
+from . import editors, keys, openapi
+from .desktoplocks import desktop_lock_holder
 from .errors import BadRequest, NotFound, Unauthorized
 from .storage.base import FileStat
 from .storage.factory import MeshRegistry, file_locks, locked_elsewhere, with_credential
@@ -94,6 +95,10 @@ async def open_file(
         site = app[keys.SETTINGS].server.public_url
         if await locked_elsewhere(file_locks(storage, app[keys.LOCKS], site), stat.identity):
             mode, forced_reason = "view", LOCKED_ELSEWHERE
+    if mode == "edit":  # a desktop office holding the file: open it read-only
+        holder = await desktop_lock_holder(storage, stat.file_id, stat)
+        if holder:
+            mode, forced_reason = "view", holder
     if credential and isinstance(registry, MeshRegistry) and hasattr(storage, "with_credential"):
         extra = {**(extra or {}), **registry.seal_credential(storage.name, credential)}
     token, info = app[keys.TOKENS].mint(
@@ -121,7 +126,10 @@ async def openinapp(request: web.Request) -> web.Response:
     user_type = query.get("usertype", "regular").lower() or "regular"
     if user_type not in USER_TYPES:
         raise BadRequest("Unknown user type")
-    if not (query.get("appurl") or query.get("appviewurl")):
+    app_name = query.get("appname", "")
+    if not (query.get("appurl") or query.get("appviewurl")) and not editors.configured(
+        request.app, app_name
+    ):
         raise BadRequest("Missing parameter: appurl")
     # folderurl becomes CloseUrl; the editor URLs let PutRelativeFile name HostEditUrl and
     # HostViewUrl for the new file.
@@ -142,8 +150,14 @@ async def openinapp(request: web.Request) -> web.Response:
     )
     app_url = (query.get("appurl") if opened.mode == "edit" else None) or query.get("appviewurl")
     app_url = app_url or query.get("appurl", "")
+    if app_url:
+        editor_url = with_wopisrc(app_url, opened.wopi_src)
+    else:  # no appurl from Reva: the configured app's discovery gives it
+        editor_url = await openapi.discovery_app_url(
+            request.app, opened, app_name, opened.mode, query.get("lang", "")
+        )
     answer: dict[str, object] = {
-        "app-url": with_wopisrc(app_url, opened.wopi_src),
+        "app-url": editor_url,
         "form-parameters": {
             "access_token": opened.token,
             "access_token_ttl": str(opened.ttl_ms),

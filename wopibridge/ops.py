@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from . import keys
+from . import editors, keys
 from .errors import Unavailable
 
 
@@ -32,9 +32,12 @@ async def ready(request: web.Request) -> web.Response:
             failures[name] = "no answer within 5 s"
         elif isinstance(result, BaseException):
             failures[name] = type(result).__name__
+    apps = editors.readiness(request.app)
     if failures:
-        return web.json_response({"status": "unavailable", "failing": failures}, status=503)
-    return web.json_response({"status": "ready"})
+        return web.json_response(
+            {"status": "unavailable", "failing": failures, "editors": apps}, status=503
+        )
+    return web.json_response({"status": "ready", "editors": apps})
 
 
 async def metrics(request: web.Request) -> web.Response:

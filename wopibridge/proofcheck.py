@@ -140,6 +140,8 @@ class ProofChecker:
                 raise ProofFailed("The request carries no proof-key signature")
             return
         attrs = await self._source.proof_keys(app)
+        if attrs is None:  # discovery may have come up since; the source rate-limits this
+            attrs = await self._source.proof_keys(app, refresh=True)
         if attrs is None:
             if mode == "require":
                 raise ProofFailed("No proof key is known for this editor")
@@ -180,6 +182,8 @@ def _load(attrs: ProofKeyAttrs) -> ProofKeys:
 
 
 PROOF_CHECKER: web.AppKey[ProofChecker] = web.AppKey("proof_checker", ProofChecker)
+#: Where the checker gets keys; the editors' discovery cache when the app has one.
+PROOF_SOURCE: web.AppKey[ProofKeySource] = web.AppKey("proof_source")
 
 
 @web.middleware
@@ -197,15 +201,16 @@ async def proof_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 async def proof_keys_ctx(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: a discovery fetcher and the checker, unless a checker is already set.
-
-    Another component (the full discovery cache) may install its own ``PROOF_CHECKER``
-    before this runs; then nothing is created here.
-    """
+    """cleanup_ctx: the checker, over ``PROOF_SOURCE`` when one is set (the editors'
+    discovery cache), else over a small fetcher of its own; nothing if a checker exists."""
     if PROOF_CHECKER in app:
         yield
         return
     settings = app[keys.SETTINGS]
+    if PROOF_SOURCE in app:
+        app[PROOF_CHECKER] = ProofChecker(app[PROOF_SOURCE], settings)
+        yield
+        return
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
         source = HttpProofKeySource(session, settings.apps)
         app[PROOF_CHECKER] = ProofChecker(source, settings)

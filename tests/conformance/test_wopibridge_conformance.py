@@ -92,7 +92,13 @@ async def run_validator(
                 "storage": {"root": str(root)},
                 "locks": {"url": lock_url, "prefix": f"conformance{port}:"},
                 "security": {"token_secret": TOKEN_SECRET, "iop_secret": IOP_SECRET},
-                "apps": {"wopitest": {"discovery_url": discovery_url, "proof_keys": "require"}},
+                "apps": {
+                    "wopitest": {
+                        "type": "wopi",
+                        "discovery_url": discovery_url,
+                        "proof_keys": "require",
+                    }
+                },
             },
         )
         server = await aiohttp_server(create_app(settings), port=port)
@@ -137,6 +143,7 @@ async def test_operator_flow_with_processes(tmp_path: Path) -> None:
     (data / "scratch.wopitest").write_bytes(b"")
     discovery_port = free_port()
     apps = {
+        "type": "wopi",
         "discovery_url": f"http://127.0.0.1:{discovery_port}/hosting/discovery",
         "proof_keys": "require",
     }

@@ -25,6 +25,17 @@ class OpenRequest:
     access_token: str
     mode: Mode
     lang: str = ""
+    #: The discovery action family wanted: ``view``, ``edit``, ``editnew`` or ``embedview``;
+    #: empty means "from ``mode``" (``editnew`` for a 0-byte file opened for editing).
+    action: str = ""
+
+    @property
+    def wanted_action(self) -> str:
+        if self.action:
+            return self.action
+        if self.mode == "edit":
+            return "editnew" if self.stat.size == 0 else "edit"
+        return "view"
 
 
 @runtime_checkable
@@ -33,7 +44,13 @@ class EditorApp(Protocol):
     bridged: bool
 
     def handles(self, extension: str) -> bool:
-        """Whether this app opens files with this extension (``.odt``, lower case)."""
+        """Whether this app opens files with this extension (``.odt``, lower case).
+
+        Raises :class:`~wopibridge.errors.Unavailable` when the app cannot tell right now
+        (its discovery was never reached), so a caller choosing an app can say why."""
+
+    def can_edit(self, extension: str) -> bool:
+        """Whether files with this extension can be edited, not only viewed."""
 
     async def editor_url(self, request: OpenRequest) -> str:
         """The URL the access token is form-POSTed to (with ``WOPISrc`` in it)."""

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
-from .. import keys
+from .. import keys, saving
 from ..errors import BadRequest, LockMismatch, PayloadTooLarge, PreconditionFailed
 from ..storage.base import CHUNK_SIZE, FileContent
 from .context import WopiRequest
@@ -103,13 +103,34 @@ async def put_file(wopi: WopiRequest) -> web.Response:
     given = wopi.header("X-WOPI-Lock") or ""
     stat = await wopi.stat()
     current = await wopi.locks.get(stat.identity)
+    mismatch = None
     if current and given != current:
-        raise LockMismatch(current, "The file is locked by another session")
-    if not current and stat.size != 0:
-        raise LockMismatch("", "The file is not locked")
-    written = await wopi.storage.write(
-        wopi.backend_id, body_chunks(wopi.request, limit), expected_version=stat.version
+        mismatch = LockMismatch(current, "The file is locked by another session")
+    elif not current and stat.size != 0:
+        mismatch = LockMismatch("", "The file is not locked")
+    if mismatch is not None:
+        if given:  # the editor thought it held the lock: keep its work before refusing it
+            await saving.keep_rejected(
+                wopi.request,
+                wopi.storage,
+                wopi.backend_id,
+                stat,
+                wopi.access,
+                body_chunks(wopi.request, limit),
+                mismatch.message,
+            )
+        raise mismatch
+    saving.check_document_changed(wopi.request.headers, stat)
+    written = await saving.write(
+        wopi.request,
+        wopi.storage,
+        wopi.backend_id,
+        stat,
+        wopi.access,
+        body_chunks(wopi.request, limit),
+        size=wopi.request.content_length,
     )
+    await saving.after_write(wopi.request, wopi.locks, written, current or None)
     return web.json_response(
         {"LastModifiedTime": written.last_modified},
         headers={"X-WOPI-ItemVersion": written.version},

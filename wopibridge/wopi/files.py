@@ -7,6 +7,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from .. import keys
+from ..editors import editor_file_info
 from ..errors import BadRequest, Conflict, FileExists, LockMismatch, PayloadTooLarge
 from ..iop import with_wopisrc
 from ..names import check_name, decode_utf7, encode_utf7, sanitize_name, split_ext, variants
@@ -21,7 +22,9 @@ MAX_USER_INFO = 1024
 async def check_file_info(wopi: WopiRequest) -> web.Response:
     stat = await wopi.stat()
     user_info = await wopi.storage.get_meta(wopi.backend_id, USER_INFO_KEY + wopi.access.user_id)
-    return web.json_response(file_info(wopi.access, stat, user_info or ""))
+    info = file_info(wopi.access, stat, user_info or "")
+    info.update(editor_file_info(wopi.request, wopi.access, stat))
+    return web.json_response(info)
 
 
 async def _free_name(wopi: WopiRequest, wanted: str) -> str:

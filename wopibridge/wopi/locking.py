@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..editors import after_lock, after_unlock
 from ..errors import LockMismatch
 from ..locks.base import LockResult
 from .context import WopiRequest
@@ -29,6 +30,8 @@ async def lock(wopi: WopiRequest) -> web.Response:
         result = await wopi.locks.unlock_and_relock(stat.identity, old, lock_id)
         return _answer(result, stat.version, "The old lock does not match")
     result = await wopi.locks.lock(stat.identity, lock_id)
+    if result.ok:
+        await after_lock(wopi.request, wopi.access, wopi.storage, wopi.backend_id, stat)
     return _answer(result, stat.version, "The file is locked by another session")
 
 
@@ -37,6 +40,8 @@ async def unlock(wopi: WopiRequest) -> web.Response:
     lock_id = wopi.lock_header()
     stat = await wopi.stat()
     result = await wopi.locks.unlock(stat.identity, lock_id)
+    if result.ok:
+        await after_unlock(wopi.request, wopi.access, wopi.storage, wopi.backend_id, stat)
     return _answer(result, stat.version, "The lock does not match")
 
 

@@ -1,0 +1,159 @@
+"""Desktop office lock files, read and written so web and desktop users do not clobber each
+other.
+
+LibreOffice marks an open document with ``.~lock.<name>#`` beside it (CSV: office user name,
+system user name, host, time, profile URL, then ``;``); Microsoft Office with an owner file
+``~$<name>`` (Word drops the first one or two characters of long names) whose first byte is the
+length of the user name that follows. A file with either beside it opens read-only on the web,
+with a reason naming the holder.
+
+While a web editor holds a WOPI lock on an ODF file, wopibridge writes a LibreOffice-style lock
+file so desktop users get LibreOffice's "document in use" dialog, and removes it on unlock. Its
+host field is ``wopibridge``, which is how our own lock files are told apart from desktop ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from .errors import FileExists, NotFound, WopiError
+from .storage.base import FileStat, Storage
+
+log = logging.getLogger("wopibridge.desktoplocks")
+
+ODF_EXTENSIONS = frozenset(
+    [
+        ".odt",
+        ".ods",
+        ".odp",
+        ".odg",
+        ".odf",
+        ".odm",
+        ".ott",
+        ".ots",
+        ".otp",
+        ".otg",
+        ".fodt",
+        ".fods",
+        ".fodp",
+        ".fodg",
+    ]
+)
+OWN_HOST = "wopibridge"
+MAX_LOCK_FILE = 4096
+
+
+def libreoffice_lock_name(name: str) -> str:
+    return f".~lock.{name}#"
+
+
+def microsoft_owner_names(name: str) -> list[str]:
+    """Word replaces the first two characters of stems of 8+ characters (one for 7) with
+    ``~$``; Excel and PowerPoint keep the whole name."""
+    names = [f"~${name}", f"~${name[1:]}", f"~${name[2:]}"]
+    return list(dict.fromkeys(n for n in names if len(n) > 2))
+
+
+def parse_libreoffice_lock(data: bytes) -> tuple[str, str]:
+    """``(holder name, host)`` from a ``.~lock.*#`` file."""
+    text = data.decode("utf-8", "replace").split(";", 1)[0]
+    fields = text.split(",")
+    while len(fields) < 3:
+        fields.append("")
+    name = fields[0].strip() or fields[1].strip() or "someone"
+    return name, fields[2].strip()
+
+
+def parse_microsoft_owner(data: bytes) -> str:
+    """The user name in a ``~$`` owner file (length-prefixed ANSI, then UTF-16 copy)."""
+    if data:
+        length = data[0]
+        if 0 < length <= 53 and len(data) > length:
+            name = data[1 : 1 + length].decode("cp1252", "replace").strip()
+            if name:
+                return name
+        if len(data) >= 58:
+            wide_len = data[54]
+            wide = data[56 : 56 + 2 * wide_len].decode("utf-16-le", "replace").strip()
+            if wide:
+                return wide
+    return "someone"
+
+
+def libreoffice_lock_content(user: str, when: datetime, file_id: str) -> bytes:
+    safe = user.replace(",", " ").replace(";", " ").strip() or "a web user"
+    stamp = when.astimezone(UTC).strftime("%d.%m.%Y %H:%M")
+    return f"{safe},{OWN_HOST},{OWN_HOST},{stamp},{OWN_HOST}:{file_id};".encode()
+
+
+async def _read_small(storage: Storage, file_id: str) -> bytes:
+    content = await storage.open_read(file_id)
+    try:
+        if content.local_path is not None:
+            path = content.local_path
+            return await asyncio.to_thread(lambda: path.read_bytes()[:MAX_LOCK_FILE])
+        data = bytearray()
+        if content.chunks is not None:
+            async for chunk in content.chunks:
+                data += chunk
+                if len(data) >= MAX_LOCK_FILE:
+                    break
+        return bytes(data[:MAX_LOCK_FILE])
+    finally:
+        await content.close()
+
+
+async def desktop_lock_holder(storage: Storage, backend_id: str, stat: FileStat) -> str | None:
+    """A sentence naming who holds the file open in a desktop office, or ``None``."""
+    try:
+        lo = await storage.find_sibling(backend_id, libreoffice_lock_name(stat.name))
+        if lo is not None:
+            holder, host = parse_libreoffice_lock(await _read_small(storage, lo.file_id))
+            if host != OWN_HOST:
+                return f"The file is open in LibreOffice by {holder}; it opens read-only"
+        for owner in microsoft_owner_names(stat.name):
+            found = await storage.find_sibling(backend_id, owner)
+            if found is not None:
+                holder = parse_microsoft_owner(await _read_small(storage, found.file_id))
+                return f"The file is open in Microsoft Office by {holder}; it opens read-only"
+    except (NotFound, ValueError):
+        return None
+    return None
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def write_lock_file(storage: Storage, backend_id: str, stat: FileStat, user: str) -> None:
+    """Announce a web editing session to desktop LibreOffice users (ODF files only). An
+    existing lock file (ours, or a desktop one) is left alone."""
+    if stat.extension.lower() not in ODF_EXTENSIONS:
+        return
+    content = libreoffice_lock_content(user, datetime.now(UTC), stat.file_id)
+    try:
+        if await storage.find_sibling(backend_id, libreoffice_lock_name(stat.name)):
+            return  # a lock refresh, or a desktop user's lock file: nothing to write
+        await storage.create(backend_id, libreoffice_lock_name(stat.name), _one(content))
+    except FileExists:
+        return
+    except (WopiError, OSError) as exc:  # the lock file is a courtesy, never a failure
+        log.info("could not write the lock file beside %s: %s", stat.file_id, exc)
+
+
+async def remove_lock_file(storage: Storage, backend_id: str, stat: FileStat) -> None:
+    """Remove the lock file we wrote; a desktop client's lock file is never touched."""
+    if stat.extension.lower() not in ODF_EXTENSIONS:
+        return
+    try:
+        found = await storage.find_sibling(backend_id, libreoffice_lock_name(stat.name))
+        if found is None:
+            return
+        _, host = parse_libreoffice_lock(await _read_small(storage, found.file_id))
+        if host == OWN_HOST:
+            await storage.delete(found.file_id)
+    except (WopiError, OSError) as exc:
+        log.info("could not remove the lock file beside %s: %s", stat.file_id, exc)

@@ -1,0 +1,90 @@
+"""The host page: a full-page iframe that receives the access token by form POST.
+
+``/wopi/open`` answers a ``host_url``: a short-lived link (encrypted and authenticated with a
+key derived from the token secret, so the access token it carries is not readable from the
+link, and it stops working after :data:`LINK_TTL` seconds). Opening it renders
+``templates/hostpage.html.j2``, which POSTs ``access_token`` and ``access_token_ttl`` into the
+iframe (the token never goes into the iframe URL), answers the editor's ``App_LoadingStatus``
+with ``Host_PostmessageReady`` and closes on ``UI_Close``. The page's Content-Security-Policy
+lets it frame and post forms only to the editor's origin.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp_jinja2
+from aiohttp import web
+from cryptography.fernet import Fernet, InvalidToken
+
+from .errors import NotFound
+
+LINK_TTL = 120
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@dataclass(frozen=True, slots=True)
+class HostPage:
+    """What the page needs: where to POST, what to POST, and where to go on close."""
+
+    app_url: str
+    access_token: str
+    access_token_ttl: int
+    title: str = ""
+    close_url: str = ""
+    app: str = ""
+
+
+class HostLinks:
+    """Mints and opens host-page links."""
+
+    def __init__(
+        self, token_secret: str, ttl: int = LINK_TTL, clock: Callable[[], float] = time.time
+    ) -> None:
+        key = hashlib.sha256(b"wopibridge host page\0" + token_secret.encode()).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+        self.ttl = ttl
+        self._clock = clock
+
+    def mint(self, page: HostPage) -> str:
+        data = json.dumps(asdict(page)).encode()
+        return self._fernet.encrypt_at_time(data, int(self._clock())).decode()
+
+    def open(self, link: str) -> HostPage:
+        try:
+            plain = self._fernet.decrypt_at_time(link.encode(), self.ttl, int(self._clock()))
+            data = json.loads(plain)
+            return HostPage(**data)
+        except (InvalidToken, ValueError, TypeError):
+            raise NotFound("This link has expired or is not valid; open the file again") from None
+
+
+def render(request: web.Request, page: HostPage) -> web.Response:
+    editor = _origin(page.app_url)
+    nonce = secrets.token_urlsafe(16)
+    context: dict[str, Any] = {
+        "page": page,
+        "editor_origin": editor,
+        "nonce": nonce,
+    }
+    response = aiohttp_jinja2.render_template("hostpage.html.j2", request, context)
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
+        f"frame-src {editor}; form-action {editor}; base-uri 'none'; frame-ancestors 'self'"
+    )
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,0 +1,221 @@
+"""Opening a file without Reva: ``POST /wopi/open`` for web UIs, and the host page it links.
+
+Request (``Authorization: Bearer <iop secret>``), JSON::
+
+    {"path": "reports/q3.odt"  |  "file_id": "<WOPI file id>",
+     "storage": "<name>",              # optional, with "path"; default storage otherwise
+     "app": "collabora",               # optional: chosen by extension when absent
+     "mode": "view" | "edit" | "editnew" | "embedview",   # default "view"
+     "user": {"id": "...", "name": "...", "type": "regular|federated|ocm|anonymous"},
+     "lang": "de-DE",                  # optional
+     "close_url": "https://ui/..."}    # optional: where the host page goes on UI_Close
+
+Answer 200::
+
+    {"app": "...", "app_url": "<editor URL with WOPISrc>", "file_id": "...", "mode": "edit",
+     "form_parameters": {"access_token": "...", "access_token_ttl": <ms since epoch>},
+     "host_url": "<short-lived link to the host page>",
+     "forced_viewmode_reason": "..."}   # only when an edit was downgraded
+
+The same decisions serve ``/wopi/iop/openinapp`` through :func:`open_document`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from . import keys
+from .apps.base import EditorApp, OpenRequest
+from .desktoplocks import desktop_lock_holder
+from .editors import EDITORS
+from .errors import BadRequest
+from .hostpage import HostLinks, HostPage, render
+from .storage.base import FileStat, Storage
+
+if TYPE_CHECKING:
+    from .iop import Opened
+
+MODES = ("view", "edit", "editnew", "embedview")
+USER_TYPES = ("regular", "federated", "ocm", "anonymous", "guest")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenResult:
+    app: EditorApp
+    app_url: str
+    access_token: str
+    access_token_ttl: int
+    mode: str
+    file_id: str
+    forced_viewmode_reason: str = ""
+
+
+async def open_document(
+    app: web.Application,
+    *,
+    storage: Storage,
+    backend_id: str,
+    stat: FileStat,
+    app_name: str = "",
+    mode: str = "view",
+    user_id: str,
+    user_name: str,
+    user_type: str = "regular",
+    lang: str = "",
+) -> OpenResult:
+    """Choose the app, decide the mode (an edit is downgraded when a desktop office holds the
+    file or the app can only view its type), mint the token and build the editor URL."""
+    registry = app[EDITORS]
+    ext = stat.extension
+    wants_edit = mode in ("edit", "editnew")
+    editor = registry.get(app_name) if app_name else registry.choose(ext, edit=wants_edit)
+    reason = ""
+    if wants_edit:
+        holder = await desktop_lock_holder(storage, backend_id, stat)
+        if holder:
+            reason = holder
+        elif not editor.can_edit(ext):
+            reason = f"{editor.name} can only view {ext or 'these'} files"
+    token_mode = "edit" if wants_edit and not reason else "view"
+    action = mode if not reason else "view"
+    if action == "edit" and stat.size == 0:
+        action = "editnew"
+    wopi_id = app[keys.STORAGES].wopi_id(storage, backend_id)
+    raw, info = app[keys.TOKENS].mint(
+        file_id=wopi_id,
+        user_id=user_id,
+        user_name=user_name,
+        user_type=user_type,
+        app=editor.name,
+        mode=token_mode,
+    )
+    public = app[keys.SETTINGS].server.public_url
+    request = OpenRequest(
+        wopi_src=f"{public}/wopi/files/{wopi_id}",
+        stat=stat,
+        token=info,
+        access_token=raw,
+        mode=token_mode,
+        lang=lang,
+        action=action,
+    )
+    url = await editor.editor_url(request)
+    return OpenResult(editor, url, raw, info.ttl_ms, token_mode, wopi_id, reason)
+
+
+async def discovery_app_url(
+    app: web.Application, opened: Opened, app_name: str, mode: str, lang: str = ""
+) -> str:
+    """The editor URL for ``openinapp`` calls that bring no ``appurl``."""
+    registry = app[EDITORS]
+    ext = opened.stat.extension
+    editor = registry.get(app_name) if app_name else registry.choose(ext, edit=mode == "edit")
+    info = app[keys.TOKENS].verify(opened.token)
+    request = OpenRequest(
+        wopi_src=opened.wopi_src,
+        stat=opened.stat,
+        token=info,
+        access_token=opened.token,
+        mode=info.mode,
+        lang=lang,
+    )
+    return await editor.editor_url(request)
+
+
+def _text(body: dict[str, Any], key: str, *, required: bool = False, limit: int = 1024) -> str:
+    value = body.get(key, "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str) or len(value) > limit:
+        raise BadRequest(f"{key} must be a string of at most {limit} characters")
+    if required and not value:
+        raise BadRequest(f"{key} is required")
+    return value
+
+
+async def open_file(request: web.Request) -> web.Response:
+    from .iop import check_iop_secret  # iop uses this module's helpers
+
+    check_iop_secret(request)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object")
+    user = body.get("user") or {}
+    if not isinstance(user, dict):
+        raise BadRequest("user must be an object with id, name and type")
+    mode = _text(body, "mode") or "view"
+    if mode not in MODES:
+        raise BadRequest(f"mode must be one of {', '.join(MODES)}")
+    user_type = _text(user, "type") or "regular"
+    if user_type not in USER_TYPES:
+        raise BadRequest(f"user.type must be one of {', '.join(USER_TYPES)}")
+    close_url = _text(body, "close_url", limit=2048)
+    if close_url and urlsplit(close_url).scheme not in ("http", "https"):
+        raise BadRequest("close_url must be an http(s) URL")
+
+    storages = request.app[keys.STORAGES]
+    path, file_id = _text(body, "path", limit=4096), _text(body, "file_id", limit=1100)
+    if bool(path) == bool(file_id):
+        raise BadRequest("Give either path or file_id")
+    if file_id:
+        storage, backend_id = storages.for_file(file_id)
+        stat = await storage.stat(backend_id)
+    else:
+        name = _text(body, "storage", limit=64)
+        storage = storages.get(name) if name else storages.default
+        stat = await storage.resolve(path)
+        backend_id = stat.file_id
+
+    result = await open_document(
+        request.app,
+        storage=storage,
+        backend_id=backend_id,
+        stat=stat,
+        app_name=_text(body, "app", limit=64),
+        mode=mode,
+        user_id=_text(user, "id", required=True, limit=256),
+        user_name=_text(user, "name", limit=256),
+        user_type=user_type,
+        lang=_text(body, "lang", limit=35),
+    )
+    links = HostLinks(request.app[keys.SECRETS].token_secret)
+    link = links.mint(
+        HostPage(
+            app_url=result.app_url,
+            access_token=result.access_token,
+            access_token_ttl=result.access_token_ttl,
+            title=stat.name,
+            close_url=close_url,
+            app=result.app.name,
+        )
+    )
+    public = request.app[keys.SETTINGS].server.public_url
+    answer: dict[str, Any] = {
+        "app": result.app.name,
+        "app_url": result.app_url,
+        "file_id": result.file_id,
+        "mode": result.mode,
+        "form_parameters": {
+            "access_token": result.access_token,
+            "access_token_ttl": result.access_token_ttl,
+        },
+        "host_url": f"{public}/wopi/host?link={link}",
+    }
+    if result.forced_viewmode_reason:
+        answer["forced_viewmode_reason"] = result.forced_viewmode_reason
+    return web.json_response(answer, headers={"Cache-Control": "no-store"})
+
+
+async def host_page(request: web.Request) -> web.Response:
+    link = request.query.get("link", "")
+    if not link:
+        raise BadRequest("The link is incomplete")
+    page = HostLinks(request.app[keys.SECRETS].token_secret).open(link)
+    return render(request, page)
