@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.rss import RssSampler, rss_bytes  # noqa: E402
 from tests.support.procs import free_port, wait_for_port  # noqa: E402
 from wopibridge import fileids  # noqa: E402
 from wopibridge.storage.webdav import encode_id  # noqa: E402
@@ -34,37 +34,6 @@ from wopibridge.tokens import TokenCodec  # noqa: E402
 SECRET = "bench-token-secret-0123456789abcdef"
 IOP = "bench-iop-secret-0123456789abcdef"
 BLOCK = 1024 * 1024
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-class RssSampler:
-    """Peak RSS of one process, sampled from a thread while a phase runs."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_kib(self.pid))
-            time.sleep(0.01)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def start(cmd: list[str], port: int, **kwargs: object) -> subprocess.Popen[bytes]:
@@ -160,7 +129,7 @@ password = "bench-password"
             async with aiohttp.ClientSession() as http:
                 async with http.get(base, params=params) as r:
                     assert r.status == 200, (r.status, await r.text())
-                baseline = rss_kib(server.pid)
+                baseline = rss_bytes(server.pid) // 1024
 
                 # Direct GET from wsgidav, for reference.
                 start_t = time.perf_counter()
@@ -209,13 +178,13 @@ password = "bench-password"
     print(f"wopibridge RSS before: {baseline / 1024:.1f} MiB")
     print(
         f"GetFile: {total / get_s / 1e6:.1f} MB/s (direct wsgidav GET {direct:.1f} MB/s), "
-        f"peak RSS growth {(get_rss.peak - baseline) / 1024:.1f} MiB"
+        f"peak RSS growth {(get_rss.peak // 1024 - baseline) / 1024:.1f} MiB"
     )
     print(
         f"PutFile: {total / put_s / 1e6:.1f} MB/s, "
-        f"peak RSS growth {(put_rss.peak - baseline) / 1024:.1f} MiB"
+        f"peak RSS growth {(put_rss.peak // 1024 - baseline) / 1024:.1f} MiB"
     )
-    worst = max(get_rss.peak, put_rss.peak) - baseline
+    worst = max(get_rss.peak // 1024, put_rss.peak // 1024) - baseline
     verdict = "OK" if worst < 50 * 1000 else "OVER"
     print(f"target: RSS growth under 50 MB -> {verdict} ({worst * 1024 / 1e6:.1f} MB)")
 

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.rss import RssSampler  # noqa: E402
 from tests.support.procs import RedisServer, free_port, wait_for_port  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 from tests.support.wopi import IOP_SECRET, TOKEN_SECRET  # noqa: E402
@@ -60,38 +60,6 @@ BASELINE = textwrap.dedent(
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
     """
 )
-
-
-class RssSampler:
-    """Samples a process's resident memory every few milliseconds in a thread."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def rss(self) -> int:
-        with open(f"/proc/{self.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.rss())
-            time.sleep(0.005)
-
-    def __enter__(self) -> RssSampler:
-        self.start_rss = self.rss()
-        self.peak = self.start_rss
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 async def hammer(session: aiohttp.ClientSession, make: Any, seconds: float, workers: int) -> float:
@@ -237,7 +205,7 @@ async def bench_transfer(
                 headers={"X-WOPI-Override": "PUT", "X-WOPI-Lock": "B"},
             )
         results["put"] = mb_per_s(size * args.repeat, time.perf_counter() - started)
-    results["rss_growth_mb"] = (rss.peak - rss.start_rss) / 1e6
+    results["rss_growth_mb"] = (rss.growth) / 1e6
     with RssSampler(base_pid) as base_rss:
         await download(session, f"{base_url}/file")
         started = time.perf_counter()
@@ -248,7 +216,7 @@ async def bench_transfer(
         for _ in range(args.repeat):
             await upload(session, f"{base_url}/file", size)
         results["put_base"] = mb_per_s(size * args.repeat, time.perf_counter() - started)
-    results["rss_growth_base_mb"] = (base_rss.peak - base_rss.start_rss) / 1e6
+    results["rss_growth_base_mb"] = (base_rss.growth) / 1e6
     return results
 
 

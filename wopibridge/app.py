@@ -6,6 +6,7 @@ from aiohttp import web
 
 from . import iop, keys, ops
 from .accesslog import access_log
+from .bridge import setup_bridge
 from .config import Settings
 from .editors import DISCOVERY, setup_editors
 from .errors import error_middleware
@@ -27,6 +28,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(proof_keys_ctx)
     ops.add_routes(app)
     iop.add_routes(app)
+    setup_bridge(app)  # before the editors: the app registry lists the bridged apps too
     setup_editors(app)
     app[PROOF_SOURCE] = app[DISCOVERY]
     app.add_subapp("/wopi/files", files_app(proof_middleware))

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from . import keys
 from .apps.registry import AppContext, AppRegistry, SessionHolder, build_registry
+from .bridge.keys import BRIDGE_EDITORS
 from .conflicts import ConflictKeeper
 from .desktoplocks import remove_lock_file, write_lock_file
 from .discovery import DiscoveryCache
@@ -43,7 +44,8 @@ def setup_editors(app: web.Application) -> None:
     cache = DiscoveryCache()
     app[EDITORS_HTTP] = holder
     app[DISCOVERY] = cache
-    app[EDITORS] = build_registry(settings, AppContext(settings, holder, cache))
+    bridged = app.get(BRIDGE_EDITORS, {})
+    app[EDITORS] = build_registry(settings, AppContext(settings, holder, cache), prebuilt=bridged)
     app[CONFLICTS] = ConflictKeeper(settings.server.state_dir / "recovery")
     if aiohttp_jinja2.APP_KEY not in app:
         aiohttp_jinja2.setup(

@@ -135,7 +135,8 @@ async def test_wopibridge_passes_every_claimed_group(
 async def test_operator_flow_with_processes(tmp_path: Path) -> None:
     """The README flow with real processes: ``wopibridge serve`` configured to require proofs
     from the runner's discovery, then ``wopibridge validate --discovery`` against it."""
-    from tests.support.server import REPO_ROOT, running_server
+    from tests.support.server import REPO as REPO_ROOT
+    from tests.support.server import running_server
     from tests.support.wopi import IOP_SECRET as SERVER_IOP_SECRET
 
     data = tmp_path / "server" / "data"

@@ -14,7 +14,7 @@ from typing import Any
 from tests.support.procs import free_port, wait_for_port
 from tests.support.wopi import IOP_SECRET, TOKEN_SECRET
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _toml(value: Any) -> str:
@@ -59,10 +59,8 @@ class ServerProcess:
     def start(self) -> None:
         log = self.log_path.open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("WOPIBRIDGE_")}
-        # Run this checkout's code, not whatever copy an editable install points at.
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
-        )
+        # run this checkout's code, whatever copy of wopibridge is installed
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "wopibridge", "serve", "--config", str(self.config)],
             stdout=log,

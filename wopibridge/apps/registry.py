@@ -122,9 +122,15 @@ def build_registry(
     settings: Settings,
     ctx: AppContext,
     factories: Mapping[str, Factory] = FACTORIES,
+    prebuilt: Mapping[str, EditorApp] | None = None,
 ) -> AppRegistry:
+    """Every configured app. ``prebuilt`` holds apps another part built from their own
+    tables (the bridge's Etherpad and CodiMD): they are registered as they are."""
     apps: dict[str, EditorApp] = {}
     for name, raw in settings.apps.items():
+        if prebuilt and name in prebuilt:
+            apps[name] = prebuilt[name]
+            continue
         kind = str(raw.get("type", name)).lower()
         factory = factories.get(kind)
         if factory is None:

@@ -12,9 +12,9 @@ reach the same file through different routes share one lock.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -28,8 +28,11 @@ def canonical_time(mtime_ns: int) -> str:
     be produced by this function from the same ``mtime_ns``.
     """
     seconds, nanos = divmod(mtime_ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{nanos // 1000:06d}Z"
+    t = time.gmtime(seconds)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{nanos // 1000:06d}Z"
+    )
 
 
 @dataclass(frozen=True, slots=True)

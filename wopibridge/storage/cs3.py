@@ -51,7 +51,8 @@ from ..errors import (
     WopiError,
 )
 from ..locks.base import LOCK_TTL_SECONDS, LockResult, LockStore
-from .base import CHUNK_SIZE, FileContent, FileStat
+from .base import FileContent, FileStat
+from .httpbody import HttpFileContent
 from .webdav import check_name, check_path
 
 log = logging.getLogger("wopibridge.storage.cs3")
@@ -148,28 +149,6 @@ class _Shared:
     channel: grpc.aio.Channel | None = None
     stub: gw_grpc.GatewayAPIStub | None = None
     locks_supported: bool = True
-
-
-class _Cs3Content(FileContent):
-    def __init__(self, stat: FileStat, response: aiohttp.ClientResponse, storage: str) -> None:
-        super().__init__(stat=stat)
-        self._response: aiohttp.ClientResponse | None = response
-        self._storage = storage
-        self.chunks = self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[bytes]:
-        if self._response is None:
-            return
-        try:
-            async for block in self._response.content.iter_chunked(CHUNK_SIZE):
-                yield block
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise Unavailable(f"The storage {self._storage} stopped sending the file") from exc
-
-    async def close(self) -> None:
-        if self._response is not None:
-            self._response.release()
-            self._response = None
 
 
 class Cs3Storage:
@@ -327,7 +306,7 @@ class Cs3Storage:
                 raise self._down(" (no download endpoint)")
             http = await self._transfer("GET", protocol.download_endpoint, protocol.token, None)
             if http.status == 200 and _etag_matches(http, stat.version):
-                return _Cs3Content(stat, http, self.name)
+                return HttpFileContent(stat, http, self.name)
             http.release()
             if http.status not in (200, 412):
                 raise self._http_error(http.status, what="read")

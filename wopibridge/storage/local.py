@@ -95,6 +95,7 @@ class LocalStorage:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve()
         self._root_str = str(self.root)
+        self._paths: dict[str, Path] = {}  # Path objects cost more to build than to keep
         self._index = FileIndex(state_dir / f"{name}-files.sqlite3")
         self._write_locks: dict[str, asyncio.Lock] = {}
 
@@ -129,7 +130,12 @@ class LocalStorage:
                 if real != self._root_str and not real.startswith(self._root_str + "/"):
                     raise NotFound("File not found")
                 break
-        return Path(full)
+        path = self._paths.get(full)
+        if path is None:
+            if len(self._paths) >= 100_000:
+                self._paths.clear()
+            path = self._paths[full] = Path(full)
+        return path
 
     def _stat_path(self, file_id: str, path: Path) -> FileStat:
         try:

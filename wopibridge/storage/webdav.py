@@ -59,7 +59,8 @@ from ..errors import (
     VersionConflict,
     WopiError,
 )
-from .base import CHUNK_SIZE, FileContent, FileStat
+from .base import FileContent, FileStat
+from .httpbody import HttpFileContent
 
 log = logging.getLogger("wopibridge.storage.webdav")
 
@@ -216,28 +217,6 @@ def _http_time_ns(value: str) -> int:
         return int(parsedate_to_datetime(value).timestamp()) * 1_000_000_000
     except (TypeError, ValueError, IndexError):
         return 0
-
-
-class _WebDavContent(FileContent):
-    def __init__(self, stat: FileStat, response: aiohttp.ClientResponse) -> None:
-        super().__init__(stat=stat)
-        self._response: aiohttp.ClientResponse | None = response
-        self.chunks = self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[bytes]:
-        response = self._response
-        if response is None:
-            return
-        try:
-            async for block in response.content.iter_chunked(CHUNK_SIZE):
-                yield block
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise Unavailable("The storage stopped sending the file") from exc
-
-    async def close(self) -> None:
-        if self._response is not None:
-            self._response.release()
-            self._response = None
 
 
 class WebDavStorage:
@@ -475,7 +454,7 @@ class WebDavStorage:
                 "GET", path, headers={"If-Match": f'"{stat.version}"'}, stream=True
             )
             if response.status == 200:
-                return _WebDavContent(stat, response)
+                return HttpFileContent(stat, response, self.name)
             response.release()
             if response.status != 412:
                 raise self._error(response.status, what="read")

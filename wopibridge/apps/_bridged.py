@@ -1,0 +1,51 @@
+"""Shared plumbing of the bridged editor clients: the open URL and HTTP error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+from ..errors import PayloadTooLarge, Unavailable, WopiError
+from ..storage.base import FileStat
+from ..tokens import AccessToken
+from .base import OpenRequest
+
+BRIDGE_OPEN_PATH = "/wopi/bridge/open"
+
+
+class BridgedAppBase:
+    """The :class:`~wopibridge.apps.base.EditorApp` side of a bridged editor."""
+
+    bridged = True
+    label = "editor"
+
+    def __init__(self, name: str, public_url: str) -> None:
+        self.name = name
+        self._wopibridge_url = public_url.rstrip("/")
+
+    def handles(self, extension: str) -> bool:
+        return extension.lower() in self.config.extensions  # type: ignore[attr-defined]
+
+    def can_edit(self, extension: str) -> bool:
+        """A bridged editor edits everything it opens."""
+        return self.handles(extension)
+
+    async def editor_url(self, request: OpenRequest) -> str:
+        """wopibridge's own bridge: the token is form-POSTed there, never put in the URL."""
+        query = urlencode({"app": self.name, "WOPISrc": request.wopi_src})
+        return f"{self._wopibridge_url}{BRIDGE_OPEN_PATH}?{query}"
+
+    def file_info(self, token: AccessToken, stat: FileStat) -> Mapping[str, Any]:
+        return {}
+
+    def unreachable(self, exc: BaseException) -> WopiError:
+        return Unavailable(f"{self.label} cannot be reached right now; please try again later")
+
+    def check_status(self, response: aiohttp.ClientResponse, what: str) -> None:
+        if response.status == 413:
+            raise PayloadTooLarge(f"The file is too large for {self.label}")
+        if response.status >= 400:
+            raise Unavailable(f"{self.label} failed to {what} (HTTP {response.status})")

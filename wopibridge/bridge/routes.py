@@ -1,0 +1,53 @@
+"""The bridge's HTTP surface.
+
+* ``POST /wopi/bridge/open?app=<name>&WOPISrc=<src>``: the browser's form POST of
+  ``access_token`` (the ``app-url`` a bridged app gives the open endpoints). Loads the file into
+  the editor, or joins the document already open, and answers 303 to the editor.
+* ``POST /wopi/bridge/<docid>?WOPISrc=..&access_token=..&close=true|false``: the save webhook
+  CERN's CodiMD calls (with ``X-EFSS-Bridged-App``); any bridged editor or host page may call it
+  when a user saves or leaves.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from .. import keys
+from ..errors import BadRequest, NotFound
+from ..wopi.context import token_from
+from .docid import valid_document_id
+from .keys import BRIDGE
+
+
+async def open_document(request: web.Request) -> web.Response:
+    if request.content_length and request.content_length > 64 * 1024:
+        raise BadRequest("The open request is too large")
+    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    token = form.get("access_token") or token_from(request)
+    access = request.config_dict[keys.TOKENS].verify(token)
+    wopi_src = request.query.get("WOPISrc", "")
+    if wopi_src and urlsplit(wopi_src).path.rstrip("/").rsplit("/", 1)[-1] != access.file_id:
+        raise NotFound("File not found")
+    app_name = request.query.get("app", "") or access.app
+    if not app_name:
+        raise BadRequest("Missing app")
+    url = await request.config_dict[BRIDGE].open(access, app_name)
+    raise web.HTTPSeeOther(location=url)
+
+
+async def save_webhook(request: web.Request) -> web.Response:
+    docid = request.match_info["docid"]
+    if not valid_document_id(docid):
+        raise NotFound("This document is not open in the bridge")
+    access = request.config_dict[keys.TOKENS].verify(token_from(request))
+    close = request.query.get("close", "false").lower() == "true"
+    await request.config_dict[BRIDGE].notify(docid, access, close)
+    message = "Saving; the document is closed for you" if close else "Saving"
+    return web.json_response({"message": message}, status=202)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/wopi/bridge/open", open_document)
+    app.router.add_post("/wopi/bridge/{docid}", save_webhook)

@@ -1,0 +1,87 @@
+"""Building the bridge into an application: editors, routes, state store and save loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from .. import keys
+from ..apps.codimd import CodiMDApp
+from ..apps.etherpad import EtherpadApp
+from ..config import Settings
+from .docid import derive_key
+from .editor import BridgedEditor
+from .engine import Bridge
+from .keys import BRIDGE, BRIDGE_EDITORS
+from .memory import MemoryBridgeStore
+from .redis import RedisBridgeStore
+from .routes import add_routes
+from .state import BridgeStore
+
+BRIDGED_KINDS: Mapping[str, Callable[[str, Mapping[str, Any], str], BridgedEditor]] = {
+    "etherpad": EtherpadApp.from_config,
+    "codimd": CodiMDApp.from_config,
+}
+
+_STORES: Mapping[str, Callable[[str, str], BridgeStore]] = {
+    "memory": lambda url, prefix: MemoryBridgeStore(),
+    "redis": RedisBridgeStore.from_url,
+    "rediss": RedisBridgeStore.from_url,
+    "unix": RedisBridgeStore.from_url,
+}
+
+
+def bridged_apps(settings: Settings) -> dict[str, BridgedEditor]:
+    """Every configured bridged app by name (these are also ``EditorApp`` objects)."""
+    editors: dict[str, BridgedEditor] = {}
+    for name, table in settings.apps.items():
+        kind = str(table.get("type", name)).lower()
+        factory = BRIDGED_KINDS.get(kind)
+        if factory is not None:
+            editors[name] = factory(name, table, settings.server.public_url)
+    return editors
+
+
+def open_bridge_store(url: str, prefix: str) -> BridgeStore:
+    """The bridge state next to the locks: same backend, same Redis, its own keys."""
+    return _STORES[urlsplit(url).scheme](url, prefix)
+
+
+def setup_bridge(app: web.Application) -> None:
+    settings = app[keys.SETTINGS]
+    app[BRIDGE_EDITORS] = bridged_apps(settings)
+    add_routes(app)
+    app.cleanup_ctx.append(_bridge_context)
+
+
+async def _bridge_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    store = open_bridge_store(settings.locks.url, settings.locks.prefix)
+    timeout = aiohttp.ClientTimeout(total=60, connect=5)
+    http = aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar())
+    bridge = Bridge(
+        editors=app[BRIDGE_EDITORS],
+        store=store,
+        storages=app[keys.STORAGES],
+        locks=app[keys.LOCKS],
+        http=http,
+        key=derive_key(app[keys.SECRETS].token_secret),
+    )
+    app[BRIDGE] = bridge
+    task = asyncio.create_task(bridge.run()) if bridge.editors else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await bridge.shutdown()
+        await http.close()
+        await store.close()
