@@ -8,9 +8,10 @@ from . import iop, keys, ops
 from .accesslog import access_log
 from .bridge import setup_bridge
 from .config import Settings
-from .editors import setup_editors
+from .editors import DISCOVERY, setup_editors
 from .errors import error_middleware
 from .metrics import Metrics
+from .proofcheck import PROOF_SOURCE, proof_keys_ctx, proof_middleware
 from .resources import CONTEXTS
 from .wopi.routes import files_app
 
@@ -24,9 +25,11 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app.cleanup_ctx.extend(CONTEXTS)
+    app.cleanup_ctx.append(proof_keys_ctx)
     ops.add_routes(app)
     iop.add_routes(app)
     setup_bridge(app)  # before the editors: the app registry lists the bridged apps too
     setup_editors(app)
-    app.add_subapp("/wopi/files", files_app())
+    app[PROOF_SOURCE] = app[DISCOVERY]
+    app.add_subapp("/wopi/files", files_app(proof_middleware))
     return app

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from .config import ConfigError, Settings, load_settings
+from .validator import cli as validator_cli
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="address to listen on (server.host)")
     run.add_argument("--port", type=int, help="port to listen on (server.port)")
     run.set_defaults(func=serve)
+    validator_cli.add_parser(commands).set_defaults(func=validator_cli.run)
     return parser
 
 

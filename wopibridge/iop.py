@@ -131,7 +131,9 @@ async def openinapp(request: web.Request) -> web.Response:
         request.app, app_name
     ):
         raise BadRequest("Missing parameter: appurl")
-    extra = {"folderurl": query["folderurl"]} if query.get("folderurl") else {}
+    # folderurl becomes CloseUrl; the editor URLs let PutRelativeFile name HostEditUrl and
+    # HostViewUrl for the new file.
+    extra = {name: query[name] for name in ("folderurl", "appurl", "appviewurl") if query.get(name)}
     endpoint = query.get("endpoint", "")
     storage_name, ref = _storage_for_endpoint(request, endpoint, query["fileid"])
     opened = await open_file(

@@ -9,6 +9,7 @@ from aiohttp import web
 from .. import keys
 from ..editors import editor_file_info
 from ..errors import BadRequest, Conflict, FileExists, LockMismatch, PayloadTooLarge
+from ..iop import with_wopisrc
 from ..names import check_name, decode_utf7, encode_utf7, sanitize_name, split_ext, variants
 from ..storage.base import FileStat
 from .contents import body_chunks, upload_limit
@@ -91,8 +92,15 @@ async def put_relative_file(wopi: WopiRequest) -> web.Response:
         raise Conflict(
             "A file with this name already exists", headers={"X-WOPI-ValidRelativeTarget": free}
         ) from None
-    _, url = _new_file_url(wopi, created)
-    return web.json_response({"Name": created.name, "Url": url})
+    wopi_src, url = _new_file_url(wopi, created)
+    answer = {"Name": created.name, "Url": url}
+    edit_url = wopi.access.extra.get("appurl")
+    view_url = wopi.access.extra.get("appviewurl") or edit_url
+    if edit_url:
+        answer["HostEditUrl"] = with_wopisrc(edit_url, wopi_src)
+    if view_url:
+        answer["HostViewUrl"] = with_wopisrc(view_url, wopi_src)
+    return web.json_response(answer)
 
 
 async def rename_file(wopi: WopiRequest) -> web.Response:
