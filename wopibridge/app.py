@@ -11,9 +11,9 @@ from .config import Settings
 from .editors import DISCOVERY, setup_editors
 from .errors import error_middleware
 from .metrics import Metrics
-from .proofcheck import PROOF_SOURCE, proof_keys_ctx, proof_middleware
+from .proofcheck import PROOF_SOURCE, check_proof, proof_keys_ctx
 from .resources import CONTEXTS
-from .wopi.routes import files_app
+from .wopi import routes as wopi_routes
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -31,5 +31,5 @@ def create_app(settings: Settings) -> web.Application:
     setup_bridge(app)  # before the editors: the app registry lists the bridged apps too
     setup_editors(app)
     app[PROOF_SOURCE] = app[DISCOVERY]
-    app.add_subapp("/wopi/files", files_app(proof_middleware))
+    wopi_routes.add_routes(app, check_proof)
     return app

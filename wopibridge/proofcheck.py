@@ -186,6 +186,13 @@ PROOF_CHECKER: web.AppKey[ProofChecker] = web.AppKey("proof_checker", ProofCheck
 PROOF_SOURCE: web.AppKey[ProofKeySource] = web.AppKey("proof_source")
 
 
+async def check_proof(request: web.Request) -> None:
+    """The proof check of one WOPI request whose token is already verified."""
+    checker = request.config_dict.get(PROOF_CHECKER)
+    if checker is not None:
+        await checker.check(request, request[keys.ACCESS].app)
+
+
 @web.middleware
 async def proof_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Check the proof of a request whose token is already verified (``keys.ACCESS`` set).

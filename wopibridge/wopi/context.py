@@ -1,6 +1,7 @@
 """Per-request WOPI context: the verified access token bound to the file in the URL.
 
-The middleware runs for every ``/wopi/files`` route, so no handler can forget the check. A
+Every ``/wopi/files`` route is wrapped by :func:`wopibridge.wopi.routes.wopi_route`, which
+calls :func:`bind_access` first, so no handler can forget the check. A
 token for another file is answered 404 (the file does not exist for this token); a token in the
 wrong mode is refused by :func:`require_edit`.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from .. import keys
 from ..errors import BadRequest, NotFound, Unauthorized
@@ -32,16 +32,14 @@ def token_from(request: web.Request) -> str:
     return token
 
 
-@web.middleware
-async def wopi_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    file_id = request.match_info.get("file_id")
-    if file_id is not None:
-        access = request.config_dict[keys.TOKENS].verify(token_from(request))
-        if access.file_id != file_id:
-            raise NotFound("File not found")
-        request[keys.ACCESS] = access
-        request[keys.FILE_ID] = file_id
-    return await handler(request)
+def bind_access(request: web.Request) -> None:
+    """Verify the request's token and bind it to the file in the URL (404 for another file)."""
+    file_id = request.match_info["file_id"]
+    access = request.config_dict[keys.TOKENS].verify(token_from(request))
+    if access.file_id != file_id:
+        raise NotFound("File not found")
+    request[keys.ACCESS] = access
+    request[keys.FILE_ID] = file_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
-"""The ``/wopi/files`` sub-application: routes, the override table and its middlewares.
+"""The ``/wopi/files`` routes and the override table.
 
-Every request under this prefix passes the token middleware first; the operation is then
-picked from one explicit table keyed by ``X-WOPI-Override``. Anything not in the table is 501.
+Every request under this prefix has its token checked first (and the proof-key check after
+it); the operation is then picked from one explicit table keyed by ``X-WOPI-Override``.
+Anything not in the table is 501.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from aiohttp import web
 
 from ..errors import NotImplementedOperation
 from . import contents, files, locking
-from .context import WopiRequest, wopi_context
+from .context import WopiRequest, bind_access
 
 Operation = Callable[[WopiRequest], Awaitable[web.StreamResponse]]
 
@@ -42,34 +43,48 @@ def operation_name(method: str, path_tail: str, override: str | None) -> str:
     return entry[0] if entry else "Unknown"
 
 
-async def _check_file_info(request: web.Request) -> web.StreamResponse:
-    return await files.check_file_info(WopiRequest.of(request))
+Check = Callable[[web.Request], Awaitable[None]]
+#: Checks every WOPI request passes after its token is bound (the proof-key check).
+WOPI_CHECKS: web.AppKey[tuple[Check, ...]] = web.AppKey("wopi_checks")
 
 
-async def _get_file(request: web.Request) -> web.StreamResponse:
-    return await contents.get_file(WopiRequest.of(request))
+def wopi_route(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A route handler: token bound to the file, the configured checks, then ``operation``.
+
+    The checks run per route rather than as app middlewares so that only ``/wopi/files``
+    requests pay for them, without a sub-application's second routing step.
+    """
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        bind_access(request)
+        for check in request.app[WOPI_CHECKS]:
+            await check(request)
+        return await operation(WopiRequest.of(request))
+
+    return handler
 
 
-async def _post_contents(request: web.Request) -> web.StreamResponse:
-    override = request.headers.get("X-WOPI-Override", "PUT").upper()
+async def _post_contents(wopi: WopiRequest) -> web.StreamResponse:
+    override = (wopi.header("X-WOPI-Override") or "PUT").upper()
     if override != "PUT":
         raise NotImplementedOperation(f"Unsupported operation {override!r} on contents")
-    return await contents.put_file(WopiRequest.of(request))
+    return await contents.put_file(wopi)
 
 
-async def _post_file(request: web.Request) -> web.StreamResponse:
-    override = request.headers.get("X-WOPI-Override", "").upper()
+async def _post_file(wopi: WopiRequest) -> web.StreamResponse:
+    override = (wopi.header("X-WOPI-Override") or "").upper()
     entry = OVERRIDES.get(override)
     if entry is None:
         raise NotImplementedOperation(f"Unsupported operation {override or '(none)'!r}")
-    return await entry[1](WopiRequest.of(request))
+    return await entry[1](wopi)
 
 
-def files_app(*middlewares: Callable[..., Awaitable[web.StreamResponse]]) -> web.Application:
-    """The sub-app mounted at ``/wopi/files``; extra middlewares run after the token check."""
-    app = web.Application(middlewares=[wopi_context, *middlewares])
-    app.router.add_get("/{file_id}", _check_file_info, allow_head=False)
-    app.router.add_post("/{file_id}", _post_file)
-    app.router.add_get("/{file_id}/contents", _get_file, allow_head=False)
-    app.router.add_post("/{file_id}/contents", _post_contents)
-    return app
+def add_routes(app: web.Application, *checks: Check) -> None:
+    """The WOPI file routes under ``/wopi/files``; ``checks`` run after the token check."""
+    app[WOPI_CHECKS] = checks
+    app.router.add_get("/wopi/files/{file_id}", wopi_route(files.check_file_info), allow_head=False)
+    app.router.add_post("/wopi/files/{file_id}", wopi_route(_post_file))
+    app.router.add_get(
+        "/wopi/files/{file_id}/contents", wopi_route(contents.get_file), allow_head=False
+    )
+    app.router.add_post("/wopi/files/{file_id}/contents", wopi_route(_post_contents))
