@@ -195,7 +195,7 @@ async def test_missing_files(backend: Backend) -> None:
 
 async def test_permission_denied(backend: Backend) -> None:
     if backend.readonly is None:
-        pytest.skip("the local storage runs as root here: file modes do not stop it")
+        pytest.skip("local: covered by tests/test_local_permissions.py, which drops root's rights")
     put(backend, "ro.txt", b"read only")
     stat = await backend.readonly.resolve("ro.txt")
     assert await read_all(await backend.readonly.open_read(stat.file_id)) == b"read only"
