@@ -148,7 +148,7 @@ class LocalStorage:
         """Stat by id; a cached path that vanished (renamed by another instance sharing the
         index) is looked up again once before the file counts as missing."""
         try:
-            return self._stat_id(file_id)
+            return self._stat_path(file_id, self._path_of(file_id))
         except NotFound:
             self._index.forget_cached(file_id)
             return self._stat_path(file_id, self._path_of(file_id))
@@ -202,7 +202,7 @@ class LocalStorage:
     async def stat(self, file_id: str) -> FileStat:
         # Inline on purpose: a local stat takes microseconds, a thread hop ten times that, and
         # stat sits on the hot path of CheckFileInfo and every lock operation.
-        return self._stat_path(file_id, self._path_of(file_id))
+        return self._stat_id(file_id)
 
     async def open_read(self, file_id: str) -> FileContent:
         path = self._path_of(file_id)
