@@ -5,20 +5,24 @@ client-side cost is paid on each of them. redis-py's asyncio client spends about
 Python per command (connection-pool checkout, option handling, response callbacks); this
 connection writes each command as it comes and matches replies in order (Redis answers in
 order on one connection), which costs a fraction of that and lets concurrent requests share one
-socket. It speaks only what the lock store needs: RESP2 replies, AUTH, SELECT, TLS and Unix
-sockets. A lost or timed-out connection fails every pending call with ``ConnectionError`` and
-is opened again by the next call.
+socket. Replies are parsed by hiredis straight from the protocol's ``data_received`` and
+resolve their callers' futures there, with no reader task in between. It speaks only what the
+lock store needs: RESP2 replies, AUTH, SELECT, TLS and Unix sockets. A lost or timed-out
+connection fails every pending call with ``ConnectionError`` and is opened again by the next
+call; one watchdog timer per connection enforces the reply timeout, so a call pays for no
+timer of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import hiredis
 
 
 class ReplyError(Exception):
@@ -65,28 +69,86 @@ def encode(args: tuple[Any, ...]) -> bytes:
     return b"".join(out)
 
 
-async def read_reply(reader: asyncio.StreamReader) -> Any:
-    line = await reader.readline()
-    if not line.endswith(b"\r\n"):
-        raise ConnectionError("Redis closed the connection")
-    kind, body = line[:1], line[1:-2]
-    if kind == b"+":
-        return body
-    if kind == b":":
-        return int(body)
-    if kind == b"$":
-        size = int(body)
-        if size < 0:
-            return None
-        return (await reader.readexactly(size + 2))[:-2]
-    if kind == b"*":
-        count = int(body)
-        if count < 0:
-            return None
-        return [await read_reply(reader) for _ in range(count)]
-    if kind == b"-":
-        return ReplyError(body.decode(errors="replace"))
-    raise ConnectionError(f"unexpected reply from Redis: {line[:40]!r}")
+class _Protocol(asyncio.Protocol):
+    """One Redis connection: writes commands, hands each reply to the oldest waiting caller.
+
+    Redis answers in order on one connection, so a FIFO of futures is all the matching needed.
+    The connection is given up (every waiting caller fails with ``ConnectionError``) when it
+    is lost, when Redis sends something unparsable or unasked for, or when the oldest call has
+    waited longer than ``timeout`` (its reply could otherwise answer the wrong caller later).
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._parser = hiredis.Reader(replyError=ReplyError)
+        self._pending: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self._transport: asyncio.Transport | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self.error: ConnectionError | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def send(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        if self.error is not None or self._transport is None:
+            raise self.error or ConnectionError("Redis connection closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((future, loop.time() + self._timeout))
+        self._transport.write(encode(args))
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self._timeout, self._check_deadline)
+        return future
+
+    def _check_deadline(self) -> None:
+        self._watchdog = None
+        if not self._pending:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self._pending[0][1]
+        if loop.time() >= deadline:
+            self.fail(ConnectionError("Redis did not answer in time"))
+        else:
+            self._watchdog = loop.call_at(deadline, self._check_deadline)
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed(data)
+        while True:
+            try:
+                reply = self._parser.gets()
+            except hiredis.ProtocolError as exc:
+                self.fail(ConnectionError(f"unexpected reply from Redis: {exc}"))
+                return
+            if reply is False:
+                return
+            if not self._pending:
+                self.fail(ConnectionError("Redis sent a reply nobody asked for"))
+                return
+            future, _ = self._pending.popleft()
+            if future.done():  # the caller was cancelled
+                continue
+            if isinstance(reply, ReplyError):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(ConnectionError(f"lost the Redis connection: {exc or 'closed by Redis'}"))
+
+    def fail(self, error: ConnectionError) -> None:
+        """Give the connection up and fail every call still waiting on it."""
+        if self.error is None:
+            self.error = error
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if self._transport is not None:
+            self._transport.close()
+        while self._pending:
+            future, _ = self._pending.popleft()
+            if not future.done():
+                future.set_exception(error)
 
 
 class RespConnection:
@@ -94,20 +156,22 @@ class RespConnection:
         self.endpoint = endpoint
         self._connect_timeout = connect_timeout
         self._timeout = timeout
-        self._writer: asyncio.StreamWriter | None = None
-        self._pending: deque[asyncio.Future[Any]] = deque()
-        self._reading: asyncio.Task[None] | None = None
+        self._protocol: _Protocol | None = None
         self._opening = asyncio.Lock()
 
-    async def _open(self) -> None:
+    async def _open(self) -> _Protocol:
         ep = self.endpoint
-        if ep.path:
-            opening = asyncio.open_unix_connection(ep.path)
-        else:
-            context = ssl.create_default_context() if ep.tls else None
-            opening = asyncio.open_connection(ep.host, ep.port, ssl=context)
+        loop = asyncio.get_running_loop()
+
+        def factory() -> _Protocol:
+            return _Protocol(self._timeout)
+
         async with asyncio.timeout(self._connect_timeout):
-            reader, writer = await opening
+            if ep.path:
+                _, protocol = await loop.create_unix_connection(factory, ep.path)
+            else:
+                context = ssl.create_default_context() if ep.tls else None
+                _, protocol = await loop.create_connection(factory, ep.host, ep.port, ssl=context)
             setup: list[tuple[Any, ...]] = []
             if ep.password:
                 setup.append(
@@ -116,65 +180,24 @@ class RespConnection:
             if ep.db:
                 setup.append(("SELECT", ep.db))
             for command in setup:
-                writer.write(encode(command))
-                reply = await read_reply(reader)
-                if isinstance(reply, ReplyError):
-                    writer.close()
-                    raise ConnectionError(f"Redis refused {command[0]}: {reply}")
-        self._writer = writer
-        self._reading = asyncio.create_task(self._read_loop(reader, writer))
-
-    async def _read_loop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                reply = await read_reply(reader)
-                if not self._pending:
-                    raise ConnectionError("Redis sent a reply nobody asked for")
-                future = self._pending.popleft()
-                if not future.done():
-                    if isinstance(reply, ReplyError):
-                        future.set_exception(reply)
-                    else:
-                        future.set_result(reply)
-        except (OSError, EOFError, ValueError, asyncio.IncompleteReadError) as exc:
-            self._drop(writer, ConnectionError(f"lost the Redis connection: {exc}"))
-        except asyncio.CancelledError:
-            self._drop(writer, ConnectionError("Redis connection closed"))
-            raise
-
-    def _drop(self, writer: asyncio.StreamWriter, error: Exception) -> None:
-        """Forget a connection and fail every call still waiting on it."""
-        if self._writer is writer:
-            self._writer = None
-        writer.close()
-        while self._pending:
-            future = self._pending.popleft()
-            if not future.done():
-                future.set_exception(error)
+                try:
+                    await protocol.send(command)
+                except ReplyError as reply:
+                    protocol.fail(ConnectionError("Redis connection closed"))
+                    raise ConnectionError(f"Redis refused {command[0]}: {reply}") from None
+        return protocol
 
     async def call(self, *args: Any) -> Any:
-        if self._writer is None:
+        protocol = self._protocol
+        if protocol is None or protocol.error is not None:
             async with self._opening:
-                if self._writer is None:
-                    await self._open()
-        writer = self._writer
-        assert writer is not None
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append(future)
-        writer.write(encode(args))
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await future
-        except TimeoutError:
-            # the reply may still come and would answer the wrong caller: start afresh
-            self._drop(writer, ConnectionError("Redis did not answer in time"))
-            raise ConnectionError("Redis did not answer in time") from None
+                protocol = self._protocol
+                if protocol is None or protocol.error is not None:
+                    self._protocol = None
+                    protocol = self._protocol = await self._open()
+        return await protocol.send(args)
 
     async def close(self) -> None:
-        if self._reading is not None:
-            self._reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await self._reading
-            self._reading = None
-        if self._writer is not None:
-            self._drop(self._writer, ConnectionError("Redis connection closed"))
+        if self._protocol is not None:
+            self._protocol.fail(ConnectionError("Redis connection closed"))
+            self._protocol = None
