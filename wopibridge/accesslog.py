@@ -44,7 +44,7 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
     finally:
         elapsed = time.perf_counter() - started
         operation, file_id = _operation(request)
-        request.config_dict[keys.METRICS].observe(operation, status, elapsed)
+        request.app[keys.METRICS].observe(operation, status, elapsed)
         if log.isEnabledFor(logging.INFO):
             log.info(
                 json.dumps(

@@ -1,4 +1,9 @@
-"""``create_app(settings)``: the whole server wired from its settings, nothing at import time."""
+"""``create_app(settings)``: the whole server wired from its settings, nothing at import time.
+
+Everything is routed on this one application, with no sub-applications, so handlers read the
+app's state from ``request.app``; ``request.config_dict`` would build a chain of mappings on
+every access, and it sat on every WOPI request several times.
+"""
 
 from __future__ import annotations
 

@@ -107,7 +107,7 @@ _HOST_PROPERTIES = frozenset(
 
 def editor_file_info(request: web.Request, access: AccessToken, stat: FileStat) -> dict[str, Any]:
     """The CheckFileInfo properties the token's app adds (none for an unknown app)."""
-    registry = request.config_dict.get(EDITORS)
+    registry = request.app.get(EDITORS)
     if registry is None or not access.app:
         return {}
     try:
@@ -128,7 +128,7 @@ def configured(app: web.Application, name: str) -> bool:
 
 
 def _lock_files(request: web.Request, access: AccessToken) -> bool:
-    registry = request.config_dict.get(EDITORS)
+    registry = request.app.get(EDITORS)
     if registry is None or access.app.lower() not in registry.names():
         return False
     return bool(getattr(registry.get(access.app), "lock_files", False))

@@ -33,7 +33,7 @@ USER_TYPES = {"regular", "federated", "ocm", "anonymous", "lightweight", "primar
 def check_iop_secret(request: web.Request) -> None:
     """Constant-time check of ``Authorization: Bearer <iop secret>``."""
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    expected = request.config_dict[keys.SECRETS].iop_secret
+    expected = request.app[keys.SECRETS].iop_secret
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         given.strip().encode(), expected.encode()
     ):
@@ -84,7 +84,7 @@ async def open_file(
     resolved with it and it travels sealed in the token. An edit open of a file locked by
     another site is downgraded to view, with the reason.
     """
-    app = request.config_dict
+    app = request.app
     registry = app[keys.STORAGES]
     storage = registry.get(storage_name) if storage_name else registry.default
     storage = with_credential(storage, credential)
@@ -172,7 +172,7 @@ def _storage_for_endpoint(request: web.Request, endpoint: str, fileid: str) -> t
     """The storage Reva's ``endpoint`` names (``storage_id$space_id``) and the reference in it:
     a configured storage's name, or a Reva storage id served by the configured CS3 gateway."""
     storage_id = endpoint.partition("$")[0].lower()
-    registry = request.config_dict[keys.STORAGES]
+    registry = request.app[keys.STORAGES]
     if storage_id in registry.names():
         return storage_id, fileid
     if endpoint and isinstance(registry, MeshRegistry):

@@ -17,7 +17,7 @@ async def health(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     """Readiness: the lock store and every storage answer; 503 names what does not."""
-    app = request.config_dict
+    app = request.app
     checks = {"locks": app[keys.LOCKS].ping()}
     for storage in app[keys.STORAGES]:
         checks[f"storage:{storage.name}"] = storage.check()
@@ -41,7 +41,7 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=request.config_dict[keys.METRICS].render(), content_type="text/plain")
+    return web.Response(text=request.app[keys.METRICS].render(), content_type="text/plain")
 
 
 def add_routes(app: web.Application) -> None:

@@ -188,7 +188,7 @@ PROOF_SOURCE: web.AppKey[ProofKeySource] = web.AppKey("proof_source")
 
 async def check_proof(request: web.Request) -> None:
     """The proof check of one WOPI request whose token is already verified."""
-    checker = request.config_dict.get(PROOF_CHECKER)
+    checker = request.app.get(PROOF_CHECKER)
     if checker is not None:
         await checker.check(request, request[keys.ACCESS].app)
 
@@ -201,7 +201,7 @@ async def proof_middleware(request: web.Request, handler: Handler) -> web.Stream
     openinapp endpoint) pass through untouched.
     """
     access = request.get(keys.ACCESS)
-    checker = request.config_dict.get(PROOF_CHECKER)
+    checker = request.app.get(PROOF_CHECKER)
     if access is not None and checker is not None:
         await checker.check(request, access.app)
     return await handler(request)

@@ -45,7 +45,7 @@ def check_document_changed(headers: Mapping[str, str], stat: FileStat) -> SaveHi
 
 
 def _keeper(request: web.Request) -> ConflictKeeper:
-    return request.config_dict[CONFLICTS]
+    return request.app[CONFLICTS]
 
 
 async def write(

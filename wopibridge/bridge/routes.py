@@ -26,14 +26,14 @@ async def open_document(request: web.Request) -> web.Response:
         raise BadRequest("The open request is too large")
     form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     token = form.get("access_token") or token_from(request)
-    access = request.config_dict[keys.TOKENS].verify(token)
+    access = request.app[keys.TOKENS].verify(token)
     wopi_src = request.query.get("WOPISrc", "")
     if wopi_src and urlsplit(wopi_src).path.rstrip("/").rsplit("/", 1)[-1] != access.file_id:
         raise NotFound("File not found")
     app_name = request.query.get("app", "") or access.app
     if not app_name:
         raise BadRequest("Missing app")
-    url = await request.config_dict[BRIDGE].open(access, app_name)
+    url = await request.app[BRIDGE].open(access, app_name)
     raise web.HTTPSeeOther(location=url)
 
 
@@ -41,9 +41,9 @@ async def save_webhook(request: web.Request) -> web.Response:
     docid = request.match_info["docid"]
     if not valid_document_id(docid):
         raise NotFound("This document is not open in the bridge")
-    access = request.config_dict[keys.TOKENS].verify(token_from(request))
+    access = request.app[keys.TOKENS].verify(token_from(request))
     close = request.query.get("close", "false").lower() == "true"
-    await request.config_dict[BRIDGE].notify(docid, access, close)
+    await request.app[BRIDGE].notify(docid, access, close)
     message = "Saving; the document is closed for you" if close else "Saving"
     return web.json_response({"message": message}, status=202)
 

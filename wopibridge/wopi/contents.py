@@ -21,7 +21,7 @@ from .context import WopiRequest
 
 def upload_limit(request: web.Request) -> int:
     """The upload limit; a declared ``Content-Length`` above it is refused before reading."""
-    limit = request.config_dict[keys.SETTINGS].server.max_upload_size
+    limit = request.app[keys.SETTINGS].server.max_upload_size
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes")
     return limit

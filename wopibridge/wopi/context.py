@@ -35,7 +35,7 @@ def token_from(request: web.Request) -> str:
 def bind_access(request: web.Request) -> None:
     """Verify the request's token and bind it to the file in the URL (404 for another file)."""
     file_id = request.match_info["file_id"]
-    access = request.config_dict[keys.TOKENS].verify(token_from(request))
+    access = request.app[keys.TOKENS].verify(token_from(request))
     if access.file_id != file_id:
         raise NotFound("File not found")
     request[keys.ACCESS] = access
@@ -57,7 +57,7 @@ class WopiRequest:
     def of(cls, request: web.Request) -> WopiRequest:
         file_id = request[keys.FILE_ID]
         access = request[keys.ACCESS]
-        storage, backend_id, locks = bind_request(request.config_dict, access)
+        storage, backend_id, locks = bind_request(request.app, access)
         return cls(
             request=request,
             access=access,

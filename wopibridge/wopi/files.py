@@ -36,7 +36,7 @@ async def _free_name(wopi: WopiRequest, wanted: str) -> str:
 
 def _new_file_url(wopi: WopiRequest, created: FileStat) -> tuple[str, str]:
     """The WOPISrc of a new file with a fresh edit token for the same user and app."""
-    app = wopi.request.config_dict
+    app = wopi.request.app
     new_id = app[keys.STORAGES].wopi_id(wopi.storage, created.file_id)
     token, _ = app[keys.TOKENS].mint(
         file_id=new_id,
