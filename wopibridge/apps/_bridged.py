@@ -1,13 +1,16 @@
-"""Shared plumbing of the bridged editor clients: the open URL and HTTP error mapping."""
+"""Shared plumbing of the bridged editor clients: configuration, the open URL and HTTP error
+mapping. A client names its kind, default extensions and whether it needs an API key; the
+rest is the same for every bridged editor."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar, Self
 from urllib.parse import urlencode
 
 import aiohttp
 
+from ..bridge.config import BridgeAppConfig, parse_app_config
 from ..errors import PayloadTooLarge, Unavailable, WopiError
 from ..storage.base import FileStat
 from ..tokens import AccessToken
@@ -21,13 +24,32 @@ class BridgedAppBase:
 
     bridged = True
     label = "editor"
+    #: The ``type`` of its ``[apps.<name>]`` table.
+    kind: ClassVar[str]
+    default_extensions: ClassVar[tuple[str, ...]]
+    apikey_required: ClassVar[bool] = False
 
-    def __init__(self, name: str, public_url: str) -> None:
-        self.name = name
+    def __init__(self, config: BridgeAppConfig, public_url: str) -> None:
+        self.name = config.name
+        self.config = config
         self._wopibridge_url = public_url.rstrip("/")
 
+    @classmethod
+    def from_config(cls, name: str, table: Mapping[str, Any], public_url: str) -> Self:
+        config = parse_app_config(
+            name,
+            table,
+            kind=cls.kind,
+            default_extensions=cls.default_extensions,
+            apikey_required=cls.apikey_required,
+        )
+        return cls(config, public_url)
+
+    def info(self) -> Mapping[str, str]:
+        return {"app": self.name, "kind": self.kind, "url": self.config.url}
+
     def handles(self, extension: str) -> bool:
-        return extension.lower() in self.config.extensions  # type: ignore[attr-defined]
+        return extension.lower() in self.config.extensions
 
     def can_edit(self, extension: str) -> bool:
         """A bridged editor edits everything it opens."""

@@ -21,12 +21,10 @@ import posixpath
 import re
 import zipfile
 from collections.abc import Mapping
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from ..bridge.config import BridgeAppConfig, parse_app_config
 from ..bridge.editor import Loaded
 from ..errors import BadRequest, PayloadTooLarge, Unavailable
 from ._bridged import BridgedAppBase
@@ -82,24 +80,8 @@ def write_bundle(markdown: str, files: Mapping[str, bytes]) -> bytes:
 
 class CodiMDApp(BridgedAppBase):
     label = "CodiMD"
-
-    def __init__(self, config: BridgeAppConfig, public_url: str) -> None:
-        super().__init__(config.name, public_url)
-        self.config = config
-
-    @classmethod
-    def from_config(cls, name: str, table: Mapping[str, Any], public_url: str) -> CodiMDApp:
-        config = parse_app_config(
-            name,
-            table,
-            kind="codimd",
-            default_extensions=DEFAULT_EXTENSIONS,
-            apikey_required=False,
-        )
-        return cls(config, public_url)
-
-    def info(self) -> Mapping[str, str]:
-        return {"app": self.name, "kind": "codimd", "url": self.config.url}
+    kind = "codimd"
+    default_extensions = DEFAULT_EXTENSIONS
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.config.apikey}"} if self.config.apikey else {}

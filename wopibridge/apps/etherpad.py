@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
 
-from ..bridge.config import BridgeAppConfig, parse_app_config
 from ..bridge.editor import Loaded
 from ..errors import BadRequest, PayloadTooLarge, Unavailable
 from ._bridged import BridgedAppBase
@@ -45,24 +43,9 @@ def _pad_text(export: bytes) -> str:
 
 class EtherpadApp(BridgedAppBase):
     label = "Etherpad"
-
-    def __init__(self, config: BridgeAppConfig, public_url: str) -> None:
-        super().__init__(config.name, public_url)
-        self.config = config
-
-    @classmethod
-    def from_config(cls, name: str, table: Mapping[str, Any], public_url: str) -> EtherpadApp:
-        config = parse_app_config(
-            name,
-            table,
-            kind="etherpad",
-            default_extensions=DEFAULT_EXTENSIONS,
-            apikey_required=True,
-        )
-        return cls(config, public_url)
-
-    def info(self) -> Mapping[str, str]:
-        return {"app": self.name, "kind": "etherpad", "url": self.config.url}
+    kind = "etherpad"
+    default_extensions = DEFAULT_EXTENSIONS
+    apikey_required = True
 
     async def _api(self, http: aiohttp.ClientSession, method: str, **params: str) -> dict[str, Any]:
         """Call one API method; answer its ``data`` or raise a WopiError."""
