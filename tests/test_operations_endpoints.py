@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import socket
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from tests.support.procs import RedisServer
@@ -93,8 +96,6 @@ def test_server_log_has_no_secrets(tmp_path: Path) -> None:
         server={"state_dir": str(tmp_path / "st")},
         security={"token_secret": "", "iop_secret": ""},
     ) as server:
-        import urllib.request
-
         urllib.request.urlopen(f"{server.url}/health").read()
     log = server.log()
     token_secret = (tmp_path / "st" / "token_secret").read_text().strip()
@@ -102,3 +103,27 @@ def test_server_log_has_no_secrets(tmp_path: Path) -> None:
     assert oct((tmp_path / "st" / "token_secret").stat().st_mode & 0o777) == "0o600"
     assert "token_secret" in log and str(tmp_path / "st") in log
     assert token_secret not in log and iop_secret not in log
+
+
+def test_malformed_requests_log_one_line_without_their_bytes(tmp_path: Path) -> None:
+    """A request aiohttp cannot parse is answered 400 and logged as one warning line: no
+    traceback, none of the request line (it may begin an access token)."""
+    marker = "eyJhbGciOiJIUzI1NiJ9.SECRETPART"
+    with running_server(tmp_path / "srv") as server:
+        for request_line in (
+            f"GET /wopi/files/x?access_token={marker}{'A' * 20000} HTTP/1.1",
+            f"GET /wopi/files/x?access_token={marker} HTTP/1.1\r\nBad Header{marker}",
+        ):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
+                conn.sendall(f"{request_line}\r\nHost: x\r\n\r\n".encode())
+                assert b" 400 Bad Request" in conn.recv(4096).split(b"\r\n")[0]
+        # a token-sized request line is still served
+        long_query = f"{server.url}/wopi/files/x?access_token={'A' * 12000}"
+        try:
+            urllib.request.urlopen(long_query)
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 401
+    log = server.log()
+    assert log.count("malformed request from 127.0.0.1 refused") == 2
+    assert "LineTooLong, HTTP 400" in log
+    assert "Traceback" not in log and marker not in log

@@ -25,7 +25,9 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[access_log, error_middleware],
         client_max_size=1024 * 1024,
-        handler_args={"max_field_size": 16384},
+        # An access token carrying a sealed Reva token runs to a few kilobytes, in the query
+        # (the request line) or in Authorization; allow twice aiohttp's default for both.
+        handler_args={"max_field_size": 16384, "max_line_size": 16384},
     )
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()

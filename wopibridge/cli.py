@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .accesslog import quiet_malformed_requests
 from .config import ConfigError, Settings, load_settings
 from .validator import cli as validator_cli
 
@@ -35,6 +36,7 @@ def serve(args: argparse.Namespace) -> int:
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    quiet_malformed_requests()
     log = logging.getLogger("wopibridge")
     log.info(
         "listening on http://%s:%d (public URL %s)",
