@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from wopibridge.storage.local import LocalStorage
@@ -24,3 +25,31 @@ async def test_a_rename_by_the_other_instance_is_followed(tmp_path: Path) -> Non
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_new_file_at_the_old_path_is_not_mistaken_for_the_renamed_one(
+    tmp_path: Path,
+) -> None:
+    root, state = tmp_path / "data", tmp_path / "state"
+    root.mkdir()
+    (root / "report.odt").write_bytes(b"v1")
+    first = LocalStorage("local", root, state)
+    second = LocalStorage("local", root, state)
+    try:
+        stat = await first.resolve("report.odt")
+        await first.stat(stat.file_id)
+
+        await second.rename(stat.file_id, "final.odt")
+        (root / "report.odt").write_bytes(b"someone else's new file")
+
+        written = await first.write(stat.file_id, _chunks(b"v2"))
+        assert written.name == "final.odt"
+        assert (root / "final.odt").read_bytes() == b"v2"
+        assert (root / "report.odt").read_bytes() == b"someone else's new file"
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data

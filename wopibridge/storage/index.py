@@ -37,24 +37,14 @@ class FileIndex:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
-        self._paths: dict[str, str] = {}
         self._meta: dict[tuple[str, str], tuple[str | None, float]] = {}
 
     def path_of(self, file_id: str) -> str | None:
-        """The path of an id, from memory when seen before (ids never change their file)."""
-        cached = self._paths.get(file_id)
-        if cached is not None:
-            return cached
+        """The path of an id, always from the database, never from memory: another instance
+        sharing the index may have renamed the file and put a new one at its old path, and a
+        remembered path would then send this id's reads and writes to that other file."""
         row = self._db.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
-        if row is None:
-            return None
-        if len(self._paths) >= 100_000:
-            self._paths.clear()
-        self._paths[file_id] = path = str(row[0])
-        return path
-
-    def forget_cached(self, file_id: str) -> None:
-        self._paths.pop(file_id, None)
+        return None if row is None else str(row[0])
 
     def id_for(self, path: str) -> str:
         """The id of ``path``, assigning one on first sight (safe against concurrent callers)."""
@@ -70,15 +60,12 @@ class FileIndex:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM files WHERE path = ? AND id != ?", (new_path, file_id))
             self._db.execute("UPDATE files SET path = ? WHERE id = ?", (new_path, file_id))
-        self._paths = {k: v for k, v in self._paths.items() if v != new_path}
-        self._paths[file_id] = new_path
 
     def forget(self, file_id: str) -> None:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM files WHERE id = ?", (file_id,))
             self._db.execute("DELETE FROM meta WHERE id = ?", (file_id,))
-        self._paths.pop(file_id, None)
         self._meta = {k: v for k, v in self._meta.items() if k[0] != file_id}
 
     def get_meta(self, file_id: str, key: str) -> str | None:

@@ -144,15 +144,6 @@ class LocalStorage:
             raise _os_error(exc, "read") from None
         return self._make_stat(file_id, path, st)
 
-    def _stat_id(self, file_id: str) -> FileStat:
-        """Stat by id; a cached path that vanished (renamed by another instance sharing the
-        index) is looked up again once before the file counts as missing."""
-        try:
-            return self._stat_path(file_id, self._path_of(file_id))
-        except NotFound:
-            self._index.forget_cached(file_id)
-            return self._stat_path(file_id, self._path_of(file_id))
-
     def _make_stat(self, file_id: str, path: Path, st: os.stat_result) -> FileStat:
         if not statmod.S_ISREG(st.st_mode):
             raise NotFound("File not found")
@@ -202,7 +193,7 @@ class LocalStorage:
     async def stat(self, file_id: str) -> FileStat:
         # Inline on purpose: a local stat takes microseconds, a thread hop ten times that, and
         # stat sits on the hot path of CheckFileInfo and every lock operation.
-        return self._stat_id(file_id)
+        return self._stat_path(file_id, self._path_of(file_id))
 
     async def open_read(self, file_id: str) -> FileContent:
         path = self._path_of(file_id)
