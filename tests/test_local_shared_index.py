@@ -42,6 +42,7 @@ async def test_a_new_file_at_the_old_path_is_not_mistaken_for_the_renamed_one(
         await second.rename(stat.file_id, "final.odt")
         (root / "report.odt").write_bytes(b"someone else's new file")
 
+        assert (await first.stat(stat.file_id)).name == "final.odt"
         written = await first.write(stat.file_id, _chunks(b"v2"))
         assert written.name == "final.odt"
         assert (root / "final.odt").read_bytes() == b"v2"

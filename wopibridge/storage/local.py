@@ -96,6 +96,8 @@ class LocalStorage:
         self.root = root.resolve()
         self._root_str = str(self.root)
         self._paths: dict[str, Path] = {}  # Path objects cost more to build than to keep
+        # file id -> (path, inode, change time) of the file its last stat found: see stat()
+        self._seen: dict[str, tuple[Path, int, int]] = {}
         self._index = FileIndex(state_dir / f"{name}-files.sqlite3")
         self._write_locks: dict[str, asyncio.Lock] = {}
 
@@ -191,9 +193,36 @@ class LocalStorage:
             raise _os_error(exc, "read") from None
 
     async def stat(self, file_id: str) -> FileStat:
-        # Inline on purpose: a local stat takes microseconds, a thread hop ten times that, and
-        # stat sits on the hot path of CheckFileInfo and every lock operation.
-        return self._stat_path(file_id, self._path_of(file_id))
+        """Stat by id, inline: a local stat takes microseconds, a thread hop ten times that,
+        and stat sits on the path of CheckFileInfo and every lock operation.
+
+        The index is the authority on an id's path, and another instance sharing it may have
+        renamed the file and put a new one at the old path. Asking it costs more than the
+        stat, so the index and the symlink walk are skipped only when the file at the path
+        seen last time is provably the same file: same inode, same change time. A save, a
+        rename, a chmod or a swapped-in file changes one of them, and the index is asked.
+        """
+        seen = self._seen.get(file_id)
+        if seen is not None:
+            path, inode, ctime_ns = seen
+            try:
+                st = os.stat(path)
+            except OSError:
+                pass
+            else:
+                if st.st_ino == inode and st.st_ctime_ns == ctime_ns:
+                    return self._make_stat(file_id, path, st)
+            del self._seen[file_id]
+        path = self._path_of(file_id)
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise _os_error(exc, "read") from None
+        stat = self._make_stat(file_id, path, st)
+        if len(self._seen) >= 100_000:
+            self._seen.clear()
+        self._seen[file_id] = (path, st.st_ino, st.st_ctime_ns)
+        return stat
 
     async def open_read(self, file_id: str) -> FileContent:
         path = self._path_of(file_id)
