@@ -76,3 +76,19 @@ async def test_calls_in_flight_fail_cleanly_when_redis_dies(tmp_path: Path) -> N
     assert (await store.lock("f", "L")).ok
     await store.close()
     server.stop()
+
+
+def test_works_on_uvloop(redis_server: RedisServer) -> None:
+    """Deployments often run aiohttp on uvloop, whose transports are not asyncio classes."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> list[object]:
+        conn = RespConnection(Endpoint.from_url(redis_server.url))
+        try:
+            await conn.call("SET", "uv:key", "v")
+            return list(await asyncio.gather(*(conn.call("GET", "uv:key") for _ in range(50))))
+        finally:
+            await conn.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(main()) == [b"v"] * 50

@@ -19,7 +19,7 @@ import asyncio
 import ssl
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
@@ -87,8 +87,8 @@ class _Protocol(asyncio.Protocol):
         self.error: ConnectionError | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport, whatever its class: uvloop's are not asyncio.Transport subclasses.
+        self._transport = cast(asyncio.Transport, transport)
 
     def send(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
         if self.error is not None or self._transport is None:
