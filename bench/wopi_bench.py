@@ -9,7 +9,8 @@ Figures printed:
 - CheckFileInfo requests/s vs a bare handler returning a fixed JSON document;
 - GetFile MB/s vs ``web.FileResponse`` of the same file; PutFile MB/s vs a bare handler
   streaming the body into a file; the server's peak RSS growth while moving the file;
-- Lock+Unlock cycles/s with the in-process and the Redis lock store;
+- Lock+Unlock cycles/s with the in-process and the Redis lock store, beside a bare POST
+  handler, and with Redis and one worker process per core (``server.workers``);
 - the cost of verifying an access token, cold and cached.
 """
 
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.rss import RssSampler  # noqa: E402
-from tests.support.procs import RedisServer, free_port, wait_for_port  # noqa: E402
+from tests.support.procs import RedisServer, children, free_port, wait_for_port  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 from tests.support.wopi import IOP_SECRET, TOKEN_SECRET  # noqa: E402
 
@@ -306,12 +307,24 @@ async def main(args: argparse.Namespace) -> None:
     limits = {"server": {"max_upload_size": 4 * size, "log_level": "WARNING"}}
     srv = ServerProcess(work / "srv", **limits)
     srv_redis = ServerProcess(work / "srv-redis", lock_url=redis.url, **limits)
-    (work / "srv-redis" / "data").mkdir(parents=True)
-    for i in range(max(args.concurrency, args.lock_clients)):
-        (work / "srv-redis" / "data" / f"lock{i}.bin").write_bytes(b"x")
+    workers = os.cpu_count() or 2
+    srv_workers = ServerProcess(
+        work / "srv-workers",
+        lock_url=redis.url,
+        server={**limits["server"], "workers": workers},
+    )
+    for name in ("srv-redis", "srv-workers"):
+        (work / name / "data").mkdir(parents=True)
+        for i in range(max(args.concurrency, 2 * args.lock_clients)):
+            (work / name / "data" / f"lock{i}.bin").write_bytes(b"x")
     try:
         srv.start()
         srv_redis.start()
+        srv_workers.start()
+        assert srv_workers.proc is not None
+        while len(children(srv_workers.proc.pid)) < workers:
+            time.sleep(0.1)
+        time.sleep(1.5)  # each worker imports and starts listening within this
         wait_for_port(base_port)
         base_url = f"http://127.0.0.1:{base_port}"
         connector = aiohttp.TCPConnector(limit=args.concurrency)
@@ -352,14 +365,26 @@ async def main(args: argparse.Namespace) -> None:
                 lock_base = wrk_lock_cycles(
                     [(f"{base_url}/info", "-")] * args.lock_clients, args.seconds
                 )
+                # twice the clients, so that SO_REUSEPORT's spread over the workers evens out
+                lock_workers = wrk_lock_cycles(
+                    [
+                        await open_file(session, srv_workers.url, f"lock{i}.bin")
+                        for i in range(2 * args.lock_clients)
+                    ],
+                    args.seconds,
+                )
             else:
                 lock_mem = await bench_locks(session, srv, args.seconds, args.lock_clients)
                 lock_redis = await bench_locks(session, srv_redis, args.seconds, args.lock_clients)
+                lock_workers = await bench_locks(
+                    session, srv_workers, args.seconds, 2 * args.lock_clients
+                )
                 lock_base = None
         cold_us, warm_us = token_costs()
     finally:
         srv.stop()
         srv_redis.stop()
+        srv_workers.stop()
         baseline.terminate()
         baseline.wait()
         redis.stop()
@@ -388,6 +413,13 @@ async def main(args: argparse.Namespace) -> None:
     row("baseline RSS growth", transfer["rss_growth_base_mb"], "MB")
     row("Lock+Unlock, in-process", lock_mem, "cycles/s", lock_base)
     row("Lock+Unlock, Redis", lock_redis, "cycles/s", lock_base, "target >= 2000")
+    row(
+        f"Lock+Unlock, Redis, {workers} wk",
+        lock_workers,
+        "cycles/s",
+        None,
+        f"target >= 2000; server.workers = {workers}",
+    )
     row("token verify, cold", cold_us, "us")
     row("token verify, cached", warm_us, "us")
     per_request_us = 1e6 / cfi_rps

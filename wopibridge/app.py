@@ -19,6 +19,7 @@ from .metrics import Metrics
 from .proofcheck import PROOF_SOURCE, check_proof, proof_keys_ctx
 from .resources import CONTEXTS
 from .wopi import routes as wopi_routes
+from .workers import worker_ctx
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -32,6 +33,8 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app.cleanup_ctx.extend(CONTEXTS)
+    if settings.server.workers > 1:
+        app.cleanup_ctx.append(worker_ctx)
     app.cleanup_ctx.append(proof_keys_ctx)
     ops.add_routes(app)
     iop.add_routes(app)

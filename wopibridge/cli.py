@@ -13,6 +13,7 @@ from aiohttp import web
 from .accesslog import quiet_malformed_requests
 from .config import ConfigError, Settings, load_settings
 from .validator import cli as validator_cli
+from .workers import serve_workers
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -32,9 +33,10 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"wopibridge: {exc}", file=sys.stderr)
         return 2
+    process = "[%(process)d]" if settings.server.workers > 1 else ""
     logging.basicConfig(
         level=settings.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        format=f"%(asctime)s %(levelname)s %(name)s{process} %(message)s",
     )
     quiet_malformed_requests()
     log = logging.getLogger("wopibridge")
@@ -45,6 +47,8 @@ def serve(args: argparse.Namespace) -> int:
         settings.server.public_url,
     )
     try:
+        if settings.server.workers > 1:
+            return serve_workers(settings, lambda: create_app(settings))
         web.run_app(
             create_app(settings),
             host=settings.server.host,

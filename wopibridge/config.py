@@ -103,6 +103,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
             1024 * 1024 * 1024, _as_positive, "Largest accepted upload in bytes (413 above)."
         ),
         "log_level": Key("INFO", _as_str, "Python log level."),
+        "workers": Key(
+            1, _as_positive, "Server processes sharing the port; above 1 needs Redis locks."
+        ),
     },
     "storage": {
         "root": Key("./data", _as_str, "Folder of the local storage, created on first run."),
@@ -129,6 +132,7 @@ class ServerSettings:
     state_dir: Path
     max_upload_size: int
     log_level: str
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -239,6 +243,13 @@ def load_settings(
     server["state_dir"] = Path(server["state_dir"])
     storage = _section(raw, "storage")
     storage["root"] = Path(storage["root"])
+    locks = _section(raw, "locks")
+    if server["workers"] > 1 and urlsplit(locks["url"]).scheme == "memory":
+        raise ConfigError(
+            "server.workers",
+            "more than one worker needs locks.url = redis://...: "
+            "in-process locks are not shared between processes",
+        )
     security = _section(raw, "security")
     for name in ("token_secret", "iop_secret"):
         if security[name] and security[f"{name}_file"]:
@@ -248,7 +259,7 @@ def load_settings(
     return Settings(
         server=ServerSettings(**server),
         storage=StorageSettings(**storage),
-        locks=LockSettings(**_section(raw, "locks")),
+        locks=LockSettings(**locks),
         security=SecuritySettings(**security),
         apps=_named_table(raw, "apps"),
         storages=_named_table(raw, "storages"),

@@ -1,8 +1,16 @@
-"""Request counters and durations, exposed in the Prometheus text format at ``/metrics``."""
+"""Request counters and durations, exposed in the Prometheus text format at ``/metrics``.
+
+With several worker processes each counts its own requests; :meth:`Metrics.snapshot` and
+:meth:`Metrics.combined` let one worker answer for all of them (see :mod:`.workers`).
+"""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+Snapshot = dict[str, Any]
 
 
 class Metrics:
@@ -15,6 +23,27 @@ class Metrics:
         self.requests[(operation, status)] += 1
         self.seconds[operation] += seconds
         self.counts[operation] += 1
+
+    def snapshot(self) -> Snapshot:
+        """The counters as plain JSON-ready data."""
+        return {
+            "requests": [[op, status, n] for (op, status), n in self.requests.items()],
+            "seconds": dict(self.seconds),
+            "counts": dict(self.counts),
+        }
+
+    @classmethod
+    def combined(cls, snapshots: Iterable[Snapshot]) -> Metrics:
+        """The sum of several processes' counters."""
+        total = cls()
+        for snap in snapshots:
+            for op, status, n in snap["requests"]:
+                total.requests[(str(op), int(status))] += int(n)
+            for op, seconds in snap["seconds"].items():
+                total.seconds[op] += float(seconds)
+            for op, n in snap["counts"].items():
+                total.counts[op] += int(n)
+        return total
 
     def render(self) -> str:
         lines = [

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from . import editors, keys
 from .errors import Unavailable
+from .workers import all_metrics
 
 
 async def health(request: web.Request) -> web.Response:
@@ -41,7 +42,7 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=request.app[keys.METRICS].render(), content_type="text/plain")
+    return web.Response(text=all_metrics(request.app).render(), content_type="text/plain")
 
 
 def add_routes(app: web.Application) -> None:

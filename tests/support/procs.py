@@ -35,6 +35,19 @@ def wait_for_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> 
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
+def children(pid: int) -> set[int]:
+    """The live (not zombie) child processes of ``pid``, read from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
 def require_binary(name: str) -> str:
     """The path of a system binary; in CI a missing one fails, elsewhere it skips."""
     path = shutil.which(name)

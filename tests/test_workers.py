@@ -1,0 +1,159 @@
+"""``server.workers``: several processes on one port, one supervisor, shared Redis locks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.support.procs import RedisServer, children
+from tests.support.server import ServerProcess
+from wopibridge.config import ConfigError, load_settings
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan is reaped by whatever adopted it, maybe late)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_for(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_more_than_one_worker_needs_redis_locks() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env={"WOPIBRIDGE_SERVER_WORKERS": "2"})
+    assert caught.value.key == "server.workers"
+    settings = load_settings(
+        env={"WOPIBRIDGE_SERVER_WORKERS": "2", "WOPIBRIDGE_LOCKS_URL": "redis://127.0.0.1:1/0"}
+    )
+    assert settings.server.workers == 2
+
+
+async def _session_round(base: str, iop: str, clients: int) -> tuple[int, int]:
+    """Open one file, then ``clients`` connections each Lock it with their own id: one wins,
+    and every request of the round is answered by some worker."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            f"{base}/wopi/iop/openinapp",
+            params={
+                "fileid": "shared.docx",
+                "viewmode": "VIEW_MODE_READ_WRITE",
+                "userid": "u@idp",
+                "appurl": "https://editor/x?",
+            },
+            headers={"Authorization": f"Bearer {iop}"},
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            body = await resp.json()
+        url = f"{base}/wopi/files/" + body["app-url"].rsplit("%2F", 1)[1]
+        token = body["form-parameters"]["access_token"]
+
+        async def lock(i: int) -> int:
+            # a connection of its own, so the kernel spreads them over the workers
+            async with (
+                aiohttp.ClientSession() as own,
+                own.post(
+                    url,
+                    params={"access_token": token},
+                    headers={"X-WOPI-Override": "LOCK", "X-WOPI-Lock": f"L{i}"},
+                ) as r,
+            ):
+                return r.status
+
+        statuses = await asyncio.gather(*(lock(i) for i in range(clients)))
+        async with session.post(
+            url, params={"access_token": token}, headers={"X-WOPI-Override": "GET_LOCK"}
+        ) as r:
+            winner = r.headers["X-WOPI-Lock"]
+        async with session.post(
+            url,
+            params={"access_token": token},
+            headers={"X-WOPI-Override": "UNLOCK", "X-WOPI-Lock": winner},
+        ) as r:
+            assert r.status == 200
+    return statuses.count(200), statuses.count(409)
+
+
+def test_workers_share_secrets_locks_and_metrics_and_are_replaced(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    server = ServerProcess(
+        tmp_path / "srv",
+        lock_url=redis.url,
+        server={"workers": 2},
+        security={"token_secret": "", "iop_secret": ""},  # generated once, by the supervisor
+    )
+    (tmp_path / "srv" / "data").mkdir(parents=True)
+    (tmp_path / "srv" / "data" / "shared.docx").write_bytes(b"doc")
+    try:
+        server.start()
+        assert server.proc is not None
+        supervisor = server.proc.pid
+        _wait_for(lambda: server.log().count("worker listening") == 2)
+        iop = (tmp_path / "srv" / "state" / "iop_secret").read_text().strip()
+
+        won, refused = asyncio.run(_session_round(server.url, iop, 30))
+        assert (won, refused) == (1, 29)
+        log = server.log()
+        served_by = {pid for pid in children(supervisor) if f"access[{pid}]" in log}
+        assert len(served_by) == 2, "both workers answered requests"
+
+        time.sleep(1.5)  # the counters reach the shared folder once a second
+        victim = min(children(supervisor))
+        os.kill(victim, signal.SIGKILL)
+        _wait_for(lambda: server.log().count("worker listening") == 3)
+        assert len(children(supervisor)) == 2 and victim not in children(supervisor)
+        assert asyncio.run(_session_round(server.url, iop, 10)) == (1, 9)
+
+        time.sleep(1.5)  # every worker has written its counters
+        import urllib.request
+
+        text = urllib.request.urlopen(f"{server.url}/metrics").read().decode()
+        locks = sum(
+            int(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith('wopibridge_requests_total{operation="Lock"')
+        )
+        assert locks == 40, text  # the killed worker's requests included
+
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=20) == 0
+        server.proc = None
+        assert "all workers stopped" in server.log()
+        assert "Traceback" not in server.log()
+    finally:
+        server.stop()
+        redis.stop()
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    server = ServerProcess(tmp_path / "srv", lock_url=redis.url, server={"workers": 2})
+    try:
+        server.start()
+        assert server.proc is not None
+        supervisor = server.proc.pid
+        _wait_for(lambda: len(children(supervisor)) == 2)
+        workers = children(supervisor)
+        server.kill()
+        _wait_for(lambda: not any(_running(pid) for pid in workers))
+        assert server.log().count("the supervisor is gone; stopping this worker") == 2
+    finally:
+        server.stop()
+        redis.stop()
