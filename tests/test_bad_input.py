@@ -165,3 +165,29 @@ async def test_body_larger_than_limit(aiohttp_client, make_settings, data_dir: P
 
 async def test_put_user_info_not_utf8(opened) -> None:
     await _assert_short(await opened.op("PUT_USER_INFO", data=b"\xff\xfe"), 400)
+
+
+async def test_editors_cannot_create_desktop_lock_files(client, opened, data_dir: Path) -> None:
+    """A ``.~lock.<name>#`` or ``~$<name>`` file would make that document open read-only for
+    everyone, so Save As and rename refuse those names and suggestions are adjusted."""
+    (data_dir / "b.docx").write_bytes(DOC)
+    for name in (".~lock.b.docx#", "~$b.docx"):
+        resp = await opened.op(
+            "PUT_RELATIVE", {"X-WOPI-RelativeTarget": name.encode("utf-7").decode()}, data=b"x"
+        )
+        await _assert_short(resp, 400)
+        assert resp.headers["X-WOPI-InvalidFileNameError"]
+    suggested = await opened.op(
+        "PUT_RELATIVE", {"X-WOPI-SuggestedTarget": "~$b.docx".encode("utf-7").decode()}, data=b"y"
+    )
+    assert suggested.status == 200
+    assert (await suggested.json())["Name"] == "b (1).docx"
+    await opened.lock("L1")
+    renamed = await opened.op(
+        "RENAME_FILE",
+        {"X-WOPI-RequestedName": "~$a".encode("utf-7").decode(), "X-WOPI-Lock": "L1"},
+    )
+    await _assert_short(renamed, 400)
+    assert sorted(p.name for p in data_dir.iterdir()) == ["a.docx", "b (1).docx", "b.docx"]
+    info = await (await open_file(client, "b.docx")).check_file_info()
+    assert info.get("UserCanWrite") is True

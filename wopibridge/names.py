@@ -38,9 +38,27 @@ def check_name(name: str) -> str:
     return name
 
 
+def is_desktop_lock_name(name: str) -> bool:
+    """``.~lock.<name>#`` (LibreOffice) or ``~$<name>`` (Microsoft Office): files that tell
+    desktop suites, and wopibridge, that a document is open elsewhere."""
+    return (name.startswith(".~lock.") and name.endswith("#")) or name.startswith("~$")
+
+
+def check_editor_name(name: str) -> str:
+    """A name an editor asks for (Save As, rename): valid, and not a desktop lock file, which
+    would make another document open read-only for everyone."""
+    check_name(name)
+    if is_desktop_lock_name(name):
+        raise InvalidFileName("The file name is reserved for office lock files")
+    return name
+
+
 def sanitize_name(name: str) -> str:
     """Turn a suggested name into a valid one (WOPI says the host adjusts suggestions)."""
     cleaned = _FORBIDDEN.sub("_", name).strip() or "document"
+    while is_desktop_lock_name(cleaned):  # the document's own name, not its lock file's
+        cleaned = cleaned.removeprefix(".~lock.").removesuffix("#").removeprefix("~$").strip()
+    cleaned = cleaned or "document"
     if cleaned in (".", "..") or cleaned.startswith(".~wb-"):
         cleaned = "document" + cleaned.lstrip(".~")
     while len(cleaned.encode("utf-8")) > MAX_NAME_BYTES:

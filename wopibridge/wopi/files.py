@@ -10,7 +10,7 @@ from .. import keys
 from ..editors import editor_file_info
 from ..errors import BadRequest, Conflict, FileExists, LockMismatch, PayloadTooLarge
 from ..iop import with_wopisrc
-from ..names import check_name, decode_utf7, encode_utf7, sanitize_name, split_ext, variants
+from ..names import check_editor_name, decode_utf7, encode_utf7, sanitize_name, split_ext, variants
 from ..storage.base import FileStat
 from .contents import body_chunks, upload_limit
 from .context import WopiRequest
@@ -72,7 +72,7 @@ async def put_relative_file(wopi: WopiRequest) -> web.Response:
         name = await _free_name(wopi, sanitize_name(wanted))
     else:
         assert relative is not None
-        name = check_name(decode_utf7(relative, "X-WOPI-RelativeTarget"))
+        name = check_editor_name(decode_utf7(relative, "X-WOPI-RelativeTarget"))
         overwrite = (wopi.header("X-WOPI-OverwriteRelativeTarget") or "").lower() == "true"
         existing = await wopi.storage.find_sibling(wopi.backend_id, name)
         if existing is not None:
@@ -111,7 +111,7 @@ async def rename_file(wopi: WopiRequest) -> web.Response:
     stem = decode_utf7(requested, "X-WOPI-RequestedName")
     stat = await wopi.stat()
     extension = stat.extension
-    check_name(stem + extension)
+    check_editor_name(stem + extension)
     current = await wopi.locks.get(stat.identity)
     if current and wopi.header("X-WOPI-Lock") != current:
         raise LockMismatch(current, "The file is locked by another session")
