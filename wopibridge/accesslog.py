@@ -73,7 +73,8 @@ class MalformedRequestFilter(logging.Filter):
         if isinstance(exc, HttpProcessingError):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.msg = "malformed request from %s refused (%s, HTTP %d)"
-            record.args = (*(record.args or ("?",))[:1], type(exc).__name__, exc.code)
+            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.args = (peer, type(exc).__name__, exc.code)
             record.exc_info = record.exc_text = None
         return True
 

@@ -35,6 +35,7 @@ from .editors import EDITORS
 from .errors import BadRequest
 from .hostpage import HostLinks, HostPage, render
 from .storage.base import FileStat, Storage
+from .tokens import Mode
 
 if TYPE_CHECKING:
     from .iop import Opened
@@ -80,7 +81,7 @@ async def open_document(
             reason = holder
         elif not editor.can_edit(ext):
             reason = f"{editor.name} can only view {ext or 'these'} files"
-    token_mode = "edit" if wants_edit and not reason else "view"
+    token_mode: Mode = "edit" if wants_edit and not reason else "view"
     action = mode if not reason else "view"
     if action == "edit" and stat.size == 0:
         action = "editnew"

@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from aiohttp import ClientSession
 
+from ..apps.base import EditorApp
 from .config import BridgeAppConfig
 
 
@@ -32,9 +33,7 @@ class Loaded:
 
 
 @runtime_checkable
-class BridgedEditor(Protocol):
-    name: str
-    bridged: bool
+class BridgedEditor(EditorApp, Protocol):
     config: BridgeAppConfig
 
     def handles(self, extension: str) -> bool:

@@ -356,7 +356,7 @@ class Cs3Storage:
             return ""
         if response.status.code != code.CODE_OK or response.lock.app_name != APP_NAME:
             return ""
-        return response.lock.lock_id
+        return str(response.lock.lock_id)
 
     async def _upload(
         self, ref: spr.Reference, chunks: AsyncIterable[bytes], **conditions: Any
@@ -557,7 +557,7 @@ class Cs3LockStore:
         if response is None:
             return None
         if response.status.code == code.CODE_OK:
-            return response.lock.lock_id
+            return str(response.lock.lock_id)
         if response.status.code == code.CODE_NOT_FOUND:
             return ""
         raise self._storage._error(response.status, what="lock")
