@@ -157,3 +157,28 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
     finally:
         server.stop()
         redis.stop()
+
+
+def test_a_configuration_error_in_the_workers_stops_the_server(tmp_path: Path) -> None:
+    """Storage tables are checked when each worker starts: the error ends the whole server
+    with status 2 instead of a loop of workers dying and being replaced."""
+    (tmp_path / "redis").mkdir()
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    server = ServerProcess(
+        tmp_path / "srv",
+        lock_url=redis.url,
+        server={"workers": 2},
+        **{"storages.remote": {"type": "ftp"}},
+    )
+    try:
+        server.start(wait=False)
+        assert server.proc is not None
+        assert server.proc.wait(timeout=20) == 2
+        server.proc = None
+        log = server.log()
+        assert "invalid configuration: storages.remote" in log
+        assert "starting another" not in log
+    finally:
+        server.stop()
+        redis.stop()

@@ -60,7 +60,7 @@ def metrics_dir(settings: Settings) -> Path:
 
 
 def serve_workers(settings: Settings, make_app: Callable[[], web.Application]) -> int:
-    """Run ``settings.server.workers`` workers on one socket until told to stop.
+    """Run ``settings.server.workers`` workers on one port until told to stop.
 
     Raises ``OSError`` when the port cannot be bound and ``ConfigError`` when a secret cannot
     be read or generated, before any worker starts.

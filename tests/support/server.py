@@ -56,7 +56,7 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
         log = self.log_path.open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("WOPIBRIDGE_")}
         # run this checkout's code, whatever copy of wopibridge is installed
@@ -69,7 +69,8 @@ class ServerProcess:
             env=env,
         )
         log.close()
-        wait_for_port(self.port, timeout=20)
+        if wait:
+            wait_for_port(self.port, timeout=20)
 
     def kill(self) -> None:
         if self.proc is not None:
