@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 from bench.rss import RssSampler  # noqa: E402
 from tests.support.procs import RedisServer, children, free_port, wait_for_port  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
-from tests.support.wopi import IOP_SECRET, TOKEN_SECRET  # noqa: E402
+from tests.support.wopi import TOKEN_SECRET  # noqa: E402
+from tests.support.wopi import open_remote as open_file  # noqa: E402
 
 BASELINE = textwrap.dedent(
     """
@@ -147,26 +148,6 @@ def wrk_lock_cycles(targets: list[tuple[str, str]], seconds: float) -> float:
     """
     script = WRK_LOCKS % (lua_list([u for u, _ in targets]), lua_list([t for _, t in targets]))
     return wrk_rate(targets[0][0], seconds, len(targets), script) / 2
-
-
-async def open_file(session: aiohttp.ClientSession, base: str, name: str) -> tuple[str, str]:
-    async with session.get(
-        f"{base}/wopi/iop/openinapp",
-        params={
-            "fileid": name,
-            "viewmode": "VIEW_MODE_READ_WRITE",
-            "userid": "bench@idp",
-            "username": "Bench",
-            "appurl": "https://editor/x?",
-        },
-        headers={"Authorization": f"Bearer {IOP_SECRET}"},
-    ) as resp:
-        resp.raise_for_status()
-        body = await resp.json()
-    return (
-        f"{base}/wopi/files/" + body["app-url"].rsplit("%2F", 1)[1],
-        body["form-parameters"]["access_token"],
-    )
 
 
 async def download(session: aiohttp.ClientSession, url: str, **kw: Any) -> int:

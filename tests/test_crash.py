@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from tests.support.server import ServerProcess
-from tests.support.wopi import IOP_SECRET
+from tests.support.wopi import open_remote
 
 SIZE = 50 * 1024 * 1024
 
@@ -28,20 +28,7 @@ async def test_kill_during_put_file_keeps_old_content(tmp_path: Path) -> None:
     sent = 0
     try:
         async with aiohttp.ClientSession() as session:
-            async with session.get(
-                f"{server.url}/wopi/iop/openinapp",
-                params={
-                    "fileid": "big.bin",
-                    "viewmode": "VIEW_MODE_READ_WRITE",
-                    "userid": "u",
-                    "appurl": "https://e/x?",
-                },
-                headers={"Authorization": f"Bearer {IOP_SECRET}"},
-            ) as resp:
-                body = await resp.json()
-            file_id = body["app-url"].rsplit("%2F", 1)[1]
-            token = body["form-parameters"]["access_token"]
-            url = f"{server.url}/wopi/files/{file_id}"
+            url, token = await open_remote(session, server.url, "big.bin")
             async with session.post(
                 url,
                 params={"access_token": token},
@@ -88,9 +75,7 @@ async def test_kill_during_put_file_keeps_old_content(tmp_path: Path) -> None:
     try:
         async with (
             aiohttp.ClientSession() as session,
-            session.get(
-                f"{server.url}/wopi/files/{file_id}/contents", params={"access_token": token}
-            ) as resp,
+            session.get(f"{url}/contents", params={"access_token": token}) as resp,
         ):
             assert hashlib.sha256(await resp.read()).hexdigest() == digest
     finally:

@@ -5,51 +5,48 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+
 from wopibridge.storage.local import LocalStorage
 
 
-async def test_a_rename_by_the_other_instance_is_followed(tmp_path: Path) -> None:
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[tuple[LocalStorage, LocalStorage, Path]]:
+    """Two instances' storages over one folder holding ``report.odt``, and that folder."""
     root, state = tmp_path / "data", tmp_path / "state"
     root.mkdir()
     (root / "report.odt").write_bytes(b"v1")
     first = LocalStorage("local", root, state)
     second = LocalStorage("local", root, state)
-    try:
-        stat = await first.resolve("report.odt")
-        assert (await first.stat(stat.file_id)).name == "report.odt"  # path now cached
-
-        await second.rename(stat.file_id, "final.odt")
-
-        moved = await first.stat(stat.file_id)
-        assert (moved.file_id, moved.name, moved.size) == (stat.file_id, "final.odt", 2)
-    finally:
-        await first.close()
-        await second.close()
+    yield first, second, root
+    await first.close()
+    await second.close()
 
 
-async def test_a_new_file_at_the_old_path_is_not_mistaken_for_the_renamed_one(
-    tmp_path: Path,
-) -> None:
-    root, state = tmp_path / "data", tmp_path / "state"
-    root.mkdir()
-    (root / "report.odt").write_bytes(b"v1")
-    first = LocalStorage("local", root, state)
-    second = LocalStorage("local", root, state)
-    try:
-        stat = await first.resolve("report.odt")
-        await first.stat(stat.file_id)
+async def test_a_rename_by_the_other_instance_is_followed(pair) -> None:
+    first, second, _ = pair
+    stat = await first.resolve("report.odt")
+    assert (await first.stat(stat.file_id)).name == "report.odt"  # path now remembered
 
-        await second.rename(stat.file_id, "final.odt")
-        (root / "report.odt").write_bytes(b"someone else's new file")
+    await second.rename(stat.file_id, "final.odt")
 
-        assert (await first.stat(stat.file_id)).name == "final.odt"
-        written = await first.write(stat.file_id, _chunks(b"v2"))
-        assert written.name == "final.odt"
-        assert (root / "final.odt").read_bytes() == b"v2"
-        assert (root / "report.odt").read_bytes() == b"someone else's new file"
-    finally:
-        await first.close()
-        await second.close()
+    moved = await first.stat(stat.file_id)
+    assert (moved.file_id, moved.name, moved.size) == (stat.file_id, "final.odt", 2)
+
+
+async def test_a_new_file_at_the_old_path_is_not_mistaken_for_the_renamed_one(pair) -> None:
+    first, second, root = pair
+    stat = await first.resolve("report.odt")
+    await first.stat(stat.file_id)
+
+    await second.rename(stat.file_id, "final.odt")
+    (root / "report.odt").write_bytes(b"someone else's new file")
+
+    assert (await first.stat(stat.file_id)).name == "final.odt"
+    written = await first.write(stat.file_id, _chunks(b"v2"))
+    assert written.name == "final.odt"
+    assert (root / "final.odt").read_bytes() == b"v2"
+    assert (root / "report.odt").read_bytes() == b"someone else's new file"
 
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:

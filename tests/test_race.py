@@ -9,24 +9,7 @@ import aiohttp
 
 from tests.support.procs import RedisServer
 from tests.support.server import running_server
-from tests.support.wopi import IOP_SECRET
-
-
-async def _open(session: aiohttp.ClientSession, base: str) -> tuple[str, str]:
-    async with session.get(
-        f"{base}/wopi/iop/openinapp",
-        params={
-            "fileid": "shared.docx",
-            "viewmode": "VIEW_MODE_READ_WRITE",
-            "userid": "u@idp",
-            "appurl": "https://editor/x?",
-        },
-        headers={"Authorization": f"Bearer {IOP_SECRET}"},
-    ) as resp:
-        assert resp.status == 200, await resp.text()
-        body = await resp.json()
-    file_id = body["app-url"].rsplit("%2F", 1)[1]
-    return file_id, body["form-parameters"]["access_token"]
+from tests.support.wopi import open_remote
 
 
 async def test_fifty_clients_two_instances_one_winner(tmp_path: Path) -> None:
@@ -48,9 +31,10 @@ async def test_fifty_clients_two_instances_one_winner(tmp_path: Path) -> None:
             running_server(tmp_path / "b", **common) as b,
         ):
             async with aiohttp.ClientSession() as session:
-                file_a, token_a = await _open(session, a.url)
-                file_b, token_b = await _open(session, b.url)
-                assert file_a == file_b
+                src_a, token_a = await open_remote(session, a.url, "shared.docx")
+                src_b, token_b = await open_remote(session, b.url, "shared.docx")
+                file_a = src_a.rsplit("/", 1)[1]
+                assert src_b.rsplit("/", 1)[1] == file_a
                 targets = [(a.url, token_a), (b.url, token_b)]
 
                 async def attempt(i: int, round_: int) -> tuple[int, str]:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.procs import RedisServer, children
 from tests.support.server import ServerProcess
+from tests.support.wopi import open_remote
 from wopibridge.config import ConfigError, load_settings
 
 
@@ -46,20 +47,7 @@ async def _session_round(base: str, iop: str, clients: int) -> tuple[int, int]:
     """Open one file, then ``clients`` connections each Lock it with their own id: one wins,
     and every request of the round is answered by some worker."""
     async with aiohttp.ClientSession() as session:
-        async with session.get(
-            f"{base}/wopi/iop/openinapp",
-            params={
-                "fileid": "shared.docx",
-                "viewmode": "VIEW_MODE_READ_WRITE",
-                "userid": "u@idp",
-                "appurl": "https://editor/x?",
-            },
-            headers={"Authorization": f"Bearer {iop}"},
-        ) as resp:
-            assert resp.status == 200, await resp.text()
-            body = await resp.json()
-        url = f"{base}/wopi/files/" + body["app-url"].rsplit("%2F", 1)[1]
-        token = body["form-parameters"]["access_token"]
+        url, token = await open_remote(session, base, "shared.docx", iop)
 
         async def lock(i: int) -> int:
             # a connection of its own, so the kernel spreads them over the workers
@@ -87,13 +75,12 @@ async def _session_round(base: str, iop: str, clients: int) -> tuple[int, int]:
     return statuses.count(200), statuses.count(409)
 
 
-def test_workers_share_secrets_locks_and_metrics_and_are_replaced(tmp_path: Path) -> None:
-    (tmp_path / "redis").mkdir()
-    redis = RedisServer(tmp_path / "redis")
-    redis.start()
+def test_workers_share_secrets_locks_and_metrics_and_are_replaced(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
     server = ServerProcess(
         tmp_path / "srv",
-        lock_url=redis.url,
+        lock_url=redis_server.url,
         server={"workers": 2},
         security={"token_secret": "", "iop_secret": ""},  # generated once, by the supervisor
     )
@@ -137,14 +124,12 @@ def test_workers_share_secrets_locks_and_metrics_and_are_replaced(tmp_path: Path
         assert "Traceback" not in server.log()
     finally:
         server.stop()
-        redis.stop()
 
 
-def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
-    (tmp_path / "redis").mkdir()
-    redis = RedisServer(tmp_path / "redis")
-    redis.start()
-    server = ServerProcess(tmp_path / "srv", lock_url=redis.url, server={"workers": 2})
+def test_workers_stop_when_their_supervisor_is_killed(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    server = ServerProcess(tmp_path / "srv", lock_url=redis_server.url, server={"workers": 2})
     try:
         server.start()
         assert server.proc is not None
@@ -156,18 +141,16 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
         assert server.log().count("the supervisor is gone; stopping this worker") == 2
     finally:
         server.stop()
-        redis.stop()
 
 
-def test_a_configuration_error_in_the_workers_stops_the_server(tmp_path: Path) -> None:
+def test_a_configuration_error_in_the_workers_stops_the_server(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
     """Storage tables are checked when each worker starts: the error ends the whole server
     with status 2 instead of a loop of workers dying and being replaced."""
-    (tmp_path / "redis").mkdir()
-    redis = RedisServer(tmp_path / "redis")
-    redis.start()
     server = ServerProcess(
         tmp_path / "srv",
-        lock_url=redis.url,
+        lock_url=redis_server.url,
         server={"workers": 2},
         **{"storages.remote": {"type": "ftp"}},
     )
@@ -181,4 +164,3 @@ def test_a_configuration_error_in_the_workers_stops_the_server(tmp_path: Path) -
         assert "starting another" not in log
     finally:
         server.stop()
-        redis.stop()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, ClientSession
 from aiohttp.test_utils import TestClient
 
 IOP_SECRET = "iop-secret-for-tests-0123456789"
@@ -98,3 +98,25 @@ async def open_file(
         token=body["form-parameters"]["access_token"],
         ttl_ms=int(body["form-parameters"]["access_token_ttl"]),
     )
+
+
+async def open_remote(
+    session: ClientSession, base: str, fileid: str, iop_secret: str = IOP_SECRET
+) -> tuple[str, str]:
+    """Open ``fileid`` for editing on a server at ``base`` (a started process): its WOPISrc
+    and the access token, as an editor gets them from the web UI."""
+    async with session.get(
+        f"{base}/wopi/iop/openinapp",
+        params={
+            "fileid": fileid,
+            "viewmode": "VIEW_MODE_READ_WRITE",
+            "userid": "u@idp",
+            "username": "U",
+            "appurl": "https://editor/x?",
+        },
+        headers={"Authorization": f"Bearer {iop_secret}"},
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+    wopi_src = unquote(body["app-url"].split("WOPISrc=", 1)[1])
+    return wopi_src, body["form-parameters"]["access_token"]
