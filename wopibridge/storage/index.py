@@ -33,12 +33,27 @@ class FileIndex:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        # The busy timeout first: instances (and workers) starting together open one index.
         self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._prepare()
         self._meta: dict[tuple[str, str], tuple[str | None, float]] = {}
+
+    def _prepare(self) -> None:
+        """WAL mode and the tables. Instances or workers starting together on a new state
+        folder race here, and SQLite can answer "busy" at once instead of waiting out the busy
+        timeout (it does not wait where waiting could deadlock), so the loser tries again for
+        a few seconds."""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                busy = exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05 + secrets.randbelow(50) / 1000)
 
     def path_of(self, file_id: str) -> str | None:
         """The path of an id, always from the database, never from memory: another instance
