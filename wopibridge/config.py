@@ -132,7 +132,7 @@ class ServerSettings:
     state_dir: Path
     max_upload_size: int
     log_level: str
-    workers: int = 1
+    workers: int
 
 
 @dataclass(frozen=True)

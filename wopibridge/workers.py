@@ -37,7 +37,7 @@ from pathlib import Path
 from aiohttp import web
 
 from . import keys
-from .config import Settings
+from .config import ConfigError, Settings
 from .metrics import Metrics, Snapshot
 from .secrets import load_secrets
 
@@ -155,8 +155,6 @@ def _claim_port(host: str, port: int) -> socket.socket:
 def _run_worker(
     settings: Settings, make_app: Callable[[], web.Application], supervisor: int
 ) -> int:
-    from .config import ConfigError
-
     app = make_app()
     app[SUPERVISOR] = supervisor
     try:

@@ -185,6 +185,9 @@ class RespConnection:
                 except ReplyError as reply:
                     protocol.fail(ConnectionError("Redis connection closed"))
                     raise ConnectionError(f"Redis refused {command[0]}: {reply}") from None
+                except BaseException:  # the connect timeout or a cancellation: no socket left
+                    protocol.fail(ConnectionError("Redis connection closed"))
+                    raise
         return protocol
 
     async def call(self, *args: Any) -> Any:
@@ -193,7 +196,6 @@ class RespConnection:
             async with self._opening:
                 protocol = self._protocol
                 if protocol is None or protocol.error is not None:
-                    self._protocol = None
                     protocol = self._protocol = await self._open()
         return await protocol.send(args)
 

@@ -140,11 +140,7 @@ class LocalStorage:
         return path
 
     def _stat_path(self, file_id: str, path: Path) -> FileStat:
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            raise _os_error(exc, "read") from None
-        return self._make_stat(file_id, path, st)
+        return self._make_stat(file_id, path, self._os_stat(path))
 
     def _make_stat(self, file_id: str, path: Path, st: os.stat_result) -> FileStat:
         if not statmod.S_ISREG(st.st_mode):
@@ -182,11 +178,11 @@ class LocalStorage:
             return await self.stat(ref)
         relative = self._relative(ref)
         path = self._absolute(relative)
-        st = await asyncio.to_thread(self._lstat_regular, path)
+        st = await asyncio.to_thread(self._os_stat, path)
         return self._make_stat(self._index.id_for(relative), path, st)
 
     @staticmethod
-    def _lstat_regular(path: Path) -> os.stat_result:
+    def _os_stat(path: Path) -> os.stat_result:
         try:
             return os.stat(path)
         except OSError as exc:
@@ -214,10 +210,7 @@ class LocalStorage:
                     return self._make_stat(file_id, path, st)
             del self._seen[file_id]
         path = self._path_of(file_id)
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            raise _os_error(exc, "read") from None
+        st = self._os_stat(path)
         stat = self._make_stat(file_id, path, st)
         if len(self._seen) >= 100_000:
             self._seen.clear()
