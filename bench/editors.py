@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from wopibridge.conflicts import ConflictKeeper
-from wopibridge.discovery import fill_urlsrc, parse_discovery
+from wopibridge.apps.discovery import fill_urlsrc, parse_discovery
 from wopibridge.storage.local import LocalStorage
+from wopibridge.wopi.conflicts import ConflictKeeper
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "discovery"
 SIZE = 100 * 1024 * 1024

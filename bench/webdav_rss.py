@@ -27,9 +27,9 @@ sys.path.insert(0, str(REPO))
 
 from bench.rss import RssSampler, rss_bytes  # noqa: E402
 from tests.support.procs import free_port, wait_for_port  # noqa: E402
-from wopibridge import fileids  # noqa: E402
+from wopibridge.security.tokens import TokenCodec  # noqa: E402
+from wopibridge.storage import fileids  # noqa: E402
 from wopibridge.storage.webdav import encode_id  # noqa: E402
-from wopibridge.tokens import TokenCodec  # noqa: E402
 
 SECRET = "bench-token-secret-0123456789abcdef"
 IOP = "bench-iop-secret-0123456789abcdef"

@@ -250,7 +250,7 @@ async def bench_locks(
 
 
 def token_costs() -> tuple[float, float]:
-    from wopibridge.tokens import TokenCodec
+    from wopibridge.security.tokens import TokenCodec
 
     codec = TokenCodec(TOKEN_SECRET, 3600)
     tokens = [codec.mint(file_id=f"local.f{i}", user_id="u", user_name="U")[0] for i in range(2000)]

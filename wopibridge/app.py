@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import iop, keys, ops
-from .accesslog import access_log
-from .bridge import setup_bridge
-from .config import Settings
-from .editors import DISCOVERY, setup_editors
-from .errors import error_middleware
-from .metrics import Metrics
-from .proofcheck import PROOF_SOURCE, check_proof, proof_keys_ctx
-from .resources import CONTEXTS
-from .wopi import routes as wopi_routes
-from .workers import worker_ctx
+from wopibridge import keys
+from wopibridge.bridge import setup_bridge
+from wopibridge.config import Settings
+from wopibridge.errors import error_middleware
+from wopibridge.opening import reva
+from wopibridge.opening.wiring import DISCOVERY, setup_editors
+from wopibridge.ops import endpoints
+from wopibridge.ops.accesslog import access_log
+from wopibridge.ops.metrics import Metrics
+from wopibridge.ops.workers import worker_ctx
+from wopibridge.resources import CONTEXTS
+from wopibridge.security.proof.check import PROOF_SOURCE, check_proof, proof_keys_ctx
+from wopibridge.wopi import routes as wopi_routes
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -36,8 +38,8 @@ def create_app(settings: Settings) -> web.Application:
     if settings.server.workers > 1:
         app.cleanup_ctx.append(worker_ctx)
     app.cleanup_ctx.append(proof_keys_ctx)
-    ops.add_routes(app)
-    iop.add_routes(app)
+    endpoints.add_routes(app)
+    reva.add_routes(app)
     setup_bridge(app)  # before the editors: the app registry lists the bridged apps too
     setup_editors(app)
     app[PROOF_SOURCE] = app[DISCOVERY]

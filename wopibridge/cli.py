@@ -10,10 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .accesslog import quiet_malformed_requests
-from .config import ConfigError, Settings, load_settings
-from .validator import cli as validator_cli
-from .workers import serve_workers
+from wopibridge.config import ConfigError, Settings, load_settings
+from wopibridge.ops.accesslog import quiet_malformed_requests
+from wopibridge.ops.workers import serve_workers
+from wopibridge.validator import cli as validator_cli
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -26,7 +26,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from .app import create_app
+    from wopibridge.app import create_app
 
     try:
         settings = _settings(args)

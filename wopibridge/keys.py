@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 from aiohttp import ClientSession, web
 
 if TYPE_CHECKING:
-    from .config import Settings
-    from .locks.base import LockStore
-    from .metrics import Metrics
-    from .secrets import Secrets
-    from .storage.registry import StorageRegistry
-    from .tokens import AccessToken, TokenCodec
+    from wopibridge.config import Settings
+    from wopibridge.locks.base import LockStore
+    from wopibridge.ops.metrics import Metrics
+    from wopibridge.security.secrets import Secrets
+    from wopibridge.security.tokens import AccessToken, TokenCodec
+    from wopibridge.storage.registry import StorageRegistry
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SECRETS: web.AppKey[Secrets] = web.AppKey("secrets")

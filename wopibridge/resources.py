@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, web
 
-from . import keys
-from .errors import Unavailable
-from .locks import open_lock_store
-from .secrets import load_secrets
-from .storage.factory import build_registry
-from .storage.local import LocalStorage
-from .tokens import TokenCodec
+from wopibridge import keys
+from wopibridge.errors import Unavailable
+from wopibridge.locks import open_lock_store
+from wopibridge.security.secrets import load_secrets
+from wopibridge.security.tokens import TokenCodec
+from wopibridge.storage.factory import build_registry
+from wopibridge.storage.local import LocalStorage
 
 log = logging.getLogger("wopibridge")
 

@@ -17,8 +17,8 @@ from wopibridge.bridge.docid import (
     valid_document_id,
 )
 from wopibridge.config import ConfigError
+from wopibridge.security.tokens import TokenCodec
 from wopibridge.storage.base import FileStat
-from wopibridge.tokens import TokenCodec
 
 
 def test_etherpad_settings() -> None:

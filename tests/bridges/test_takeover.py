@@ -16,8 +16,8 @@ from tests.support.wopi import TOKEN_SECRET
 from wopibridge.bridge.docid import lock_id
 from wopibridge.bridge.keys import BRIDGE
 from wopibridge.locks import open_lock_store
+from wopibridge.security.tokens import TokenCodec
 from wopibridge.storage.local import LocalStorage
-from wopibridge.tokens import TokenCodec
 
 from .etherpad_server import EtherpadServer
 from .harness import Host, wait_for

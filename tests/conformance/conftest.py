@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from wopibridge.proofsource import ProofKeyAttrs
+from wopibridge.security.proof.source import ProofKeyAttrs
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 VECTORS_FILE = FIXTURES / "proofkeys" / "ms-test-vectors.json"

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
-from wopibridge.proof import (
+from wopibridge.security.proof.http import HttpProofKeySource
+from wopibridge.security.proof.signature import (
     ProofKeys,
     is_fresh,
     parse_timestamp,
     signed_bytes,
     verify_proof,
 )
-from wopibridge.proofkeys_http import HttpProofKeySource
 
 TOKEN = "small-host-token"
 LOCK_TTL = 30 * 60

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wopibridge.proof import ProofKeys, same_key
-from wopibridge.proofkeys_http import parse_proof_key
+from wopibridge.security.proof.http import parse_proof_key
+from wopibridge.security.proof.signature import ProofKeys, same_key
 
 from .conftest import FIXTURES, load_vectors, vector_attrs
 

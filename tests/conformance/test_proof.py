@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from wopibridge import proof
-from wopibridge.proofsource import ProofKeyAttrs
+from wopibridge.security.proof import signature
+from wopibridge.security.proof.source import ProofKeyAttrs
 
 from .conftest import load_vectors, vector_attrs
 
@@ -25,16 +25,16 @@ RULES = {
 
 def test_both_key_forms_give_the_same_keys(vectors: dict[str, Any]) -> None:
     key = vectors["discovery_proof_key"]
-    assert proof.same_key(
-        proof.key_from_capi_blob(key["value"]),
-        proof.key_from_modulus(key["modulus"], key["exponent"]),
+    assert signature.same_key(
+        signature.key_from_capi_blob(key["value"]),
+        signature.key_from_modulus(key["modulus"], key["exponent"]),
     )
-    assert proof.same_key(
-        proof.key_from_capi_blob(key["oldvalue"]),
-        proof.key_from_modulus(key["oldmodulus"], key["oldexponent"]),
+    assert signature.same_key(
+        signature.key_from_capi_blob(key["oldvalue"]),
+        signature.key_from_modulus(key["oldmodulus"], key["oldexponent"]),
     )
-    assert not proof.same_key(
-        proof.key_from_capi_blob(key["value"]), proof.key_from_capi_blob(key["oldvalue"])
+    assert not signature.same_key(
+        signature.key_from_capi_blob(key["value"]), signature.key_from_capi_blob(key["oldvalue"])
     )
 
 
@@ -42,21 +42,21 @@ def test_keys_load_from_either_form_alone(vectors: dict[str, Any]) -> None:
     attrs = vector_attrs(vectors)
     only_blob = ProofKeyAttrs(value=attrs.value, oldvalue=attrs.oldvalue)
     only_numbers = replace(attrs, value="", oldvalue="")
-    a, b = proof.ProofKeys.from_attrs(only_blob), proof.ProofKeys.from_attrs(only_numbers)
+    a, b = signature.ProofKeys.from_attrs(only_blob), signature.ProofKeys.from_attrs(only_numbers)
     assert a.fingerprint() == b.fingerprint()
 
 
 def test_blob_round_trip(vectors: dict[str, Any]) -> None:
     key = vectors["discovery_proof_key"]
-    loaded = proof.key_from_modulus(key["modulus"], key["exponent"])
-    assert proof.capi_blob(loaded) == key["value"]
-    assert proof.modulus_exponent(loaded) == (key["modulus"], key["exponent"])
+    loaded = signature.key_from_modulus(key["modulus"], key["exponent"])
+    assert signature.capi_blob(loaded) == key["value"]
+    assert signature.modulus_exponent(loaded) == (key["modulus"], key["exponent"])
 
 
 def test_disagreeing_forms_are_refused(vectors: dict[str, Any]) -> None:
     attrs = replace(vector_attrs(vectors), value=vector_attrs(vectors).oldvalue)
-    with pytest.raises(proof.ProofKeyError):
-        proof.ProofKeys.from_attrs(attrs)
+    with pytest.raises(signature.ProofKeyError):
+        signature.ProofKeys.from_attrs(attrs)
 
 
 @pytest.mark.parametrize(
@@ -64,16 +64,16 @@ def test_disagreeing_forms_are_refused(vectors: dict[str, Any]) -> None:
     ["not base64!", base64.b64encode(b"short").decode(), base64.b64encode(b"\x07" * 40).decode()],
 )
 def test_broken_blobs_are_refused(value: str) -> None:
-    with pytest.raises(proof.ProofKeyError):
-        proof.key_from_capi_blob(value)
+    with pytest.raises(signature.ProofKeyError):
+        signature.key_from_capi_blob(value)
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
 def test_vector(vector: dict[str, Any], vectors: dict[str, Any]) -> None:
-    keys = proof.ProofKeys.from_attrs(vector_attrs(vectors))
-    data = proof.signed_bytes(vector["access_token"], vector["url"], vector["timestamp"])
+    keys = signature.ProofKeys.from_attrs(vector_attrs(vectors))
+    data = signature.signed_bytes(vector["access_token"], vector["url"], vector["timestamp"])
     assert hashlib.sha256(data).hexdigest() == vector["signed_bytes_sha256"]
-    rule = proof.verify_proof(keys, data, vector["X-WOPI-Proof"], vector["X-WOPI-ProofOld"])
+    rule = signature.verify_proof(keys, data, vector["X-WOPI-Proof"], vector["X-WOPI-ProofOld"])
     assert rule == RULES[vector["validated_by"]]
     assert (rule is not None) == vector["expected_valid"]
 
@@ -105,36 +105,38 @@ VALID = [v for v in VECTORS if v["expected_valid"]]
 
 @pytest.mark.parametrize("vector", VALID, ids=[v["name"] for v in VALID])
 def test_tampered_vectors_fail(vector: dict[str, Any], vectors: dict[str, Any]) -> None:
-    keys = proof.ProofKeys.from_attrs(vector_attrs(vectors))
+    keys = signature.ProofKeys.from_attrs(vector_attrs(vectors))
     for what, (token, url, stamp, p, old) in _tamperings(vector).items():
         if what == "proofold-with-old-key" and vector["validated_by"] != "X-WOPI-Proof + old key":
             continue
-        data = proof.signed_bytes(token, url, stamp)
-        assert proof.verify_proof(keys, data, p, old) is None, what
+        data = signature.signed_bytes(token, url, stamp)
+        assert signature.verify_proof(keys, data, p, old) is None, what
 
 
 def test_url_comparison_ignores_case(vectors: dict[str, Any]) -> None:
     vector = VALID[0]
-    keys = proof.ProofKeys.from_attrs(vector_attrs(vectors))
-    data = proof.signed_bytes(vector["access_token"], vector["url"].lower(), vector["timestamp"])
-    assert proof.verify_proof(keys, data, vector["X-WOPI-Proof"], "") == "proof/current"
+    keys = signature.ProofKeys.from_attrs(vector_attrs(vectors))
+    data = signature.signed_bytes(
+        vector["access_token"], vector["url"].lower(), vector["timestamp"]
+    )
+    assert signature.verify_proof(keys, data, vector["X-WOPI-Proof"], "") == "proof/current"
 
 
 def test_freshness_with_an_injected_clock() -> None:
     stamp = VECTORS[0]["timestamp"]
-    signed_at = proof.unix_from_ticks(stamp)
-    assert proof.is_fresh(stamp, clock=lambda: signed_at + 19 * 60)
-    assert not proof.is_fresh(stamp, clock=lambda: signed_at + 21 * 60)
-    assert not proof.is_fresh(stamp, clock=lambda: signed_at - 21 * 60)
-    assert not proof.is_fresh(stamp)  # the real clock: these vectors date from 2015
+    signed_at = signature.unix_from_ticks(stamp)
+    assert signature.is_fresh(stamp, clock=lambda: signed_at + 19 * 60)
+    assert not signature.is_fresh(stamp, clock=lambda: signed_at + 21 * 60)
+    assert not signature.is_fresh(stamp, clock=lambda: signed_at - 21 * 60)
+    assert not signature.is_fresh(stamp)  # the real clock: these vectors date from 2015
 
 
 def test_ticks_conversion() -> None:
-    assert proof.ticks_from_unix(0) == 621_355_968_000_000_000
+    assert signature.ticks_from_unix(0) == 621_355_968_000_000_000
     assert VECTORS[0]["timestamp_utc"].startswith("2015-04-25T20:16:01")
-    assert round(proof.unix_from_ticks(VECTORS[0]["timestamp"])) == 1429992961
+    assert round(signature.unix_from_ticks(VECTORS[0]["timestamp"])) == 1429992961
 
 
 @pytest.mark.parametrize("text", ["", "abc", "-5", "1e9", "99999999999999999999", "١٢٣"])
 def test_bad_timestamps(text: str) -> None:
-    assert proof.parse_timestamp(text) is None
+    assert signature.parse_timestamp(text) is None

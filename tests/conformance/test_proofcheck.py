@@ -20,16 +20,16 @@ from yarl import URL
 from wopibridge import keys
 from wopibridge.config import ConfigError, load_settings
 from wopibridge.errors import error_middleware
-from wopibridge.proof import ticks_from_unix
-from wopibridge.proofcheck import (
+from wopibridge.security.proof.check import (
     PROOF_CHECKER,
     ProofChecker,
     proof_keys_ctx,
     proof_middleware,
     signed_url,
 )
-from wopibridge.proofkeys_http import HttpProofKeySource
-from wopibridge.tokens import TokenCodec
+from wopibridge.security.proof.http import HttpProofKeySource
+from wopibridge.security.proof.signature import ticks_from_unix
+from wopibridge.security.tokens import TokenCodec
 from wopibridge.validator.signing import RunnerKeys
 
 from .conftest import load_vectors
@@ -293,7 +293,7 @@ async def test_microsoft_vectors_over_http(aiohttp_client: Any, aiohttp_server: 
 
         @web.middleware
         async def vector_token(request: web.Request, handler: Any) -> web.StreamResponse:
-            from wopibridge.tokens import AccessToken
+            from wopibridge.security.tokens import AccessToken
 
             request[keys.ACCESS] = AccessToken("f", "u", "U", "regular", "MSOffice", "edit", 0)
             return await handler(request)

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from wopibridge.proof import ProofKeys
+from wopibridge.security.proof.signature import ProofKeys
 from wopibridge.validator.plan import load_plan
 from wopibridge.validator.runner import Runner, RunResult, Target
 from wopibridge.validator.signing import RunnerKeys

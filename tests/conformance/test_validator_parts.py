@@ -11,8 +11,8 @@ from importlib import resources
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from wopibridge.proof import ProofKeys, signed_bytes, verify_proof
-from wopibridge.proofkeys_http import parse_proof_key
+from wopibridge.security.proof.http import parse_proof_key
+from wopibridge.security.proof.signature import ProofKeys, signed_bytes, verify_proof
 from wopibridge.validator import documents, report
 from wopibridge.validator.checks import JsonProperty, LockMismatch, ResponseHeader
 from wopibridge.validator.plan import ProofMutation, RequestSpec, load_plan

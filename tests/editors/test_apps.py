@@ -8,13 +8,13 @@ import aiohttp
 import pytest
 
 from wopibridge.apps.base import EditorApp, OpenRequest
-from wopibridge.apps.headers import DOCUMENT_CHANGED_BODY, DocumentChanged, read_save_hints
+from wopibridge.apps.discovery import DiscoveryCache
 from wopibridge.apps.registry import AppContext, SessionHolder, build_registry
 from wopibridge.config import ConfigError, load_settings
-from wopibridge.discovery import DiscoveryCache
 from wopibridge.errors import BadRequest, NotFound, Unavailable
+from wopibridge.security.tokens import TokenCodec
 from wopibridge.storage.base import FileStat, canonical_time
-from wopibridge.tokens import TokenCodec
+from wopibridge.wopi.savehints import DOCUMENT_CHANGED_BODY, DocumentChanged, read_save_hints
 
 WOPISRC = "http://bridge.test:8880/wopi/files/local.f1"
 

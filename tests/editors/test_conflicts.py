@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from wopibridge.conflicts import ConflictKeeper, conflict_name
 from wopibridge.errors import Locked, VersionConflict
 from wopibridge.storage.local import LocalStorage
+from wopibridge.wopi.conflicts import ConflictKeeper, conflict_name
 
 
 class Clock:

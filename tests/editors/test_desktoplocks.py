@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from wopibridge.desktoplocks import (
+from wopibridge.storage.local import LocalStorage
+from wopibridge.wopi.desktoplocks import (
     desktop_lock_holder,
     libreoffice_lock_content,
     microsoft_owner_names,
@@ -15,7 +16,6 @@ from wopibridge.desktoplocks import (
     remove_lock_file,
     write_lock_file,
 )
-from wopibridge.storage.local import LocalStorage
 
 
 def ms_owner_file(user: str) -> bytes:

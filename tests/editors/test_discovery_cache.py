@@ -9,9 +9,9 @@ import contextlib
 import aiohttp
 import pytest
 
-from wopibridge.discovery import DiscoveryCache
+from wopibridge.apps.discovery import DiscoveryCache
 from wopibridge.errors import Unavailable
-from wopibridge.proofsource import ProofKeySource
+from wopibridge.security.proof.source import ProofKeySource
 
 from .conftest import fixture_bytes
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from wopibridge.discovery import fill_urlsrc, parse_discovery
+from wopibridge.apps.discovery import fill_urlsrc, parse_discovery
 
 from .conftest import fixture_bytes
 

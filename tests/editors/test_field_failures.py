@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 
-from wopibridge import keys, saving
+from wopibridge import keys
+from wopibridge.wopi import saving
 
 from .fakes import FakeCollabora, FakeOnlyOffice
 

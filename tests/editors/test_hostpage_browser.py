@@ -15,7 +15,7 @@ import pytest
 from tests.support.procs import require_binary
 from wopibridge import keys
 from wopibridge.errors import NotFound
-from wopibridge.hostpage import HostLinks, HostPage
+from wopibridge.opening.hostpage import HostLinks, HostPage
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

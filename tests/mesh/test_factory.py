@@ -10,11 +10,11 @@ import pytest
 from tests.mesh.conftest import CS3_TOKEN, DAV_PASSWORD, DAV_USER, DavServer
 from tests.mesh.fakecs3 import RunningGateway
 from wopibridge.config import ConfigError, load_settings
-from wopibridge.crypto import CREDENTIAL_CLAIM, CredentialBox
 from wopibridge.errors import NotFound, Unauthorized
+from wopibridge.security.crypto import CREDENTIAL_CLAIM, CredentialBox
+from wopibridge.security.tokens import TokenCodec
 from wopibridge.storage.cs3 import Cs3Storage
 from wopibridge.storage.webdav import WebDavStorage
-from wopibridge.tokens import TokenCodec
 
 SECRET = "a-token-secret-of-enough-length-0123456789"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wopibridge.sitelocks import SiteLockStore
+from wopibridge.locks.sitelocks import SiteLockStore
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from ..bridge.config import BridgeAppConfig, parse_app_config
-from ..errors import PayloadTooLarge, Unavailable, WopiError
-from ..storage.base import FileStat
-from ..tokens import AccessToken
-from .base import OpenRequest
+from wopibridge.apps.base import OpenRequest
+from wopibridge.apps.bridgedconfig import BridgeAppConfig, parse_app_config
+from wopibridge.errors import PayloadTooLarge, Unavailable, WopiError
+from wopibridge.security.tokens import AccessToken
+from wopibridge.storage.base import FileStat
 
 BRIDGE_OPEN_PATH = "/wopi/bridge/open"
 

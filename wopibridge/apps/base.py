@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from ..storage.base import FileStat
-from ..tokens import AccessToken, Mode
+from wopibridge.security.tokens import AccessToken, Mode
+from wopibridge.storage.base import FileStat
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,9 +25,9 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from ..bridge.editor import Loaded
-from ..errors import BadRequest, PayloadTooLarge, Unavailable
-from ._bridged import BridgedAppBase
+from wopibridge.apps._bridged import BridgedAppBase
+from wopibridge.apps.bridged import Loaded
+from wopibridge.errors import BadRequest, PayloadTooLarge, Unavailable
 
 DEFAULT_EXTENSIONS = (".md", ".txt", ".zmd")
 BUNDLE_MARKDOWN = "index.md"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..storage.base import FileStat
-from ..tokens import AccessToken
-from .base import OpenRequest
-from .office import OfficeApp
+from wopibridge.apps.base import OpenRequest
+from wopibridge.apps.office import OfficeApp
+from wopibridge.security.tokens import AccessToken
+from wopibridge.storage.base import FileStat
 
 
 class CollaboraApp(OfficeApp):

@@ -19,9 +19,9 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 
-from ..bridge.editor import Loaded
-from ..errors import BadRequest, PayloadTooLarge, Unavailable
-from ._bridged import BridgedAppBase
+from wopibridge.apps._bridged import BridgedAppBase
+from wopibridge.apps.bridged import Loaded
+from wopibridge.errors import BadRequest, PayloadTooLarge, Unavailable
 
 API = "/api/1.2.15"
 DEFAULT_EXTENSIONS = (".etherpad", ".txt")

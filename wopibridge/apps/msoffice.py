@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..storage.base import FileStat
-from ..tokens import AccessToken
-from .office import OfficeApp
+from wopibridge.apps.office import OfficeApp
+from wopibridge.security.tokens import AccessToken
+from wopibridge.storage.base import FileStat
 
 
 class MsOfficeApp(OfficeApp):

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from ..config import ConfigError
-from ..discovery import DiscoveryCache, fill_urlsrc
-from ..errors import BadRequest
-from ..storage.base import FileStat
-from ..tokens import AccessToken
-from .base import OpenRequest
+from wopibridge.apps.base import OpenRequest
+from wopibridge.apps.discovery import DiscoveryCache, fill_urlsrc
+from wopibridge.config import ConfigError
+from wopibridge.errors import BadRequest
+from wopibridge.security.tokens import AccessToken
+from wopibridge.storage.base import FileStat
 
 #: ``verify`` checks proofs when the headers are present, ``require`` refuses requests without
 #: them, ``off`` skips the check (the proof-key check reads :attr:`OfficeApp.proof_mode`).

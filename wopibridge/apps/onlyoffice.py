@@ -8,7 +8,7 @@ action chosen for 0-byte files.
 
 from __future__ import annotations
 
-from .office import OfficeApp
+from wopibridge.apps.office import OfficeApp
 
 
 class OnlyOfficeApp(OfficeApp):

@@ -13,14 +13,14 @@ from typing import Any
 
 import aiohttp
 
-from ..config import ConfigError, Settings
-from ..discovery import DiscoveryCache
-from ..errors import BadRequest, NotFound, Unavailable
-from .base import EditorApp
-from .collabora import CollaboraApp
-from .msoffice import MsOfficeApp
-from .office import OfficeApp, OfficeConfig
-from .onlyoffice import OnlyOfficeApp
+from wopibridge.apps.base import EditorApp
+from wopibridge.apps.collabora import CollaboraApp
+from wopibridge.apps.discovery import DiscoveryCache
+from wopibridge.apps.msoffice import MsOfficeApp
+from wopibridge.apps.office import OfficeApp, OfficeConfig
+from wopibridge.apps.onlyoffice import OnlyOfficeApp
+from wopibridge.config import ConfigError, Settings
+from wopibridge.errors import BadRequest, NotFound, Unavailable
 
 
 class SessionHolder:

@@ -18,6 +18,6 @@ def setup_bridge(app: web.Application) -> None:
     """Add the bridge to ``app`` (call from ``create_app`` after the foundation's resources)."""
     # Imported here: the editor clients import the bridge's leaf modules, so the package
     # itself must not import them at load time.
-    from .setup import setup_bridge as setup
+    from wopibridge.bridge.setup import setup_bridge as setup
 
     setup(app)

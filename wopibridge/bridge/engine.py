@@ -33,7 +33,10 @@ from pathlib import Path
 
 from aiohttp import ClientSession
 
-from ..errors import (
+from wopibridge.apps.bridged import BridgedEditor, Loaded
+from wopibridge.bridge.docid import conflict_name, document_id, lock_id
+from wopibridge.bridge.state import BridgeStore, DocState
+from wopibridge.errors import (
     BadRequest,
     Conflict,
     FileExists,
@@ -42,13 +45,10 @@ from ..errors import (
     VersionConflict,
     WopiError,
 )
-from ..locks.base import LockStore
-from ..storage.base import FileStat, Storage
-from ..storage.registry import StorageRegistry
-from ..tokens import AccessToken
-from .docid import conflict_name, document_id, lock_id
-from .editor import BridgedEditor, Loaded
-from .state import BridgeStore, DocState
+from wopibridge.locks.base import LockStore
+from wopibridge.security.tokens import AccessToken
+from wopibridge.storage.base import FileStat, Storage
+from wopibridge.storage.registry import StorageRegistry
 
 log = logging.getLogger("wopibridge.bridge")
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from .editor import BridgedEditor
-    from .engine import Bridge
+    from wopibridge.apps.bridged import BridgedEditor
+    from wopibridge.bridge.engine import Bridge
 
 BRIDGE: web.AppKey[Bridge] = web.AppKey("bridge")
 BRIDGE_EDITORS: web.AppKey[Mapping[str, BridgedEditor]] = web.AppKey("bridge_editors")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .state import DocState
+from wopibridge.bridge.state import DocState
 
 
 class MemoryBridgeStore:

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..errors import Unavailable
-from .state import DocState
+from wopibridge.bridge.state import DocState
+from wopibridge.errors import Unavailable
 
 T = TypeVar("T")
 

@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from .. import keys
-from ..errors import BadRequest, NotFound
-from ..wopi.context import token_from
-from .docid import valid_document_id
-from .keys import BRIDGE
+from wopibridge import keys
+from wopibridge.bridge.docid import valid_document_id
+from wopibridge.bridge.keys import BRIDGE
+from wopibridge.errors import BadRequest, NotFound
+from wopibridge.wopi.context import token_from
 
 
 async def open_document(request: web.Request) -> web.Response:

@@ -11,18 +11,18 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from .. import keys
-from ..apps.codimd import CodiMDApp
-from ..apps.etherpad import EtherpadApp
-from ..config import Settings
-from .docid import derive_key
-from .editor import BridgedEditor
-from .engine import Bridge
-from .keys import BRIDGE, BRIDGE_EDITORS
-from .memory import MemoryBridgeStore
-from .redis import RedisBridgeStore
-from .routes import add_routes
-from .state import BridgeStore
+from wopibridge import keys
+from wopibridge.apps.bridged import BridgedEditor
+from wopibridge.apps.codimd import CodiMDApp
+from wopibridge.apps.etherpad import EtherpadApp
+from wopibridge.bridge.docid import derive_key
+from wopibridge.bridge.engine import Bridge
+from wopibridge.bridge.keys import BRIDGE, BRIDGE_EDITORS
+from wopibridge.bridge.memory import MemoryBridgeStore
+from wopibridge.bridge.redis import RedisBridgeStore
+from wopibridge.bridge.routes import add_routes
+from wopibridge.bridge.state import BridgeStore
+from wopibridge.config import Settings
 
 BRIDGED_KINDS: Mapping[str, Callable[[str, Mapping[str, Any], str], BridgedEditor]] = {
     "etherpad": EtherpadApp.from_config,

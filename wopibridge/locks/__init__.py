@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from .base import LockResult, LockStore
-from .memory import MemoryLockStore
-from .redis import RedisLockStore
+from wopibridge.locks.base import LockResult, LockStore
+from wopibridge.locks.memory import MemoryLockStore
+from wopibridge.locks.redis import RedisLockStore
 
 __all__ = ["LockResult", "LockStore", "MemoryLockStore", "RedisLockStore", "open_lock_store"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from .base import LOCK_TTL_SECONDS, LockResult
+from wopibridge.locks.base import LOCK_TTL_SECONDS, LockResult
 
 
 class MemoryLockStore:

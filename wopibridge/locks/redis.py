@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ..errors import Unavailable
-from .base import LOCK_TTL_SECONDS, LockResult
-from .resp import Endpoint, ReplyError, RespConnection
+from wopibridge.errors import Unavailable
+from wopibridge.locks.base import LOCK_TTL_SECONDS, LockResult
+from wopibridge.locks.resp import Endpoint, ReplyError, RespConnection
 
 # KEYS[1] lock key; ARGV[1] lock id; ARGV[2] ttl in ms.
 # Returns {1, lock id} when set or refreshed, {0, current lock} when another lock holds the key.

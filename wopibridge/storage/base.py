@@ -5,7 +5,8 @@ backend raises :mod:`wopibridge.errors` exceptions (``NotFound``, ``VersionConfl
 ``FileExists``, ``Locked``, ``Forbidden``, ``Unavailable``) so the HTTP mapping stays in one place.
 
 Ids: a backend's ``file_id`` is URL-safe, opaque and stable across saves and renames. The WOPI
-file id the editor sees is built from the storage name and that id by :mod:`wopibridge.fileids`.
+file id the editor sees is built from the storage name and that id by
+:mod:`wopibridge.storage.fileids`.
 ``identity`` is the file's identity at its owning site, used as the lock key, so two bridges that
 reach the same file through different routes share one lock.
 """

@@ -37,7 +37,7 @@ import cs3.storage.provider.v1beta1.resources_pb2 as spr
 import cs3.types.v1beta1.types_pb2 as types
 import grpc
 
-from ..errors import (
+from wopibridge.errors import (
     BadRequest,
     FileExists,
     Forbidden,
@@ -50,10 +50,10 @@ from ..errors import (
     VersionConflict,
     WopiError,
 )
-from ..locks.base import LOCK_TTL_SECONDS, LockResult, LockStore
-from .base import FileContent, FileStat
-from .httpbody import HttpFileContent
-from .webdav import check_name, check_path
+from wopibridge.locks.base import LOCK_TTL_SECONDS, LockResult, LockStore
+from wopibridge.storage.base import FileContent, FileStat
+from wopibridge.storage.httpbody import HttpFileContent
+from wopibridge.storage.webdav import check_name, check_path
 
 log = logging.getLogger("wopibridge.storage.cs3")
 

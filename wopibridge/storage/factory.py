@@ -19,7 +19,7 @@ Configuration::
 Each type validates its own table (one ``ConfigError`` line naming the bad key). Builders are
 picked from the explicit :data:`BUILDERS` dict. The resulting :class:`MeshRegistry` also opens
 per-request views: a storage acting with the user's own credential (sealed in the access token
-by :mod:`wopibridge.crypto`) and the lock store that fits the storage.
+by :mod:`wopibridge.security.crypto`) and the lock store that fits the storage.
 """
 
 from __future__ import annotations
@@ -31,17 +31,17 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from .. import fileids, keys
-from ..config import ConfigError, Settings
-from ..crypto import CREDENTIAL_CLAIM, CredentialBox
-from ..errors import NotFound
-from ..locks.base import LockStore
-from ..sitelocks import SiteLockStore
-from ..tokens import AccessToken
-from . import cs3, webdav
-from .base import Storage
-from .local import LocalStorage
-from .registry import StorageRegistry
+from wopibridge import keys
+from wopibridge.config import ConfigError, Settings
+from wopibridge.errors import NotFound
+from wopibridge.locks.base import LockStore
+from wopibridge.locks.sitelocks import SiteLockStore
+from wopibridge.security.crypto import CREDENTIAL_CLAIM, CredentialBox
+from wopibridge.security.tokens import AccessToken
+from wopibridge.storage import cs3, fileids, webdav
+from wopibridge.storage.base import Storage
+from wopibridge.storage.local import LocalStorage
+from wopibridge.storage.registry import StorageRegistry
 
 DEFAULT_STORAGE = "local"
 

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from ..errors import Unavailable
-from .base import CHUNK_SIZE, FileContent, FileStat
+from wopibridge.errors import Unavailable
+from wopibridge.storage.base import CHUNK_SIZE, FileContent, FileStat
 
 
 class HttpFileContent(FileContent):

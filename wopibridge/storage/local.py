@@ -28,7 +28,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path, PurePosixPath
 
-from ..errors import (
+from wopibridge.errors import (
     BadRequest,
     FileExists,
     Forbidden,
@@ -38,9 +38,9 @@ from ..errors import (
     VersionConflict,
     WopiError,
 )
-from ..names import check_name
-from .base import CHUNK_SIZE, FileContent, FileStat
-from .index import FileIndex
+from wopibridge.storage.base import CHUNK_SIZE, FileContent, FileStat
+from wopibridge.storage.index import FileIndex
+from wopibridge.wopi.names import check_name
 
 log = logging.getLogger("wopibridge.storage.local")
 

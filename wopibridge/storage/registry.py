@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .. import fileids
-from ..errors import NotFound
-from .base import Storage
+from wopibridge.errors import NotFound
+from wopibridge.storage import fileids
+from wopibridge.storage.base import Storage
 
 
 class StorageRegistry:

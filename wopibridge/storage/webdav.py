@@ -45,7 +45,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 
-from ..errors import (
+from wopibridge.errors import (
     BadRequest,
     FileExists,
     Forbidden,
@@ -59,8 +59,8 @@ from ..errors import (
     VersionConflict,
     WopiError,
 )
-from .base import FileContent, FileStat
-from .httpbody import HttpFileContent
+from wopibridge.storage.base import FileContent, FileStat
+from wopibridge.storage.httpbody import HttpFileContent
 
 log = logging.getLogger("wopibridge.storage.webdav")
 

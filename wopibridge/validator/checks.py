@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import jsonschema  # type: ignore[import-untyped]
 
-from .response import Response, State, select_token
+from wopibridge.validator.response import Response, State, select_token
 
 ResourceLoader = Callable[[str], bytes]
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import aiohttp
 
-from . import report
-from .plan import load_plan
-from .runner import Runner, Target
-from .signing import RunnerKeys, serve_discovery
+from wopibridge.validator import report
+from wopibridge.validator.plan import load_plan
+from wopibridge.validator.runner import Runner, Target
+from wopibridge.validator.signing import RunnerKeys, serve_discovery
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .checks import Check, ResponseCode, parse_check
+from wopibridge.validator.checks import Check, ResponseCode, parse_check
 
 #: Names of the request kinds this runner can send.
 SUPPORTED_KINDS = frozenset(

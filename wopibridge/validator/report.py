@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from typing import Any, TextIO
 
-from .runner import CaseResult, RunResult
+from wopibridge.validator.runner import CaseResult, RunResult
 
 _MARK = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
 

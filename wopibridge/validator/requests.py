@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote_plus, unquote_plus, urlsplit, urlunsplit
 
-from .plan import RequestSpec
-from .response import STATE_TOKEN, State
-from .signing import RunnerKeys, proof_headers
+from wopibridge.validator.plan import RequestSpec
+from wopibridge.validator.response import STATE_TOKEN, State
+from wopibridge.validator.signing import RunnerKeys, proof_headers
 
 
 class RequestError(Exception):

@@ -19,11 +19,11 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from .checks import Check, ContentLength, ResourceLoader, Transport
-from .documents import document
-from .plan import Group, Plan, RequestSpec, TestCase
-from .requests import Built, RequestError, build
-from .response import (
+from wopibridge.validator.checks import Check, ContentLength, ResourceLoader, Transport
+from wopibridge.validator.documents import document
+from wopibridge.validator.plan import Group, Plan, RequestSpec, TestCase
+from wopibridge.validator.requests import Built, RequestError, build
+from wopibridge.validator.response import (
     ORIGINAL_ACCESS_TOKEN,
     ORIGINAL_WOPI_ENDPOINT,
     ORIGINAL_WOPISRC,
@@ -31,7 +31,7 @@ from .response import (
     State,
     select_token,
 )
-from .signing import RunnerKeys
+from wopibridge.validator.signing import RunnerKeys
 
 Status = Literal["passed", "failed", "skipped"]
 USER_AGENT = "wopibridge-validate/1"

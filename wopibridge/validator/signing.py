@@ -22,8 +22,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ..proof import capi_blob, modulus_exponent, sign, ticks_from_unix
-from .plan import ProofMutation
+from wopibridge.security.proof.signature import capi_blob, modulus_exponent, sign, ticks_from_unix
+from wopibridge.validator.plan import ProofMutation
 
 #: What the validator sends for a deliberately broken proof (base64 of "INVALID").
 INVALID_PROOF = base64.b64encode(b"INVALID").decode("ascii")

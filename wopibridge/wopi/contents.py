@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
-from .. import keys, saving
-from ..errors import BadRequest, LockMismatch, PayloadTooLarge, PreconditionFailed
-from ..storage.base import CHUNK_SIZE, FileContent
-from .context import WopiRequest
+from wopibridge import keys
+from wopibridge.errors import BadRequest, LockMismatch, PayloadTooLarge, PreconditionFailed
+from wopibridge.storage.base import CHUNK_SIZE, FileContent
+from wopibridge.wopi import saving
+from wopibridge.wopi.context import WopiRequest
 
 
 def upload_limit(request: web.Request) -> int:

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from .. import keys
-from ..errors import BadRequest, NotFound, Unauthorized
-from ..locks.base import MAX_LOCK_LENGTH, LockStore
-from ..storage.base import FileStat, Storage
-from ..storage.factory import bind_request
-from ..tokens import AccessToken
+from wopibridge import keys
+from wopibridge.errors import BadRequest, NotFound, Unauthorized
+from wopibridge.locks.base import MAX_LOCK_LENGTH, LockStore
+from wopibridge.security.tokens import AccessToken
+from wopibridge.storage.base import FileStat, Storage
+from wopibridge.storage.factory import bind_request
 
 
 def token_from(request: web.Request) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..storage.base import FileStat
-from ..tokens import AccessToken
+from wopibridge.security.tokens import AccessToken
+from wopibridge.storage.base import FileStat
 
 USER_INFO_KEY = "userinfo:"
 

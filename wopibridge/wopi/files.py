@@ -6,15 +6,22 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from .. import keys
-from ..editors import editor_file_info
-from ..errors import BadRequest, Conflict, FileExists, LockMismatch, PayloadTooLarge
-from ..iop import with_wopisrc
-from ..names import check_editor_name, decode_utf7, encode_utf7, sanitize_name, split_ext, variants
-from ..storage.base import FileStat
-from .contents import body_chunks, upload_limit
-from .context import WopiRequest
-from .fileinfo import USER_INFO_KEY, file_info
+from wopibridge import keys
+from wopibridge.errors import BadRequest, Conflict, FileExists, LockMismatch, PayloadTooLarge
+from wopibridge.opening.reva import with_wopisrc
+from wopibridge.opening.wiring import editor_file_info
+from wopibridge.storage.base import FileStat
+from wopibridge.wopi.contents import body_chunks, upload_limit
+from wopibridge.wopi.context import WopiRequest
+from wopibridge.wopi.fileinfo import USER_INFO_KEY, file_info
+from wopibridge.wopi.names import (
+    check_editor_name,
+    decode_utf7,
+    encode_utf7,
+    sanitize_name,
+    split_ext,
+    variants,
+)
 
 MAX_USER_INFO = 1024
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..editors import after_lock, after_unlock
-from ..errors import LockMismatch
-from ..locks.base import LockResult
-from .context import WopiRequest
+from wopibridge.errors import LockMismatch
+from wopibridge.locks.base import LockResult
+from wopibridge.opening.wiring import after_lock, after_unlock
+from wopibridge.wopi.context import WopiRequest
 
 
 def _answer(result: LockResult, version: str, reason: str) -> web.Response:

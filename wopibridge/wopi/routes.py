@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ..errors import NotImplementedOperation
-from . import contents, files, locking
-from .context import WopiRequest, bind_access
+from wopibridge.errors import NotImplementedOperation
+from wopibridge.wopi import contents, files, locking
+from wopibridge.wopi.context import WopiRequest, bind_access
 
 Operation = Callable[[WopiRequest], Awaitable[web.StreamResponse]]
 

@@ -19,15 +19,15 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import keys
-from .apps.registry import AppContext, AppRegistry, SessionHolder, build_registry
-from .bridge.keys import BRIDGE_EDITORS
-from .conflicts import ConflictKeeper
-from .desktoplocks import remove_lock_file, write_lock_file
-from .discovery import DiscoveryCache
-from .errors import NotFound
-from .storage.base import FileStat, Storage
-from .tokens import AccessToken
+from wopibridge import keys
+from wopibridge.apps.discovery import DiscoveryCache
+from wopibridge.apps.registry import AppContext, AppRegistry, SessionHolder, build_registry
+from wopibridge.bridge.keys import BRIDGE_EDITORS
+from wopibridge.errors import NotFound
+from wopibridge.security.tokens import AccessToken
+from wopibridge.storage.base import FileStat, Storage
+from wopibridge.wopi.conflicts import ConflictKeeper
+from wopibridge.wopi.desktoplocks import remove_lock_file, write_lock_file
 
 EDITORS: web.AppKey[AppRegistry] = web.AppKey("editors", AppRegistry)
 DISCOVERY: web.AppKey[DiscoveryCache] = web.AppKey("discovery", DiscoveryCache)
@@ -53,10 +53,10 @@ def setup_editors(app: web.Application) -> None:
         )
     app.cleanup_ctx.append(_editors_ctx)
 
-    from . import openapi  # the routes need the keys above
+    from wopibridge.opening import native  # the routes need the keys above
 
-    app.router.add_post("/wopi/open", openapi.open_file)
-    app.router.add_get("/wopi/host", openapi.host_page)
+    app.router.add_post("/wopi/open", native.open_file)
+    app.router.add_get("/wopi/host", native.host_page)
 
 
 async def _editors_ctx(app: web.Application) -> AsyncIterator[None]:

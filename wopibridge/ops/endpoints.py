@@ -6,9 +6,10 @@ import asyncio
 
 from aiohttp import web
 
-from . import editors, keys
-from .errors import Unavailable
-from .workers import all_metrics
+from wopibridge import keys
+from wopibridge.errors import Unavailable
+from wopibridge.opening import wiring
+from wopibridge.ops.workers import all_metrics
 
 
 async def health(request: web.Request) -> web.Response:
@@ -33,7 +34,7 @@ async def ready(request: web.Request) -> web.Response:
             failures[name] = "no answer within 5 s"
         elif isinstance(result, BaseException):
             failures[name] = type(result).__name__
-    apps = editors.readiness(request.app)
+    apps = wiring.readiness(request.app)
     if failures:
         return web.json_response(
             {"status": "unavailable", "failing": failures, "editors": apps}, status=503

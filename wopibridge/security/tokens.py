@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import jwt
 
-from .errors import Unauthorized
+from wopibridge.errors import Unauthorized
 
 Mode = Literal["view", "edit"]
 ALGORITHM = "HS256"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import Conflict
+from wopibridge.errors import Conflict
 
 FAMILIES = ("X-COOL-WOPI-", "X-LOOL-WOPI-")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..config import ConfigError
+from wopibridge.config import ConfigError
 
 _KNOWN = {
     "type",

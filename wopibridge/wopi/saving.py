@@ -25,13 +25,13 @@ from collections.abc import AsyncIterable, Mapping
 
 from aiohttp import web
 
-from .apps.headers import DocumentChanged, SaveHints, read_save_hints
-from .conflicts import ConflictKeeper, KeptCopy, conflict_name
-from .editors import CONFLICTS
-from .errors import VersionConflict
-from .locks.base import LockStore
-from .storage.base import FileStat, Storage
-from .tokens import AccessToken
+from wopibridge.errors import VersionConflict
+from wopibridge.locks.base import LockStore
+from wopibridge.opening.wiring import CONFLICTS
+from wopibridge.security.tokens import AccessToken
+from wopibridge.storage.base import FileStat, Storage
+from wopibridge.wopi.conflicts import ConflictKeeper, KeptCopy, conflict_name
+from wopibridge.wopi.savehints import DocumentChanged, SaveHints, read_save_hints
 
 log = logging.getLogger("wopibridge.saving")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import NotFound
+from wopibridge.errors import NotFound
 
 _STORAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _BACKEND_ID = re.compile(r"^[A-Za-z0-9_~-]{1,512}$")

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, Settings
+from wopibridge.config import ConfigError, Settings
 
 log = logging.getLogger("wopibridge.secrets")
 

@@ -36,10 +36,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import keys
-from .config import ConfigError, Settings
-from .metrics import Metrics, Snapshot
-from .secrets import load_secrets
+from wopibridge import keys
+from wopibridge.config import ConfigError, Settings
+from wopibridge.ops.metrics import Metrics, Snapshot
+from wopibridge.security.secrets import load_secrets
 
 log = logging.getLogger("wopibridge.workers")
 

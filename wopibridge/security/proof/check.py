@@ -27,10 +27,11 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from . import keys
-from .config import ConfigError, Settings
-from .errors import ProofFailed
-from .proof import (
+from wopibridge import keys
+from wopibridge.config import ConfigError, Settings
+from wopibridge.errors import ProofFailed
+from wopibridge.security.proof.http import HttpProofKeySource
+from wopibridge.security.proof.signature import (
     MAX_AGE_SECONDS,
     ProofKeyError,
     ProofKeys,
@@ -39,8 +40,7 @@ from .proof import (
     signed_bytes,
     verify_proof,
 )
-from .proofkeys_http import HttpProofKeySource
-from .proofsource import ProofKeyAttrs, ProofKeySource
+from wopibridge.security.proof.source import ProofKeyAttrs, ProofKeySource
 
 log = logging.getLogger("wopibridge.proofcheck")
 

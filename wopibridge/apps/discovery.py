@@ -12,7 +12,8 @@ Parsing is pure (:func:`parse_discovery`, :func:`fill_urlsrc`) and table-tested.
 :class:`DiscoveryCache` fetches with the application's shared ``ClientSession``, refreshes on an
 interval and on demand, keeps serving the last good document when a refresh fails, and answers
 :class:`~wopibridge.errors.Unavailable` with a sentence naming the editor when it has never
-reached it. It is also the :class:`~wopibridge.proofsource.ProofKeySource` of the proof check.
+reached it. It is also the
+:class:`~wopibridge.security.proof.source.ProofKeySource` of the proof check.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .errors import Unavailable
-from .filetypes import mime_type_of, normalize_ext
-from .proofsource import ProofKeyAttrs
+from wopibridge.apps.filetypes import mime_type_of, normalize_ext
+from wopibridge.errors import Unavailable
+from wopibridge.security.proof.source import ProofKeyAttrs
 
 log = logging.getLogger("wopibridge.discovery")
 

@@ -15,8 +15,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
-from . import keys
-from .wopi.routes import operation_name
+from wopibridge import keys
+from wopibridge.wopi.routes import operation_name
 
 log = logging.getLogger("wopibridge.access")
 

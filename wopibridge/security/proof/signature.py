@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .proofsource import ProofKeyAttrs
+from wopibridge.security.proof.source import ProofKeyAttrs
 
 #: .NET ``DateTime.Ticks`` of 1970-01-01T00:00:00Z (100 ns units since 0001-01-01).
 TICKS_AT_UNIX_EPOCH = 621_355_968_000_000_000

@@ -25,7 +25,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from cryptography.fernet import Fernet, InvalidToken
 
-from .errors import NotFound
+from wopibridge.errors import NotFound
 
 LINK_TTL = 120
 

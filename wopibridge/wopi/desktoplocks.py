@@ -19,8 +19,8 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from .errors import FileExists, NotFound, WopiError
-from .storage.base import FileStat, Storage
+from wopibridge.errors import FileExists, NotFound, WopiError
+from wopibridge.storage.base import FileStat, Storage
 
 log = logging.getLogger("wopibridge.desktoplocks")
 

@@ -28,17 +28,17 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from . import keys
-from .apps.base import EditorApp, OpenRequest
-from .desktoplocks import desktop_lock_holder
-from .editors import EDITORS
-from .errors import BadRequest
-from .hostpage import HostLinks, HostPage, render
-from .storage.base import FileStat, Storage
-from .tokens import Mode
+from wopibridge import keys
+from wopibridge.apps.base import EditorApp, OpenRequest
+from wopibridge.errors import BadRequest
+from wopibridge.opening.hostpage import HostLinks, HostPage, render
+from wopibridge.opening.wiring import EDITORS
+from wopibridge.security.tokens import Mode
+from wopibridge.storage.base import FileStat, Storage
+from wopibridge.wopi.desktoplocks import desktop_lock_holder
 
 if TYPE_CHECKING:
-    from .iop import Opened
+    from wopibridge.opening.reva import Opened
 
 MODES = ("view", "edit", "editnew", "embedview")
 USER_TYPES = ("regular", "federated", "ocm", "anonymous", "guest")
@@ -139,7 +139,7 @@ def _text(body: dict[str, Any], key: str, *, required: bool = False, limit: int 
 
 
 async def open_file(request: web.Request) -> web.Response:
-    from .iop import check_iop_secret  # iop uses this module's helpers
+    from wopibridge.opening.reva import check_iop_secret  # iop uses this module's helpers
 
     check_iop_secret(request)
     try:

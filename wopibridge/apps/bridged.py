@@ -16,8 +16,8 @@ from typing import Protocol, runtime_checkable
 
 from aiohttp import ClientSession
 
-from ..apps.base import EditorApp
-from .config import BridgeAppConfig
+from wopibridge.apps.base import EditorApp
+from wopibridge.apps.bridgedconfig import BridgeAppConfig
 
 
 @dataclass(slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from .errors import BadRequest, InvalidFileName
+from wopibridge.errors import BadRequest, InvalidFileName
 
 MAX_NAME_BYTES = 255
 _FORBIDDEN = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')

@@ -13,12 +13,13 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from . import editors, keys, openapi
-from .desktoplocks import desktop_lock_holder
-from .errors import BadRequest, NotFound, Unauthorized
-from .storage.base import FileStat
-from .storage.factory import MeshRegistry, file_locks, locked_elsewhere, with_credential
-from .tokens import Mode
+from wopibridge import keys
+from wopibridge.errors import BadRequest, NotFound, Unauthorized
+from wopibridge.opening import native, wiring
+from wopibridge.security.tokens import Mode
+from wopibridge.storage.base import FileStat
+from wopibridge.storage.factory import MeshRegistry, file_locks, locked_elsewhere, with_credential
+from wopibridge.wopi.desktoplocks import desktop_lock_holder
 
 VIEW_MODES: dict[str, Mode] = {
     "VIEW_MODE_READ_WRITE": "edit",
@@ -127,7 +128,7 @@ async def openinapp(request: web.Request) -> web.Response:
     if user_type not in USER_TYPES:
         raise BadRequest("Unknown user type")
     app_name = query.get("appname", "")
-    if not (query.get("appurl") or query.get("appviewurl")) and not editors.configured(
+    if not (query.get("appurl") or query.get("appviewurl")) and not wiring.configured(
         request.app, app_name
     ):
         raise BadRequest("Missing parameter: appurl")
@@ -153,7 +154,7 @@ async def openinapp(request: web.Request) -> web.Response:
     if app_url:
         editor_url = with_wopisrc(app_url, opened.wopi_src)
     else:  # no appurl from Reva: the configured app's discovery gives it
-        editor_url = await openapi.discovery_app_url(
+        editor_url = await native.discovery_app_url(
             request.app, opened, app_name, opened.mode, query.get("lang", "")
         )
     answer: dict[str, object] = {

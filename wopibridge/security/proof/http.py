@@ -1,4 +1,5 @@
-"""A small :class:`~wopibridge.proofsource.ProofKeySource`: ``<proof-key>`` from a discovery URL.
+"""A small :class:`~wopibridge.security.proof.source.ProofKeySource`: ``<proof-key>`` from a
+discovery URL.
 
 Each configured app may name ``discovery_url`` in its ``[apps.<name>]`` table. The document is
 fetched on first use, kept for ``ttl`` seconds, and refetched on demand (after a signature
@@ -21,8 +22,8 @@ from typing import Any
 
 import aiohttp
 
-from .errors import Unavailable
-from .proofsource import ProofKeyAttrs
+from wopibridge.errors import Unavailable
+from wopibridge.security.proof.source import ProofKeyAttrs
 
 log = logging.getLogger("wopibridge.proofkeys")
 

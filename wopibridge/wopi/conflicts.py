@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import FileExists, WopiError
-from .storage.base import CHUNK_SIZE, FileStat, Storage
+from wopibridge.errors import FileExists, WopiError
+from wopibridge.storage.base import CHUNK_SIZE, FileStat, Storage
 
 log = logging.getLogger("wopibridge.conflicts")
 

@@ -14,7 +14,7 @@ unlock. Markers are advisory: the lock itself stays the single source of truth.
 
 from __future__ import annotations
 
-from .locks.base import LOCK_TTL_SECONDS, LockResult, LockStore
+from wopibridge.locks.base import LOCK_TTL_SECONDS, LockResult, LockStore
 
 MARKER_SUFFIX = "\x00site"
 

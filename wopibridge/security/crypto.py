@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import Unauthorized
+from wopibridge.errors import Unauthorized
 
 _INFO = b"wopibridge storage credential v1"
 _NONCE = 12
