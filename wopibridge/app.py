@@ -13,8 +13,7 @@ from wopibridge import keys
 from wopibridge.bridge import setup_bridge
 from wopibridge.config import Settings
 from wopibridge.errors import error_middleware
-from wopibridge.opening import reva
-from wopibridge.opening.wiring import DISCOVERY, setup_editors
+from wopibridge.opening.wiring import setup_editors
 from wopibridge.ops import endpoints
 from wopibridge.ops.accesslog import access_log
 from wopibridge.ops.metrics import Metrics
@@ -39,9 +38,8 @@ def create_app(settings: Settings) -> web.Application:
         app.cleanup_ctx.append(worker_ctx)
     app.cleanup_ctx.append(proof_keys_ctx)
     endpoints.add_routes(app)
-    reva.add_routes(app)
     setup_bridge(app)  # before the editors: the app registry lists the bridged apps too
     setup_editors(app)
-    app[PROOF_SOURCE] = app[DISCOVERY]
+    app[PROOF_SOURCE] = app[keys.DISCOVERY]
     wopi_routes.add_routes(app, check_proof)
     return app

@@ -1,4 +1,8 @@
-"""Every application and request key, typed, in one place (aiohttp's ``AppKey``)."""
+"""Every application and request key the layers share, typed, in one place (aiohttp's ``AppKey``).
+
+Keys private to one layer stay in it (``wopi.hooks.HOOKS``, ``bridge.keys``); the types are
+imported for checking only, so this module imports nothing of the package at run time.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,30 @@ from typing import TYPE_CHECKING
 from aiohttp import ClientSession, web
 
 if TYPE_CHECKING:
+    from wopibridge.apps.discovery import DiscoveryCache
+    from wopibridge.apps.registry import AppRegistry, SessionHolder
     from wopibridge.config import Settings
     from wopibridge.locks.base import LockStore
     from wopibridge.ops.metrics import Metrics
     from wopibridge.security.secrets import Secrets
     from wopibridge.security.tokens import AccessToken, TokenCodec
-    from wopibridge.storage.registry import StorageRegistry
+    from wopibridge.storage.factory import MeshRegistry
+    from wopibridge.wopi.conflicts import ConflictKeeper
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SECRETS: web.AppKey[Secrets] = web.AppKey("secrets")
 TOKENS: web.AppKey[TokenCodec] = web.AppKey("tokens")
 LOCKS: web.AppKey[LockStore] = web.AppKey("locks")
-STORAGES: web.AppKey[StorageRegistry] = web.AppKey("storages")
+STORAGES: web.AppKey[MeshRegistry] = web.AppKey("storages")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+HTTP: web.AppKey[ClientSession] = web.AppKey("http")
+
+#: The configured editors, their discovery documents and their HTTP session holder.
+EDITORS: web.AppKey[AppRegistry] = web.AppKey("editors")
+DISCOVERY: web.AppKey[DiscoveryCache] = web.AppKey("discovery")
+EDITORS_HTTP: web.AppKey[SessionHolder] = web.AppKey("editors_http")
+#: Where refused saves are kept (conflict copies, recovery folder).
+CONFLICTS: web.AppKey[ConflictKeeper] = web.AppKey("conflicts")
 
 ACCESS: web.RequestKey[AccessToken] = web.RequestKey("access")
 FILE_ID: web.RequestKey[str] = web.RequestKey("file_id")
-HTTP: web.AppKey[ClientSession] = web.AppKey("http")

@@ -17,7 +17,6 @@ from wopibridge.locks import open_lock_store
 from wopibridge.security.secrets import load_secrets
 from wopibridge.security.tokens import TokenCodec
 from wopibridge.storage.factory import build_registry
-from wopibridge.storage.local import LocalStorage
 
 log = logging.getLogger("wopibridge")
 
@@ -57,11 +56,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     registry = build_registry(settings, app[keys.HTTP], app[keys.SECRETS].token_secret)
     for storage in registry:
-        if isinstance(storage, LocalStorage):
-            await storage.sweep_temporaries()
-            log.info("storage %s: local folder %s", storage.name, storage.root)
-        else:
-            log.info("storage %s: %s", storage.name, type(storage).__name__)
+        await storage.start()
     app[keys.STORAGES] = registry
     yield
     await registry.close()

@@ -41,7 +41,13 @@ class OpenRequest:
 @runtime_checkable
 class EditorApp(Protocol):
     name: str
+    #: Served by wopibridge's bridge (CodiMD, Etherpad) rather than speaking WOPI itself.
     bridged: bool
+
+    @property
+    def lock_files(self) -> bool:
+        """Whether a WOPI lock by this app writes a desktop (LibreOffice) lock file beside ODF
+        files, so desktop users see who is editing. Read once at start."""
 
     def handles(self, extension: str) -> bool:
         """Whether this app opens files with this extension (``.odt``, lower case).

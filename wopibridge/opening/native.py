@@ -17,114 +17,23 @@ Answer 200::
      "host_url": "<short-lived link to the host page>",
      "forced_viewmode_reason": "..."}   # only when an edit was downgraded
 
-The same decisions serve ``/wopi/iop/openinapp`` through :func:`open_document`.
+The decisions are :func:`wopibridge.opening.common.open_document`'s.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from wopibridge import keys
-from wopibridge.apps.base import EditorApp, OpenRequest
 from wopibridge.errors import BadRequest
+from wopibridge.opening.common import check_iop_secret, open_document
 from wopibridge.opening.hostpage import HostLinks, HostPage, render
-from wopibridge.opening.wiring import EDITORS
-from wopibridge.security.tokens import Mode
-from wopibridge.storage.base import FileStat, Storage
-from wopibridge.wopi.desktoplocks import desktop_lock_holder
-
-if TYPE_CHECKING:
-    from wopibridge.opening.reva import Opened
 
 MODES = ("view", "edit", "editnew", "embedview")
 USER_TYPES = ("regular", "federated", "ocm", "anonymous", "guest")
-
-
-@dataclass(frozen=True, slots=True)
-class OpenResult:
-    app: EditorApp
-    app_url: str
-    access_token: str
-    access_token_ttl: int
-    mode: str
-    file_id: str
-    forced_viewmode_reason: str = ""
-
-
-async def open_document(
-    app: web.Application,
-    *,
-    storage: Storage,
-    backend_id: str,
-    stat: FileStat,
-    app_name: str = "",
-    mode: str = "view",
-    user_id: str,
-    user_name: str,
-    user_type: str = "regular",
-    lang: str = "",
-) -> OpenResult:
-    """Choose the app, decide the mode (an edit is downgraded when a desktop office holds the
-    file or the app can only view its type), mint the token and build the editor URL."""
-    registry = app[EDITORS]
-    ext = stat.extension
-    wants_edit = mode in ("edit", "editnew")
-    editor = registry.get(app_name) if app_name else registry.choose(ext, edit=wants_edit)
-    reason = ""
-    if wants_edit:
-        holder = await desktop_lock_holder(storage, backend_id, stat)
-        if holder:
-            reason = holder
-        elif not editor.can_edit(ext):
-            reason = f"{editor.name} can only view {ext or 'these'} files"
-    token_mode: Mode = "edit" if wants_edit and not reason else "view"
-    action = mode if not reason else "view"
-    if action == "edit" and stat.size == 0:
-        action = "editnew"
-    wopi_id = app[keys.STORAGES].wopi_id(storage, backend_id)
-    raw, info = app[keys.TOKENS].mint(
-        file_id=wopi_id,
-        user_id=user_id,
-        user_name=user_name,
-        user_type=user_type,
-        app=editor.name,
-        mode=token_mode,
-    )
-    public = app[keys.SETTINGS].server.public_url
-    request = OpenRequest(
-        wopi_src=f"{public}/wopi/files/{wopi_id}",
-        stat=stat,
-        token=info,
-        access_token=raw,
-        mode=token_mode,
-        lang=lang,
-        action=action,
-    )
-    url = await editor.editor_url(request)
-    return OpenResult(editor, url, raw, info.ttl_ms, token_mode, wopi_id, reason)
-
-
-async def discovery_app_url(
-    app: web.Application, opened: Opened, app_name: str, mode: str, lang: str = ""
-) -> str:
-    """The editor URL for ``openinapp`` calls that bring no ``appurl``."""
-    registry = app[EDITORS]
-    ext = opened.stat.extension
-    editor = registry.get(app_name) if app_name else registry.choose(ext, edit=mode == "edit")
-    info = app[keys.TOKENS].verify(opened.token)
-    request = OpenRequest(
-        wopi_src=opened.wopi_src,
-        stat=opened.stat,
-        token=info,
-        access_token=opened.token,
-        mode=info.mode,
-        lang=lang,
-    )
-    return await editor.editor_url(request)
 
 
 def _text(body: dict[str, Any], key: str, *, required: bool = False, limit: int = 1024) -> str:
@@ -139,8 +48,6 @@ def _text(body: dict[str, Any], key: str, *, required: bool = False, limit: int 
 
 
 async def open_file(request: web.Request) -> web.Response:
-    from wopibridge.opening.reva import check_iop_secret  # iop uses this module's helpers
-
     check_iop_secret(request)
     try:
         body = await request.json()

@@ -8,7 +8,6 @@ from aiohttp import web
 
 from wopibridge import keys
 from wopibridge.errors import Unavailable
-from wopibridge.opening import wiring
 from wopibridge.ops.workers import all_metrics
 
 
@@ -34,12 +33,21 @@ async def ready(request: web.Request) -> web.Response:
             failures[name] = "no answer within 5 s"
         elif isinstance(result, BaseException):
             failures[name] = type(result).__name__
-    apps = wiring.readiness(request.app)
+    apps = _editors(request.app)
     if failures:
         return web.json_response(
             {"status": "unavailable", "failing": failures, "editors": apps}, status=503
         )
     return web.json_response({"status": "ready", "editors": apps})
+
+
+def _editors(app: web.Application) -> dict[str, str]:
+    """Each editor's discovery state: ``ok`` or why it is missing. Editors do not make the
+    server unready: files open with the others."""
+    cache = app.get(keys.DISCOVERY)
+    if cache is None:
+        return {}
+    return {f"discovery:{name}": state for name, state in cache.status().items()}
 
 
 async def metrics(request: web.Request) -> web.Response:

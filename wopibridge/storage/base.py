@@ -17,7 +17,10 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from wopibridge.locks.base import LockStore
 
 CHUNK_SIZE = 256 * 1024
 
@@ -75,11 +78,44 @@ class FileContent:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend can do beyond the contract, declared by it and read where the app is
+    wired, so the request path never asks a storage what it is.
+
+    - ``user_credential``: it can act with a user's own credential (Reva's token, a WebDAV
+      bearer): the open endpoints seal the credential into the access token, and every request
+      works on :meth:`Storage.with_credential`'s view.
+    - ``own_locks``: it keeps WOPI locks itself (CS3 gateway locks): :meth:`Storage.lock_store`
+      gives them.
+    - ``shared_by_sites``: its files are reached by other sites too, so WOPI locks record this
+      site as holder (:class:`wopibridge.locks.sitelocks.SiteLockStore`).
+    - ``reva_gateway``: it resolves Reva storage ids, which openinapp's ``endpoint`` may name.
+    - ``desktop_lock_files``: desktop lock files (``.~lock.<name>#``) can be kept beside files.
+    """
+
+    user_credential: bool = False
+    own_locks: bool = False
+    shared_by_sites: bool = False
+    reva_gateway: bool = False
+    desktop_lock_files: bool = True
+
+
 @runtime_checkable
 class Storage(Protocol):
     """A place files live. All methods are safe to call concurrently."""
 
     name: str
+    capabilities: Capabilities
+
+    def with_credential(self, credential: str | None) -> Storage:
+        """A view acting with the user's credential (``self`` when the backend takes none)."""
+
+    def lock_store(self, fallback: LockStore) -> LockStore:
+        """The store of WOPI locks on this storage's files: its own, or ``fallback``."""
+
+    async def start(self) -> None:
+        """Called once when the app starts: tidy what a crash left, log where files live."""
 
     async def resolve(self, ref: str) -> FileStat:
         """Find a file by a backend id or by a path relative to the storage root."""

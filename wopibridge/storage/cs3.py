@@ -51,9 +51,10 @@ from wopibridge.errors import (
     WopiError,
 )
 from wopibridge.locks.base import LOCK_TTL_SECONDS, LockResult, LockStore
-from wopibridge.storage.base import FileContent, FileStat
+from wopibridge.storage.base import Capabilities, FileContent, FileStat
 from wopibridge.storage.httpbody import HttpFileContent
-from wopibridge.storage.webdav import check_name, check_path
+from wopibridge.storage.names import check_path
+from wopibridge.storage.names import check_plain_name as check_name
 
 log = logging.getLogger("wopibridge.storage.cs3")
 
@@ -154,6 +155,10 @@ class _Shared:
 class Cs3Storage:
     """Files in a CS3 namespace, reached through the gateway."""
 
+    capabilities = Capabilities(
+        user_credential=True, own_locks=True, shared_by_sites=True, reva_gateway=True
+    )
+
     def __init__(
         self,
         name: str,
@@ -180,6 +185,9 @@ class Cs3Storage:
     def lock_store(self, fallback: LockStore) -> LockStore:
         """WOPI locks for files of this storage: on the gateway, or ``fallback`` without."""
         return Cs3LockStore(self, fallback)
+
+    async def start(self) -> None:
+        log.info("storage %s: CS3 gateway %s", self.name, self.config.gateway)
 
     # -- gRPC --------------------------------------------------------------------------
 

@@ -70,32 +70,30 @@ BUILDERS: dict[str, Builder] = {"local": _local, "webdav": _webdav, "cs3": _cs3}
 
 def with_credential(storage: Storage, credential: str | None) -> Storage:
     """The storage acting with a user's credential, when the backend takes one."""
-    bind = getattr(storage, "with_credential", None)
-    return bind(credential) if bind is not None and credential else storage
-
-
-def lock_store_for(storage: Storage, fallback: LockStore) -> LockStore:
-    """The lock store for files of ``storage``: its own (CS3 locks) or the app's."""
-    own = getattr(storage, "lock_store", None)
-    return own(fallback) if own is not None else fallback
+    if credential and storage.capabilities.user_credential:
+        return storage.with_credential(credential)
+    return storage
 
 
 def file_locks(storage: Storage, app_locks: LockStore, site: str) -> LockStore:
     """The lock store for WOPI locks on files of ``storage``.
 
-    Files on remote storages (WebDAV, CS3) can be opened by several sites, so their locks record
-    this site as holder (one more lock-store call next to a storage round trip). A local
-    storage's files are reached by this site only: its locks stay one atomic call each.
+    Files on storages other sites reach too (WebDAV, CS3) record this site as holder (one more
+    lock-store call next to a storage round trip). A local storage's locks stay one atomic
+    call each.
     """
-    locks = lock_store_for(storage, app_locks)
-    if isinstance(storage, LocalStorage):
-        return locks
-    return SiteLockStore(locks, app_locks, site)
+    locks = storage.lock_store(app_locks) if storage.capabilities.own_locks else app_locks
+    if storage.capabilities.shared_by_sites:
+        return SiteLockStore(locks, app_locks, site)
+    return locks
 
 
-async def locked_elsewhere(locks: LockStore, key: str) -> bool:
+async def locked_elsewhere(storage: Storage, app_locks: LockStore, site: str, key: str) -> bool:
     """Whether another site holds the WOPI lock on ``key`` (never for site-local files)."""
-    return isinstance(locks, SiteLockStore) and await locks.locked_elsewhere(key)
+    if not storage.capabilities.shared_by_sites:
+        return False
+    locks = storage.lock_store(app_locks) if storage.capabilities.own_locks else app_locks
+    return await SiteLockStore(locks, app_locks, site).locked_elsewhere(key)
 
 
 class MeshRegistry(StorageRegistry):
@@ -127,7 +125,7 @@ class MeshRegistry(StorageRegistry):
             return self.default, fileid
         if endpoint in self.names():
             return self.get(endpoint), fileid
-        gateways = [s for s in self if isinstance(s, cs3.Cs3Storage)]
+        gateways = [s for s in self if s.capabilities.reva_gateway]
         if len(gateways) == 1:
             ref = fileid if "!" in fileid else f"{endpoint}!{fileid}"
             return gateways[0], ref
@@ -173,10 +171,6 @@ def build_registry(
 def bind_request(app: web.Application, access: AccessToken) -> tuple[Storage, str, LockStore]:
     """What one WOPI request works with: the storage acting as the token's user, the backend
     id, and the lock store for the file (recording this site, ``server.public_url``)."""
-    registry = app[keys.STORAGES]
-    if isinstance(registry, MeshRegistry):
-        storage, backend_id = registry.for_access(access)
-    else:
-        storage, backend_id = registry.for_file(access.file_id)
+    storage, backend_id = app[keys.STORAGES].for_access(access)
     site = app[keys.SETTINGS].server.public_url
     return storage, backend_id, file_locks(storage, app[keys.LOCKS], site)

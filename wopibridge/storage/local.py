@@ -38,9 +38,10 @@ from wopibridge.errors import (
     VersionConflict,
     WopiError,
 )
-from wopibridge.storage.base import CHUNK_SIZE, FileContent, FileStat
+from wopibridge.locks.base import LockStore
+from wopibridge.storage.base import CHUNK_SIZE, Capabilities, FileContent, FileStat
 from wopibridge.storage.index import FileIndex
-from wopibridge.wopi.names import check_name
+from wopibridge.storage.names import check_name
 
 log = logging.getLogger("wopibridge.storage.local")
 
@@ -89,6 +90,8 @@ class _LocalContent(FileContent):
 
 class LocalStorage:
     """Files under one folder. ``name`` is the storage's name in WOPI file ids."""
+
+    capabilities = Capabilities()
 
     def __init__(self, name: str, root: Path, state_dir: Path) -> None:
         self.name = name
@@ -374,6 +377,17 @@ class LocalStorage:
         if not writable:
             raise Unavailable(f"storage {self.name!r}: folder {self.root} is not writable")
         self._index.ping()
+
+    def with_credential(self, credential: str | None) -> LocalStorage:
+        """The local folder is reached with this process's own rights, never a user's."""
+        return self
+
+    def lock_store(self, fallback: LockStore) -> LockStore:
+        return fallback
+
+    async def start(self) -> None:
+        await self.sweep_temporaries()
+        log.info("storage %s: local folder %s", self.name, self.root)
 
     async def sweep_temporaries(self) -> int:
         """Remove temporary files a crash left behind; returns how many."""

@@ -50,7 +50,6 @@ from wopibridge.errors import (
     FileExists,
     Forbidden,
     InsufficientStorage,
-    InvalidFileName,
     Locked,
     NotFound,
     NotImplementedOperation,
@@ -59,8 +58,11 @@ from wopibridge.errors import (
     VersionConflict,
     WopiError,
 )
-from wopibridge.storage.base import FileContent, FileStat
+from wopibridge.locks.base import LockStore
+from wopibridge.storage.base import Capabilities, FileContent, FileStat
 from wopibridge.storage.httpbody import HttpFileContent
+from wopibridge.storage.names import check_path
+from wopibridge.storage.names import check_plain_name as check_name
 
 log = logging.getLogger("wopibridge.storage.webdav")
 
@@ -94,25 +96,6 @@ def decode_id(file_id: str) -> str:
     except (binascii.Error, UnicodeError, ValueError):
         raise NotFound("File not found") from None
     return check_path(path, error=NotFound("File not found"))
-
-
-def check_path(ref: str, *, error: WopiError | None = None) -> str:
-    """Normalise a path relative to the storage URL; refuse anything that could escape it."""
-    bad = error or BadRequest("Invalid file reference")
-    if not ref or "\x00" in ref or ref.startswith(("/", "\\")):
-        raise bad
-    parts = ref.replace("\\", "/").split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        raise bad
-    return "/".join(parts)
-
-
-def check_name(name: str) -> str:
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
-        raise InvalidFileName("The file name is not valid")
-    if len(name.encode()) > 255:
-        raise InvalidFileName("The file name is too long")
-    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +205,8 @@ def _http_time_ns(value: str) -> int:
 class WebDavStorage:
     """Files below one WebDAV collection URL."""
 
+    capabilities = Capabilities(user_credential=True, shared_by_sites=True)
+
     def __init__(
         self,
         name: str,
@@ -246,6 +231,13 @@ class WebDavStorage:
         return WebDavStorage(
             self.name, self.config, self._session, user_token=credential, aliases=self._aliases
         )
+
+    def lock_store(self, fallback: LockStore) -> LockStore:
+        """WebDAV locks belong to desktop clients; WOPI locks stay in wopibridge's store."""
+        return fallback
+
+    async def start(self) -> None:
+        log.info("storage %s: WebDAV at %s", self.name, self.config.url)
 
     # -- HTTP --------------------------------------------------------------------------
 

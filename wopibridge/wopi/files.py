@@ -8,12 +8,12 @@ from aiohttp import web
 
 from wopibridge import keys
 from wopibridge.errors import BadRequest, Conflict, FileExists, LockMismatch, PayloadTooLarge
-from wopibridge.opening.reva import with_wopisrc
-from wopibridge.opening.wiring import editor_file_info
 from wopibridge.storage.base import FileStat
 from wopibridge.wopi.contents import body_chunks, upload_limit
 from wopibridge.wopi.context import WopiRequest
 from wopibridge.wopi.fileinfo import USER_INFO_KEY, file_info
+from wopibridge.wopi.hooks import hooks_of
+from wopibridge.wopi.links import with_wopisrc
 from wopibridge.wopi.names import (
     check_editor_name,
     decode_utf7,
@@ -30,7 +30,7 @@ async def check_file_info(wopi: WopiRequest) -> web.Response:
     stat = await wopi.stat()
     user_info = await wopi.storage.get_meta(wopi.backend_id, USER_INFO_KEY + wopi.access.user_id)
     info = file_info(wopi.access, stat, user_info or "")
-    info.update(editor_file_info(wopi.request, wopi.access, stat))
+    info.update(hooks_of(wopi.request.app).file_info(wopi.access, stat))
     return web.json_response(info)
 
 

@@ -10,8 +10,8 @@ from aiohttp import web
 
 from wopibridge.errors import LockMismatch
 from wopibridge.locks.base import LockResult
-from wopibridge.opening.wiring import after_lock, after_unlock
 from wopibridge.wopi.context import WopiRequest
+from wopibridge.wopi.hooks import hooks_of
 
 
 def _answer(result: LockResult, version: str, reason: str) -> web.Response:
@@ -31,7 +31,7 @@ async def lock(wopi: WopiRequest) -> web.Response:
         return _answer(result, stat.version, "The old lock does not match")
     result = await wopi.locks.lock(stat.identity, lock_id)
     if result.ok:
-        await after_lock(wopi.request, wopi.access, wopi.storage, wopi.backend_id, stat)
+        await hooks_of(wopi.request.app).locked(wopi.access, wopi.storage, wopi.backend_id, stat)
     return _answer(result, stat.version, "The file is locked by another session")
 
 
@@ -41,7 +41,7 @@ async def unlock(wopi: WopiRequest) -> web.Response:
     stat = await wopi.stat()
     result = await wopi.locks.unlock(stat.identity, lock_id)
     if result.ok:
-        await after_unlock(wopi.request, wopi.access, wopi.storage, wopi.backend_id, stat)
+        await hooks_of(wopi.request.app).unlocked(wopi.access, wopi.storage, wopi.backend_id, stat)
     return _answer(result, stat.version, "The lock does not match")
 
 

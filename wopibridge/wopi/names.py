@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from wopibridge.errors import BadRequest, InvalidFileName
-
-MAX_NAME_BYTES = 255
-_FORBIDDEN = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+from wopibridge.storage.names import FORBIDDEN as _FORBIDDEN
+from wopibridge.storage.names import MAX_NAME_BYTES, check_name
 
 
 def decode_utf7(value: str, header: str) -> str:
@@ -23,19 +21,6 @@ def decode_utf7(value: str, header: str) -> str:
 
 def encode_utf7(name: str) -> str:
     return name.encode("utf-7").decode("ascii")
-
-
-def check_name(name: str) -> str:
-    """Return ``name`` if a file may carry it, else raise ``InvalidFileName``."""
-    if not name or name.strip() != name or name in (".", ".."):
-        raise InvalidFileName("The file name is empty or has leading or trailing spaces")
-    if _FORBIDDEN.search(name):
-        raise InvalidFileName("The file name contains a character that is not allowed")
-    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise InvalidFileName("The file name is too long")
-    if name.startswith(".~wb-"):
-        raise InvalidFileName("The file name is reserved")
-    return name
 
 
 def is_desktop_lock_name(name: str) -> bool:

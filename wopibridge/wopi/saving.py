@@ -25,9 +25,9 @@ from collections.abc import AsyncIterable, Mapping
 
 from aiohttp import web
 
+from wopibridge import keys
 from wopibridge.errors import VersionConflict
 from wopibridge.locks.base import LockStore
-from wopibridge.opening.wiring import CONFLICTS
 from wopibridge.security.tokens import AccessToken
 from wopibridge.storage.base import FileStat, Storage
 from wopibridge.wopi.conflicts import ConflictKeeper, KeptCopy, conflict_name
@@ -45,7 +45,7 @@ def check_document_changed(headers: Mapping[str, str], stat: FileStat) -> SaveHi
 
 
 def _keeper(request: web.Request) -> ConflictKeeper:
-    return request.app[CONFLICTS]
+    return request.app[keys.CONFLICTS]
 
 
 async def write(

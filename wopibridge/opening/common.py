@@ -1,0 +1,183 @@
+"""What every way of opening a file shares: the iop secret, resolving a file and minting its
+token, choosing the editor and building its URL.
+
+``reva`` (openinapp) and ``native`` (``/wopi/open``) both sit on this module and never import
+each other; ``wiring`` adds their routes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from wopibridge import keys
+from wopibridge.apps.base import EditorApp, OpenRequest
+from wopibridge.errors import Unauthorized
+from wopibridge.security.tokens import Mode
+from wopibridge.storage.base import FileStat, Storage
+from wopibridge.storage.factory import locked_elsewhere, with_credential
+from wopibridge.wopi.desktoplocks import desktop_lock_holder
+
+
+def check_iop_secret(request: web.Request) -> None:
+    """Constant-time check of ``Authorization: Bearer <iop secret>``."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    expected = request.app[keys.SECRETS].iop_secret
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), expected.encode()
+    ):
+        raise Unauthorized("Client not authorized")
+
+
+def guest_name(user_id: str) -> str:
+    """A stable display name for users that come without one (public links)."""
+    return "Guest " + hashlib.sha256(user_id.encode()).hexdigest()[:6].upper()
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    wopi_id: str
+    wopi_src: str
+    stat: FileStat
+    token: str
+    ttl_ms: int
+    mode: Mode = "view"
+    forced_reason: str = ""
+
+
+LOCKED_ELSEWHERE = "The file is being edited at another site"
+
+
+async def open_file(
+    request: web.Request,
+    *,
+    ref: str,
+    storage_name: str,
+    mode: Mode,
+    user_id: str,
+    user_name: str,
+    user_type: str,
+    app_name: str,
+    extra: dict[str, str] | None = None,
+    credential: str | None = None,
+) -> Opened:
+    """Resolve a file and mint its access token; shared by every open endpoint.
+
+    ``credential`` is the user's own storage credential (Reva's ``TokenHeader``): the file is
+    resolved with it and it travels sealed in the token. An edit open of a file locked by
+    another site is downgraded to view, with the reason.
+    """
+    app = request.app
+    registry = app[keys.STORAGES]
+    storage = registry.get(storage_name) if storage_name else registry.default
+    storage = with_credential(storage, credential)
+    stat = await storage.resolve(ref)
+    wopi_id = registry.wopi_id(storage, stat.file_id)
+    forced_reason = ""
+    if mode == "edit":
+        site = app[keys.SETTINGS].server.public_url
+        if await locked_elsewhere(storage, app[keys.LOCKS], site, stat.identity):
+            mode, forced_reason = "view", LOCKED_ELSEWHERE
+    if mode == "edit":  # a desktop office holding the file: open it read-only
+        holder = await desktop_lock_holder(storage, stat.file_id, stat)
+        if holder:
+            mode, forced_reason = "view", holder
+    if credential and storage.capabilities.user_credential:
+        extra = {**(extra or {}), **registry.seal_credential(storage.name, credential)}
+    token, info = app[keys.TOKENS].mint(
+        file_id=wopi_id,
+        user_id=user_id,
+        user_name=user_name or guest_name(user_id),
+        user_type=user_type,
+        app=app_name,
+        mode=mode,
+        extra=extra,
+    )
+    wopi_src = f"{app[keys.SETTINGS].server.public_url}/wopi/files/{wopi_id}"
+    return Opened(wopi_id, wopi_src, stat, token, info.ttl_ms, mode, forced_reason)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenResult:
+    app: EditorApp
+    app_url: str
+    access_token: str
+    access_token_ttl: int
+    mode: str
+    file_id: str
+    forced_viewmode_reason: str = ""
+
+
+async def open_document(
+    app: web.Application,
+    *,
+    storage: Storage,
+    backend_id: str,
+    stat: FileStat,
+    app_name: str = "",
+    mode: str = "view",
+    user_id: str,
+    user_name: str,
+    user_type: str = "regular",
+    lang: str = "",
+) -> OpenResult:
+    """Choose the app, decide the mode (an edit is downgraded when a desktop office holds the
+    file or the app can only view its type), mint the token and build the editor URL."""
+    registry = app[keys.EDITORS]
+    ext = stat.extension
+    wants_edit = mode in ("edit", "editnew")
+    editor = registry.get(app_name) if app_name else registry.choose(ext, edit=wants_edit)
+    reason = ""
+    if wants_edit:
+        holder = await desktop_lock_holder(storage, backend_id, stat)
+        if holder:
+            reason = holder
+        elif not editor.can_edit(ext):
+            reason = f"{editor.name} can only view {ext or 'these'} files"
+    token_mode: Mode = "edit" if wants_edit and not reason else "view"
+    action = mode if not reason else "view"
+    if action == "edit" and stat.size == 0:
+        action = "editnew"
+    wopi_id = app[keys.STORAGES].wopi_id(storage, backend_id)
+    raw, info = app[keys.TOKENS].mint(
+        file_id=wopi_id,
+        user_id=user_id,
+        user_name=user_name,
+        user_type=user_type,
+        app=editor.name,
+        mode=token_mode,
+    )
+    public = app[keys.SETTINGS].server.public_url
+    request = OpenRequest(
+        wopi_src=f"{public}/wopi/files/{wopi_id}",
+        stat=stat,
+        token=info,
+        access_token=raw,
+        mode=token_mode,
+        lang=lang,
+        action=action,
+    )
+    url = await editor.editor_url(request)
+    return OpenResult(editor, url, raw, info.ttl_ms, token_mode, wopi_id, reason)
+
+
+async def discovery_app_url(
+    app: web.Application, opened: Opened, app_name: str, mode: str, lang: str = ""
+) -> str:
+    """The editor URL for ``openinapp`` calls that bring no ``appurl``."""
+    registry = app[keys.EDITORS]
+    ext = opened.stat.extension
+    editor = registry.get(app_name) if app_name else registry.choose(ext, edit=mode == "edit")
+    info = app[keys.TOKENS].verify(opened.token)
+    request = OpenRequest(
+        wopi_src=opened.wopi_src,
+        stat=opened.stat,
+        token=info,
+        access_token=opened.token,
+        mode=info.mode,
+        lang=lang,
+    )
+    return await editor.editor_url(request)

@@ -1,0 +1,1 @@
+"""Where files live: the Storage contract and its backends (local, WebDAV, CS3)."""

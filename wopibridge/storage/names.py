@@ -1,0 +1,48 @@
+"""File names and paths as storages accept them.
+
+:func:`check_name` is the portable rule the local folder applies; :func:`check_plain_name` and
+:func:`check_path` are what a remote storage (WebDAV, CS3), which judges names itself, needs
+from us: nothing that could leave the folder it was given.
+"""
+
+from __future__ import annotations
+
+import re
+
+from wopibridge.errors import BadRequest, InvalidFileName, WopiError
+
+MAX_NAME_BYTES = 255
+FORBIDDEN = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if a file may carry it, else raise ``InvalidFileName``."""
+    if not name or name.strip() != name or name in (".", ".."):
+        raise InvalidFileName("The file name is empty or has leading or trailing spaces")
+    if FORBIDDEN.search(name):
+        raise InvalidFileName("The file name contains a character that is not allowed")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise InvalidFileName("The file name is too long")
+    if name.startswith(".~wb-"):
+        raise InvalidFileName("The file name is reserved")
+    return name
+
+
+def check_path(ref: str, *, error: WopiError | None = None) -> str:
+    """Normalise a path relative to the storage URL; refuse anything that could escape it."""
+    bad = error or BadRequest("Invalid file reference")
+    if not ref or "\x00" in ref or ref.startswith(("/", "\\")):
+        raise bad
+    parts = ref.replace("\\", "/").split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise bad
+    return "/".join(parts)
+
+
+def check_plain_name(name: str) -> str:
+    """A name the remote storage will judge itself: only what could leave the folder is refused."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise InvalidFileName("The file name is not valid")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise InvalidFileName("The file name is too long")
+    return name
