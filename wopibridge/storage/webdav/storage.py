@@ -31,56 +31,39 @@ key.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
-from dataclasses import dataclass, replace
-from email.utils import parsedate_to_datetime
+from dataclasses import replace
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 
 from wopibridge.errors import (
     BadRequest,
     FileExists,
-    Forbidden,
-    InsufficientStorage,
-    Locked,
     NotFound,
-    NotImplementedOperation,
-    Unauthorized,
     Unavailable,
     VersionConflict,
-    WopiError,
 )
 from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import Capabilities, FileContent, FileStat
 from wopibridge.storage.httpbody import HttpFileContent
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
+from wopibridge.storage.webdav.client import DAV, STAT_BODY, DavClient, DavEntry
+from wopibridge.storage.webdav.config import WebDavConfig
 
 log = logging.getLogger("wopibridge.storage.webdav")
 
-DAV = "DAV:"
-OC = "http://owncloud.org/ns"
 META_NS = "urn:wopibridge:meta"
-AUTH_MODES = ("none", "basic", "bearer", "ocm", "user")
-_RETRY_STATUS = frozenset({502, 503, 504})
-_META_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
-_MAX_ALIASES = 10_000
 
-_STAT_BODY = (
-    '<?xml version="1.0" encoding="utf-8"?>'
-    f'<d:propfind xmlns:d="{DAV}" xmlns:oc="{OC}"><d:prop>'
-    "<d:resourcetype/><d:getetag/><d:getlastmodified/><d:getcontentlength/>"
-    "<oc:fileid/><oc:owner-id/>"
-    "</d:prop></d:propfind>"
-).encode()
+_META_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+
+_MAX_ALIASES = 10_000
 
 
 def encode_id(path: str) -> str:
@@ -96,110 +79,6 @@ def decode_id(file_id: str) -> str:
     except (binascii.Error, UnicodeError, ValueError):
         raise NotFound("File not found") from None
     return check_path(path, error=NotFound("File not found"))
-
-
-@dataclass(frozen=True, slots=True)
-class WebDavConfig:
-    """One ``[storages.<name>]`` table of ``type = "webdav"``.
-
-    ``auth``: ``none``; ``basic`` (``username``/``password``); ``bearer`` (``token``); ``ocm``
-    (``shared_secret`` from an OCM share, sent as Bearer, or as Basic ``secret:`` when
-    ``ocm_basic``); ``user`` (the user's own token, carried in the access token, as Bearer).
-    ``site`` names the site that owns the files; it prefixes every lock key.
-    """
-
-    url: str
-    auth: str = "none"
-    username: str = ""
-    password: str = ""
-    token: str = ""
-    shared_secret: str = ""
-    ocm_basic: bool = False
-    site: str = ""
-    timeout: float = 30.0
-    retries: int = 2
-
-    @classmethod
-    def from_table(cls, name: str, table: Mapping[str, Any]) -> WebDavConfig:
-        """Validate a configuration table; ``ValueError`` names the bad key."""
-        known = {f for f in cls.__dataclass_fields__} | {"type"}
-        unknown = set(table) - known
-        if unknown:
-            raise ValueError(f"storages.{name}.{sorted(unknown)[0]}: unknown key")
-        url = str(table.get("url", "")).rstrip("/")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"storages.{name}.url: must be an http:// or https:// URL")
-        auth = str(table.get("auth", "none"))
-        if auth not in AUTH_MODES:
-            raise ValueError(f"storages.{name}.auth: must be one of {', '.join(AUTH_MODES)}")
-        needs = {"basic": "username", "bearer": "token", "ocm": "shared_secret"}.get(auth)
-        if needs and not table.get(needs):
-            raise ValueError(f"storages.{name}.{needs}: required with auth = {auth!r}")
-        try:
-            timeout = float(table.get("timeout", 30.0))
-            retries = int(table.get("retries", 2))
-        except (TypeError, ValueError):
-            raise ValueError(f"storages.{name}.timeout: must be a number") from None
-        if timeout <= 0 or retries < 0:
-            raise ValueError(f"storages.{name}.timeout: must be positive")
-        ocm_basic = table.get("ocm_basic", False)
-        if isinstance(ocm_basic, str):
-            ocm_basic = ocm_basic.lower() in ("1", "true", "yes")
-        return cls(
-            url=url,
-            auth=auth,
-            username=str(table.get("username", "")),
-            password=str(table.get("password", "")),
-            token=str(table.get("token", "")),
-            shared_secret=str(table.get("shared_secret", "")),
-            ocm_basic=bool(ocm_basic),
-            site=str(table.get("site", "")) or f"webdav:{url}",
-            timeout=timeout,
-            retries=retries,
-        )
-
-    def auth_header(self, user_token: str | None) -> str | None:
-        if self.auth == "basic":
-            return _basic(self.username, self.password)
-        if self.auth == "bearer":
-            return f"Bearer {self.token}"
-        if self.auth == "ocm":
-            if self.ocm_basic:
-                return _basic(self.shared_secret, "")
-            return f"Bearer {self.shared_secret}"
-        if self.auth == "user":
-            return f"Bearer {user_token}" if user_token else None
-        return None
-
-
-def _basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-@dataclass(slots=True)
-class _Entry:
-    path: str
-    is_collection: bool
-    etag: str
-    size: int
-    mtime_ns: int
-    fileid: str
-    owner: str
-
-
-def _strip_etag(etag: str) -> str:
-    etag = etag.strip()
-    if etag.startswith("W/"):
-        etag = etag[2:]
-    return etag.strip('"')
-
-
-def _http_time_ns(value: str) -> int:
-    try:
-        return int(parsedate_to_datetime(value).timestamp()) * 1_000_000_000
-    except (TypeError, ValueError, IndexError):
-        return 0
 
 
 class WebDavStorage:
@@ -219,9 +98,8 @@ class WebDavStorage:
         self.name = name
         self.config = config
         self._session = session
-        self._base = config.url + "/"
-        self._base_path = unquote(urlsplit(self._base).path)
         self._user_token = user_token
+        self._dav = DavClient(name, config, session, user_token)
         self._aliases: dict[str, str] = {} if aliases is None else aliases
 
     def with_credential(self, credential: str | None) -> WebDavStorage:
@@ -241,158 +119,9 @@ class WebDavStorage:
 
     # -- HTTP --------------------------------------------------------------------------
 
-    def _url(self, path: str) -> str:
-        return self._base + quote(path, safe="/")
-
-    def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        headers = dict(extra or {})
-        auth = self.config.auth_header(self._user_token)
-        if auth:
-            headers["Authorization"] = auth
-        elif self.config.auth == "user":
-            raise Unauthorized(f"The storage {self.name} needs the user's credential")
-        return headers
-
-    def _down(self, exc: BaseException | None = None) -> Unavailable:
-        detail = f" ({type(exc).__name__})" if exc else ""
-        return Unavailable(f"The storage {self.name} is unavailable{detail}")
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        data: Any = None,
-        idempotent: bool = True,
-        stream: bool = False,
-        absolute: bool = False,
-        expect100: bool = False,
-    ) -> aiohttp.ClientResponse:
-        """Send one request; retry idempotent ones while the server is unreachable.
-
-        The caller owns the returned response and must release it.
-        """
-        timeout = (
-            aiohttp.ClientTimeout(
-                total=None, sock_connect=self.config.timeout, sock_read=self.config.timeout
-            )
-            if stream
-            else aiohttp.ClientTimeout(total=self.config.timeout)
-        )
-        attempts = 1 + (self.config.retries if idempotent else 0)
-        last: BaseException | None = None
-        for attempt in range(attempts):
-            if attempt:
-                await asyncio.sleep(min(0.1 * 2**attempt, 1.0))
-            try:
-                response = await self._session.request(
-                    method,
-                    path if absolute else self._url(path),
-                    headers=self._headers(headers),
-                    data=data,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    expect100=expect100,
-                )
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                last = exc
-                continue
-            if response.status in _RETRY_STATUS and attempt + 1 < attempts:
-                response.release()
-                last = None
-                continue
-            return response
-        raise self._down(last)
-
-    def _error(self, status: int, *, what: str) -> WopiError:
-        """The WOPI-facing error for a failed WebDAV answer."""
-        if status == 404:
-            return NotFound("File not found")
-        if status == 401:
-            return Unauthorized(f"The storage {self.name} did not accept the credentials")
-        if status == 403:
-            return Forbidden(f"The storage {self.name} refused to {what} the file")
-        if status == 409:
-            return NotFound("The folder does not exist")
-        if status == 412:
-            return VersionConflict("The file changed on the storage")
-        if status == 423:
-            return Locked(f"The file is locked on the storage {self.name}")
-        if status == 507:
-            return InsufficientStorage(f"The storage {self.name} is full")
-        if status in (405, 501):
-            return NotImplementedOperation(f"The storage {self.name} cannot {what} files")
-        if status >= 500:
-            return self._down()
-        return Unavailable(f"The storage {self.name} answered {status} to {what}")
-
     # -- PROPFIND ----------------------------------------------------------------------
 
-    def _relative(self, href: str) -> str:
-        path = unquote(urlsplit(href).path)
-        if path.startswith(self._base_path):
-            path = path[len(self._base_path) :]
-        return path.strip("/")
-
-    def _parse_entry(self, response: ET.Element) -> _Entry | None:
-        href = response.findtext(f"{{{DAV}}}href") or ""
-        props: dict[str, ET.Element] = {}
-        for propstat in response.findall(f"{{{DAV}}}propstat"):
-            status = propstat.findtext(f"{{{DAV}}}status") or ""
-            if " 200 " not in status + " ":
-                continue
-            prop = propstat.find(f"{{{DAV}}}prop")
-            if prop is not None:
-                for child in prop:
-                    props[child.tag] = child
-        if not href:
-            return None
-
-        def text(tag: str) -> str:
-            element = props.get(tag)
-            return (element.text or "").strip() if element is not None else ""
-
-        resourcetype = props.get(f"{{{DAV}}}resourcetype")
-        is_collection = (
-            resourcetype is not None and resourcetype.find(f"{{{DAV}}}collection") is not None
-        )
-        length = text(f"{{{DAV}}}getcontentlength")
-        return _Entry(
-            path=self._relative(href),
-            is_collection=is_collection,
-            etag=_strip_etag(text(f"{{{DAV}}}getetag")),
-            size=int(length) if length.isdigit() else 0,
-            mtime_ns=_http_time_ns(text(f"{{{DAV}}}getlastmodified")),
-            fileid=text(f"{{{OC}}}fileid"),
-            owner=text(f"{{{OC}}}owner-id"),
-        )
-
-    async def _propfind(self, path: str, body: bytes = _STAT_BODY) -> ET.Element:
-        response = await self._request(
-            "PROPFIND",
-            path,
-            headers={"Depth": "0", "Content-Type": "application/xml; charset=utf-8"},
-            data=body,
-        )
-        try:
-            if response.status != 207:
-                raise self._error(response.status, what="read")
-            payload = await response.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise self._down(exc) from None
-        finally:
-            response.release()
-        try:
-            root = ET.fromstring(payload)
-        except ET.ParseError:
-            raise Unavailable(f"The storage {self.name} sent an unreadable answer") from None
-        first = root.find(f"{{{DAV}}}response")
-        if first is None:
-            raise NotFound("File not found")
-        return first
-
-    def _make_stat(self, file_id: str, entry: _Entry) -> FileStat:
+    def _make_stat(self, file_id: str, entry: DavEntry) -> FileStat:
         if entry.is_collection:
             raise NotFound("File not found")
         folder, _, name = entry.path.rpartition("/")
@@ -410,7 +139,7 @@ class WebDavStorage:
         )
 
     async def _stat_path(self, file_id: str, path: str) -> FileStat:
-        entry = self._parse_entry(await self._propfind(path))
+        entry = self._dav.parse_entry(await self._dav.propfind(path))
         if entry is None:
             raise NotFound("File not found")
         entry.path = path
@@ -442,14 +171,14 @@ class WebDavStorage:
         path = self._path_of(file_id)
         for _ in range(3):
             stat = await self._stat_path(file_id, path)
-            response = await self._request(
+            response = await self._dav.request(
                 "GET", path, headers={"If-Match": f'"{stat.version}"'}, stream=True
             )
             if response.status == 200:
                 return HttpFileContent(stat, response, self.name)
             response.release()
             if response.status != 412:
-                raise self._error(response.status, what="read")
+                raise self._dav.error(response.status, what="read")
         raise Unavailable(f"The file keeps changing on the storage {self.name}")
 
     async def _put(
@@ -467,7 +196,7 @@ class WebDavStorage:
             "Connection": "close",
             **condition,
         }
-        response = await self._request(
+        response = await self._dav.request(
             "PUT",
             path,
             headers=headers,
@@ -479,7 +208,7 @@ class WebDavStorage:
         if response.status not in (200, 201, 204):
             # The server answered before reading the body: the connection cannot be reused.
             response.close()
-            raise self._error(response.status, what="write")
+            raise self._dav.error(response.status, what="write")
         response.release()
 
     async def write(
@@ -529,17 +258,17 @@ class WebDavStorage:
         target = f"{folder}/{check_name(new_name)}" if folder else check_name(new_name)
         if target == path:
             return await self._stat_path(file_id, path)
-        response = await self._request(
+        response = await self._dav.request(
             "MOVE",
             path,
-            headers={"Destination": self._url(target), "Overwrite": "F"},
+            headers={"Destination": self._dav.url(target), "Overwrite": "F"},
             idempotent=False,
         )
         try:
             if response.status == 412:
                 raise FileExists(f"A file named {new_name} already exists")
             if response.status not in (201, 204):
-                raise self._error(response.status, what="rename")
+                raise self._dav.error(response.status, what="rename")
         finally:
             response.release()
         if len(self._aliases) >= _MAX_ALIASES:
@@ -551,10 +280,10 @@ class WebDavStorage:
     async def delete(self, file_id: str) -> None:
         path = self._path_of(file_id)
         await self._stat_path(file_id, path)  # refuse collections
-        response = await self._request("DELETE", path)
+        response = await self._dav.request("DELETE", path)
         try:
             if response.status not in (200, 204):
-                raise self._error(response.status, what="delete")
+                raise self._dav.error(response.status, what="delete")
         finally:
             response.release()
         self._aliases.pop(file_id, None)
@@ -575,7 +304,7 @@ class WebDavStorage:
             f'<d:propfind xmlns:d="{DAV}" xmlns:m="{META_NS}"><d:prop><d:resourcetype/>'
             f"<m:{tag}/></d:prop></d:propfind>"
         ).encode()
-        element = await self._propfind(self._path_of(file_id), body)
+        element = await self._dav.propfind(self._path_of(file_id), body)
         for propstat in element.findall(f"{{{DAV}}}propstat"):
             status = propstat.findtext(f"{{{DAV}}}status") or ""
             found = propstat.find(f"{{{DAV}}}prop/{{{META_NS}}}{tag}")
@@ -590,7 +319,7 @@ class WebDavStorage:
         ET.SubElement(prop, f"{{{META_NS}}}{tag}").text = value
         body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
         path = self._path_of(file_id)
-        response = await self._request(
+        response = await self._dav.request(
             "PROPPATCH",
             path,
             headers={"Content-Type": "application/xml; charset=utf-8"},
@@ -598,7 +327,7 @@ class WebDavStorage:
         )
         try:
             if response.status != 207:
-                raise self._error(response.status, what="annotate")
+                raise self._dav.error(response.status, what="annotate")
             payload = await response.read()
         finally:
             response.release()
@@ -609,7 +338,7 @@ class WebDavStorage:
         failed = [s for s in statuses if " 200 " not in s + " "]
         if failed:
             code = int(failed[0].split()[1]) if len(failed[0].split()) > 1 else 500
-            raise self._error(code, what="annotate")
+            raise self._dav.error(code, what="annotate")
 
     async def check(self) -> None:
         """The server answers a PROPFIND of the root. Without a user's credential (``auth =
@@ -617,11 +346,11 @@ class WebDavStorage:
         probe = self
         if self.config.auth == "user" and not self._user_token:
             probe = WebDavStorage(self.name, replace(self.config, auth="none"), self._session)
-        response = await probe._request(
+        response = await probe._dav.request(
             "PROPFIND",
-            self._base,
+            self._dav.base,
             headers={"Depth": "0", "Content-Type": "application/xml; charset=utf-8"},
-            data=_STAT_BODY,
+            data=STAT_BODY,
             absolute=True,
         )
         response.release()
