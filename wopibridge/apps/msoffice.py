@@ -16,9 +16,13 @@ from wopibridge.storage.base import FileStat
 
 class MsOfficeApp(OfficeApp):
     kind = "msoffice"
+    draws_watermark = False
 
     def editor_properties(self, token: AccessToken, stat: FileStat) -> Mapping[str, Any]:
-        return {
+        info: dict[str, Any] = {
             "BreadcrumbBrandName": "wopibridge",
             "ClosePostMessage": True,
         }
+        if token.secure:  # nothing of the document kept in the browser's cache
+            info["DisableBrowserCachingOfUserContent"] = True
+        return info

@@ -26,7 +26,7 @@ async def open_document(request: web.Request) -> web.Response:
         raise BadRequest("The open request is too large")
     form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     token = form.get("access_token") or token_from(request)
-    access = request.app[keys.TOKENS].verify(token)
+    access = await request.app[keys.TOKENS].resolve(token)
     wopi_src = request.query.get("WOPISrc", "")
     if wopi_src and urlsplit(wopi_src).path.rstrip("/").rsplit("/", 1)[-1] != access.file_id:
         raise NotFound("File not found")
@@ -41,7 +41,7 @@ async def save_webhook(request: web.Request) -> web.Response:
     docid = request.match_info["docid"]
     if not valid_document_id(docid):
         raise NotFound("This document is not open in the bridge")
-    access = request.app[keys.TOKENS].verify(token_from(request))
+    access = await request.app[keys.TOKENS].resolve(token_from(request))
     close = request.query.get("close", "false").lower() == "true"
     await request.app[BRIDGE].notify(docid, access, close)
     message = "Saving; the document is closed for you" if close else "Saving"

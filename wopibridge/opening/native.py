@@ -5,8 +5,9 @@ Request (``Authorization: Bearer <iop secret>``), JSON::
     {"path": "reports/q3.odt"  |  "file_id": "<WOPI file id>",
      "storage": "<name>",              # optional, with "path"; default storage otherwise
      "app": "collabora",               # optional: chosen by extension when absent
-     "mode": "view" | "edit" | "editnew" | "embedview",   # default "view"
-     "user": {"id": "...", "name": "...", "type": "regular|federated|ocm|anonymous"},
+     "mode": "view" | "edit" | "editnew" | "embedview" | "secureview",   # default "view"
+     "user": {"id": "...", "name": "...", "type": "regular|federated|ocm|anonymous",
+              "email": "..."},             # email: optional, for the watermark
      "lang": "de-DE",                  # optional
      "close_url": "https://ui/..."}    # optional: where the host page goes on UI_Close
 
@@ -32,7 +33,7 @@ from wopibridge.errors import BadRequest
 from wopibridge.opening.common import check_iop_secret, open_document
 from wopibridge.opening.hostpage import HostLinks, HostPage, render
 
-MODES = ("view", "edit", "editnew", "embedview")
+MODES = ("view", "edit", "editnew", "embedview", "secureview")
 USER_TYPES = ("regular", "federated", "ocm", "anonymous", "guest")
 
 
@@ -81,6 +82,7 @@ async def open_file(request: web.Request) -> web.Response:
         stat = await storage.resolve(path)
         backend_id = stat.file_id
 
+    email = _text(user, "email", limit=256)
     result = await open_document(
         request.app,
         storage=storage,
@@ -92,6 +94,7 @@ async def open_file(request: web.Request) -> web.Response:
         user_name=_text(user, "name", limit=256),
         user_type=user_type,
         lang=_text(body, "lang", limit=35),
+        extra={"email": email} if email else None,
     )
     links = HostLinks(request.app[keys.SECRETS].token_secret)
     link = links.mint(

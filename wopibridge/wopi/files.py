@@ -41,11 +41,11 @@ async def _free_name(wopi: WopiRequest, wanted: str) -> str:
     raise Conflict("No free file name could be found")
 
 
-def _new_file_url(wopi: WopiRequest, created: FileStat) -> tuple[str, str]:
+async def _new_file_url(wopi: WopiRequest, created: FileStat) -> tuple[str, str]:
     """The WOPISrc of a new file with a fresh edit token for the same user and app."""
     app = wopi.request.app
     new_id = app[keys.STORAGES].wopi_id(wopi.storage, created.file_id)
-    token, _ = app[keys.TOKENS].mint(
+    token, _ = await app[keys.TOKENS].issue(
         file_id=new_id,
         user_id=wopi.access.user_id,
         user_name=wopi.access.user_name,
@@ -99,7 +99,7 @@ async def put_relative_file(wopi: WopiRequest) -> web.Response:
         raise Conflict(
             "A file with this name already exists", headers={"X-WOPI-ValidRelativeTarget": free}
         ) from None
-    wopi_src, url = _new_file_url(wopi, created)
+    wopi_src, url = await _new_file_url(wopi, created)
     answer = {"Name": created.name, "Url": url}
     edit_url = wopi.access.extra.get("appurl")
     view_url = wopi.access.extra.get("appviewurl") or edit_url
@@ -138,6 +138,7 @@ async def delete_file(wopi: WopiRequest) -> web.Response:
     if current:
         raise LockMismatch(current, "The file is locked")
     await wopi.storage.delete(wopi.backend_id)
+    await wopi.request.app[keys.TOKENS].revoke_file(wopi.file_id)
     return web.Response()
 
 

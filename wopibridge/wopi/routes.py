@@ -56,7 +56,7 @@ def wopi_route(operation: Operation) -> Callable[[web.Request], Awaitable[web.St
     """
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        bind_access(request)
+        await bind_access(request)
         for check in request.app[WOPI_CHECKS]:
             await check(request)
         return await operation(WopiRequest.of(request))
