@@ -43,6 +43,9 @@ class EditorApp(Protocol):
     name: str
     #: Served by wopibridge's bridge (CodiMD, Etherpad) rather than speaking WOPI itself.
     bridged: bool
+    #: Fills an empty new file from CheckFileInfo's ``TemplateSource`` (Collabora); other
+    #: apps get new files created with the template's content.
+    reads_template_source: bool
 
     @property
     def lock_files(self) -> bool:

@@ -149,7 +149,7 @@ class OfficeApp:
     #: read no watermark property over WOPI).
     draws_watermark: ClassVar[bool] = True
     #: Whether the editor fills an empty file from CheckFileInfo's ``TemplateSource``.
-    reads_template_source: ClassVar[bool] = False
+    reads_template_source = False
 
     def __init__(self, config: OfficeConfig, discovery: DiscoveryCache) -> None:
         self.name = config.name

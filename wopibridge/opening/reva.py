@@ -76,8 +76,8 @@ async def openinapp(request: web.Request) -> web.Response:
     )
     app_url = (query.get("appurl") if opened.mode == "edit" else None) or query.get("appviewurl")
     app_url = app_url or query.get("appurl", "")
-    if action == "embedview" and configured:
-        app_url = ""  # the configured app's own embedview URL
+    if configured and (action == "embedview" or (opened.mode == "edit" and not opened.stat.size)):
+        app_url = ""  # the configured app's embedview, or editnew for an empty file
     if app_url:
         editor_url = with_wopisrc(app_url, opened.wopi_src)
     else:  # no appurl from Reva: the configured app's discovery gives it

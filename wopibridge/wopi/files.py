@@ -22,6 +22,7 @@ from wopibridge.wopi.names import (
     split_ext,
     variants,
 )
+from wopibridge.wopi.templates import TEMPLATE_CLAIM, template_source
 
 MAX_USER_INFO = 1024
 
@@ -31,6 +32,8 @@ async def check_file_info(wopi: WopiRequest) -> web.Response:
     user_info = await wopi.storage.get_meta(wopi.backend_id, USER_INFO_KEY + wopi.access.user_id)
     info = file_info(wopi.access, stat, user_info or "")
     info.update(hooks_of(wopi.request.app).file_info(wopi.access, stat))
+    if stat.size == 0 and wopi.access.can_write and TEMPLATE_CLAIM in wopi.access.extra:
+        info["TemplateSource"] = await template_source(wopi.request, wopi.access)
     return web.json_response(info)
 
 
@@ -52,7 +55,7 @@ async def _new_file_url(wopi: WopiRequest, created: FileStat) -> tuple[str, str]
         user_type=wopi.access.user_type,
         app=wopi.access.app,
         mode="edit",
-        extra=wopi.access.extra,
+        extra={k: v for k, v in wopi.access.extra.items() if k != TEMPLATE_CLAIM},
     )
     wopi_src = f"{app[keys.SETTINGS].server.public_url}/wopi/files/{new_id}"
     return wopi_src, f"{wopi_src}?access_token={quote(token, safe='')}"
