@@ -332,3 +332,45 @@ async def test_new_document_from_a_template_on_webdav(
         )
         assert status == 200, opened
         assert (tmp_path / "data" / "Local letter.docx").read_bytes() == letter
+
+
+async def test_reva_style_new_document(bridge, signer):
+    (bridge.root / "projects").mkdir()
+    (bridge.root / "projects" / "Memo.odt").write_bytes(b"taken")
+    letter = (BLANKS / "blank.docx").read_bytes()
+    (bridge.root / "projects" / "letter.docx").write_bytes(letter)
+    params = {
+        "folder": "projects",
+        "filename": "Memo.odt",
+        "userid": "ann@idp",
+        "username": "Ann",
+        "appname": "Collabora",
+    }
+    headers = {"Authorization": f"Bearer {IOP}"}
+    async with bridge.http.post(
+        f"{bridge.base}/wopi/iop/new", params=params, headers=headers
+    ) as response:
+        assert response.status == 200, await response.text()
+        body = await response.json()
+    assert body["name"] == "Memo (1).odt"
+    assert (bridge.root / "projects" / "Memo.odt").read_bytes() == b"taken"
+    editor = FakeCollabora(
+        bridge.http, body["app-url"], body["form-parameters"]["access_token"], signer
+    )
+    filled = await fill_from_template_source(editor, bridge.http)
+    assert filled == (BLANKS / "blank.odt").read_bytes()
+    # OnlyOffice, from a template on the same storage: the bytes, and the editnew action
+    params.update(filename="Notes.docx", appname="OnlyOffice", template="projects/letter.docx")
+    async with bridge.http.post(
+        f"{bridge.base}/wopi/iop/new", params=params, headers=headers
+    ) as response:
+        assert response.status == 200, await response.text()
+        body = await response.json()
+    assert (bridge.root / "projects" / "Notes.docx").read_bytes() == letter
+    assert urlsplit(body["app-url"]).path == "/hosting/wopi/word/edit"
+    async with bridge.http.post(
+        f"{bridge.base}/wopi/iop/new", params={**params, "appname": "Nope"}, headers=headers
+    ) as response:
+        assert response.status == 400
+    async with bridge.http.post(f"{bridge.base}/wopi/iop/new", params=params) as response:
+        assert response.status == 401
