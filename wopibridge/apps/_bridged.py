@@ -59,6 +59,10 @@ class BridgedAppBase:
         """A bridged editor edits everything it opens."""
         return self.handles(extension)
 
+    def lists_action(self, extension: str, action: str) -> bool:
+        """A bridged editor has one URL for everything; no discovery actions."""
+        return False
+
     async def editor_url(self, request: OpenRequest) -> str:
         """wopibridge's own bridge: the token is form-POSTed there, never put in the URL."""
         query = urlencode({"app": self.name, "WOPISrc": request.wopi_src})

@@ -177,6 +177,10 @@ class OfficeApp:
             raise self.discovery.unavailable(self.name)
         return doc.can_edit(extension) or doc.action_for(extension, "editnew") is not None
 
+    def lists_action(self, extension: str, action: str) -> bool:
+        doc = self.discovery.peek(self.name)
+        return doc is not None and doc.action_for(extension, action) is not None
+
     async def editor_url(self, request: OpenRequest) -> str:
         doc = await self.discovery.get(self.name)
         ext = request.stat.extension

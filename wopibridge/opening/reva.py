@@ -15,6 +15,7 @@ from aiohttp import web
 from wopibridge import keys
 from wopibridge.errors import BadRequest, NotFound
 from wopibridge.opening.common import (
+    Opened,
     check_iop_secret,
     check_secure_view,
     discovery_app_url,
@@ -76,7 +77,7 @@ async def openinapp(request: web.Request) -> web.Response:
     )
     app_url = (query.get("appurl") if opened.mode == "edit" else None) or query.get("appviewurl")
     app_url = app_url or query.get("appurl", "")
-    if configured and (action == "embedview" or (opened.mode == "edit" and not opened.stat.size)):
+    if configured and _own_action(request.app, app_name, opened, action):
         app_url = ""  # the configured app's embedview, or editnew for an empty file
     if app_url:
         editor_url = with_wopisrc(app_url, opened.wopi_src)
@@ -94,6 +95,17 @@ async def openinapp(request: web.Request) -> web.Response:
     if opened.forced_reason:
         answer["forced-viewmode-reason"] = opened.forced_reason
     return web.json_response(answer)
+
+
+def _own_action(app: web.Application, name: str, opened: Opened, action: str) -> bool:
+    """Whether the app's own URL replaces Reva's: ``embedview`` for the embedded mode,
+    ``editnew`` for an empty file opened for editing, and only when the app's discovery lists
+    that action (otherwise, or while the editor is unreachable, Reva's URL stands)."""
+    if action != "embedview":
+        if opened.mode != "edit" or opened.stat.size:
+            return False
+        action = "editnew"
+    return app[keys.EDITORS].get(name).lists_action(opened.stat.extension, action)
 
 
 def _configured(app: web.Application, name: str) -> bool:
