@@ -374,3 +374,71 @@ async def test_reva_style_new_document(bridge, signer):
         assert response.status == 400
     async with bridge.http.post(f"{bridge.base}/wopi/iop/new", params=params) as response:
         assert response.status == 401
+
+
+async def test_new_document_on_cs3_as_the_user(tmp_path, aiohttp_server, discovery_server, signer):
+    """``/wopi/iop/new`` on a Reva storage (the fake CS3 gateway): created with the user's
+    own token, never over an existing file; a reader's token cannot create anything."""
+    from tests.mesh.conftest import CS3_READER, CS3_TOKEN, start_gateway
+
+    for name in ("collabora", "onlyoffice"):
+        discovery_server.docs[name] = signed(discovery_server.docs[name], signer)
+    running = await start_gateway(tmp_path / "cs3")
+    try:
+        (tmp_path / "cs3" / "Minutes.docx").write_bytes(b"existing")
+        port = free_port()
+        (tmp_path / "data").mkdir()
+        config = tmp_path / "cs3.toml"
+        config.write_text(
+            f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+public_url = "http://127.0.0.1:{port}"
+state_dir = "{tmp_path / "state"}"
+
+[storage]
+root = "{tmp_path / "data"}"
+
+[security]
+token_secret = "token-secret-for-the-editor-tests"
+iop_secret = "{IOP}"
+
+[apps.onlyoffice]
+discovery_url = "{discovery_server.url("onlyoffice")}"
+
+[storages.cernbox]
+type = "cs3"
+gateway = "{running.address}"
+"""
+        )
+        app = create_app(load_settings(config, env={}))
+        await aiohttp_server(app, host="127.0.0.1", port=port)
+        base = f"http://127.0.0.1:{port}"
+        params = {
+            "filename": "Minutes.docx",
+            "endpoint": "cernbox",
+            "userid": "einstein@idp",
+            "appname": "onlyoffice",
+        }
+        async with aiohttp.ClientSession() as http:
+            headers = {"Authorization": f"Bearer {IOP}", "TokenHeader": CS3_TOKEN}
+            async with http.post(f"{base}/wopi/iop/new", params=params, headers=headers) as r:
+                assert r.status == 200, await r.text()
+                body = await r.json()
+            assert body["name"] == "Minutes (1).docx"
+            assert (tmp_path / "cs3" / "Minutes.docx").read_bytes() == b"existing"
+            created = (tmp_path / "cs3" / "Minutes (1).docx").read_bytes()
+            assert created == (BLANKS / "blank.docx").read_bytes()
+            token = body["form-parameters"]["access_token"]
+            assert CS3_TOKEN not in token
+            editor = FakeOnlyOffice(http, body["app-url"], token, signer)
+            await editor.open()
+            parse(".docx", await editor.get_file())
+            reader = {**headers, "TokenHeader": CS3_READER}
+            async with http.post(f"{base}/wopi/iop/new", params=params, headers=reader) as r:
+                assert r.status == 403, await r.text()
+                assert await r.text() == "The storage cernbox refused to write the file"
+            assert not (tmp_path / "cs3" / "Minutes (2).docx").exists()
+    finally:
+        await running.stop()

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from tests.mesh.fakecs3 import FakeGateway, RunningGateway
 from tests.support.procs import RedisServer, free_port
+from wopibridge import keys
 from wopibridge.app import create_app
 from wopibridge.config import load_settings
 from wopibridge.security.handles import MemoryHandleStore
@@ -95,7 +96,7 @@ async def test_two_instances_share_handles_through_redis(
             signed_editors
         )
         shared = tmp_path / "site"
-        base_a, _ = await start(aiohttp_server, shared, body)
+        base_a, app_a = await start(aiohttp_server, shared, body)
         # the second instance: same storage, state and Redis, its own port
         port_b = free_port()
         config_b = write_config(tmp_path / "b.toml", port_b, body)
@@ -136,12 +137,30 @@ async def test_two_instances_share_handles_through_redis(
                 f"{base_a}/wopi/files/{opened['file_id']}", params={"access_token": handle}
             ) as answer:
                 assert answer.status == 401
-            # an unknown handle is refused, and a plain JWT still works with handles on
+            # an unknown handle is refused
             async with http.get(
                 f"{base_a}/wopi/files/{opened['file_id']}",
                 params={"access_token": "wbh" + secrets.token_urlsafe(32)},
             ) as answer:
                 assert answer.status == 401
+            # Redis gone: a handle cannot be checked, so the answer is 503, never a pass
+            (shared / "data" / "later.docx").write_bytes(b"l")
+            later = await post_open(http, base_b, path="later.docx", app="onlyoffice", mode="view")
+            redis_server.stop()
+            async with http.get(
+                f"{base_a}/wopi/files/{later['file_id']}",
+                params={"access_token": later["form_parameters"]["access_token"]},
+            ) as answer:
+                assert answer.status == 503
+                assert (await answer.text()).startswith("The token store (Redis) is unreachable")
+            # a self-contained JWT (minted before the switch) needs no store at all
+            jwt_token, _ = app_a[keys.TOKENS].mint(
+                file_id=later["file_id"], user_id="ada@idp", user_name="Ada", app="onlyoffice"
+            )
+            async with http.get(
+                f"{base_a}/wopi/files/{later['file_id']}", params={"access_token": jwt_token}
+            ) as answer:
+                assert answer.status == 200
     finally:
         redis_server.stop()
 
