@@ -191,6 +191,7 @@ async def test_new_document_from_a_template_on_local_storage(bridge, signer):
         ({"name": "a.docx", "template": {"path": "nope.docx"}}, 404, ""),
         ({"path": "a.docx", "name": "a.docx"}, 400, "folder and name"),
         ({}, 400, "name is required"),
+        ({"name": "a.docx", "user": {"name": "no id"}}, 400, "id is required"),
     ],
 )
 async def test_new_document_bad_input(bridge, body, status, message):

@@ -81,6 +81,9 @@ async def open_file(request: web.Request) -> web.Response:
         raise BadRequest("close_url must be an http(s) URL")
 
     app_name = _text(body, "app", limit=64)
+    user_id = _text(user, "id", required=True, limit=256)  # all checked before a file is made
+    user_name = _text(user, "name", limit=256)
+    lang = _text(body, "lang", limit=35)
     email = _text(user, "email", limit=256)
     extra = {"email": email} if email else {}
     if mode == "new":
@@ -98,10 +101,10 @@ async def open_file(request: web.Request) -> web.Response:
         stat=stat,
         app_name=app_name,
         mode=mode,
-        user_id=_text(user, "id", required=True, limit=256),
-        user_name=_text(user, "name", limit=256),
+        user_id=user_id,
+        user_name=user_name,
         user_type=user_type,
-        lang=_text(body, "lang", limit=35),
+        lang=lang,
         extra=extra or None,
     )
     links = HostLinks(request.app[keys.SECRETS].token_secret)
