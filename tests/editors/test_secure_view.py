@@ -4,7 +4,9 @@ Each editor reads its own part of the secure-view properties; the lists below ar
 one documents or reads (Collabora: ``EDITORS.md``, from ``wsd/wopi/CheckFileInfo.cpp``;
 OnlyOffice: ``DocService/sources/wopiClient.js``, which turns ``ReadOnly``/``UserCanWrite``,
 ``DisablePrint``/``HidePrintOption`` and ``CopyPasteRestrictions`` into editor permissions;
-Microsoft: the CheckFileInfo reference). Every one of them must be restrictive in secure view
+Microsoft: the CheckFileInfo reference, whose names for this are ``RestrictedWebViewOnly``,
+``ProtectInClient``, ``DisablePrint``, ``CopyPasteRestrictions`` and
+``DisableBrowserCachingOfUserContent``). Every one of them must be restrictive in secure view
 and none of them set in an ordinary view.
 """
 
@@ -53,10 +55,9 @@ READS: dict[str, dict[str, Any]] = {
         "UserCanNotWriteRelative": True,
         "UserCanRename": False,
         "DisablePrint": True,
-        "HidePrintOption": True,
-        "HideSaveOption": True,
-        "HideExportOption": True,
         "CopyPasteRestrictions": "BlockAll",
+        "RestrictedWebViewOnly": True,
+        "ProtectInClient": True,
         "DisableBrowserCachingOfUserContent": True,
     },
 }
@@ -70,6 +71,8 @@ SECURE_ONLY = {
     "HideExportOption",
     "CopyPasteRestrictions",
     "DisableBrowserCachingOfUserContent",
+    "RestrictedWebViewOnly",
+    "ProtectInClient",
     "UserCanReview",
     "WatermarkText",
 }

@@ -23,6 +23,10 @@ class MsOfficeApp(OfficeApp):
             "BreadcrumbBrandName": "wopibridge",
             "ClosePostMessage": True,
         }
-        if token.secure:  # nothing of the document kept in the browser's cache
+        if token.secure:
+            # Microsoft's own names: no download or opening in a desktop app, no copying or
+            # printing in the client, nothing of the document kept in the browser's cache
+            info["RestrictedWebViewOnly"] = True
+            info["ProtectInClient"] = True
             info["DisableBrowserCachingOfUserContent"] = True
         return info
