@@ -80,7 +80,8 @@ async def test_view_modes_give_view_tokens(client, data_dir: Path) -> None:
         claims = jwt.decode(
             body["form-parameters"]["access_token"], TOKEN_SECRET, algorithms=["HS256"]
         )
-        assert claims["mode"] == "view"
+        # VIEW_MODE_VIEW_ONLY is secure view: still read-only, with its restrictions bound in
+        assert claims["mode"] == ("secureview" if mode == "VIEW_MODE_VIEW_ONLY" else "view")
         assert "permission=readonly&WOPISrc=" in body["app-url"]
 
 

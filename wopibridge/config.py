@@ -78,6 +78,14 @@ def _as_lock_url(value: Any) -> str:
     return url
 
 
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "0", "false", "no"):
+        return value.strip().lower() in ("1", "true", "yes")
+    raise ValueError("must be true or false")
+
+
 def _as_optional_str(value: Any) -> str:
     return "" if value is None else _as_str(value)
 
@@ -120,6 +128,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "iop_secret": Key("", _as_optional_str, "Bearer secret shared with Reva/web UIs."),
         "iop_secret_file": Key("", _as_optional_str, "File holding `iop_secret`."),
         "token_ttl": Key(36000, _as_positive, "Access-token lifetime in seconds."),
+        "short_tokens": Key(
+            False, _as_bool, "Hand out short token handles kept in the lock store (URLs < 2 kB)."
+        ),
     },
 }
 
@@ -153,6 +164,7 @@ class SecuritySettings:
     iop_secret: str
     iop_secret_file: str
     token_ttl: int
+    short_tokens: bool = False
 
 
 @dataclass(frozen=True)

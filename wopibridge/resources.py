@@ -14,6 +14,8 @@ from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, web
 from wopibridge import keys
 from wopibridge.errors import Unavailable
 from wopibridge.locks import open_lock_store
+from wopibridge.locks.handles import RedisHandleStore
+from wopibridge.security.handles import HandleStore, MemoryHandleStore
 from wopibridge.security.secrets import load_secrets
 from wopibridge.security.tokens import TokenCodec
 from wopibridge.storage.factory import build_registry
@@ -24,8 +26,20 @@ log = logging.getLogger("wopibridge")
 async def security_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     app[keys.SECRETS] = secrets = load_secrets(settings)
-    app[keys.TOKENS] = TokenCodec(secrets.token_secret, settings.security.token_ttl)
+    handles: HandleStore | None = None
+    if settings.security.short_tokens:  # kept where the locks are, shared like them
+        url, prefix = settings.locks.url, settings.locks.prefix
+        handles = (
+            MemoryHandleStore()
+            if url.startswith("memory:")
+            else RedisHandleStore.from_url(url, prefix)
+        )
+    app[keys.TOKENS] = TokenCodec(
+        secrets.token_secret, settings.security.token_ttl, handles=handles
+    )
     yield
+    if handles is not None:
+        await handles.close()
 
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:

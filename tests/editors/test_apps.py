@@ -160,7 +160,10 @@ async def test_file_info_properties(registry):
     assert info["UserFriendlyName"] == "Ada Lovelace"
     assert info["PostMessageOrigin"] == "https://drive.example.org"
     assert "WatermarkText" not in info
-    assert collabora.file_info(viewer, stat("a.odt"))["WatermarkText"] == "Viewed by Ada Lovelace"
+    # the watermark is for secure view only, never for ordinary viewers
+    assert "WatermarkText" not in collabora.file_info(viewer, stat("a.odt"))
+    _, secure = token("secureview")
+    assert collabora.file_info(secure, stat("a.odt"))["WatermarkText"] == "Viewed by Ada Lovelace"
     guest_info = collabora.file_info(guest, stat("a.odt"))
     assert guest_info["UserFriendlyName"] == "Guest Bob"
     assert guest_info["IsAnonymousUser"] is True

@@ -23,6 +23,7 @@ class BridgedAppBase:
     """The :class:`~wopibridge.apps.base.EditorApp` side of a bridged editor."""
 
     bridged = True
+    reads_template_source = False
     #: The bridge holds the file while a pad is open; desktop users are not told through a
     #: lock file (the bridge's lock is a WOPI lock like any other).
     lock_files = False
@@ -57,6 +58,10 @@ class BridgedAppBase:
     def can_edit(self, extension: str) -> bool:
         """A bridged editor edits everything it opens."""
         return self.handles(extension)
+
+    def lists_action(self, extension: str, action: str) -> bool:
+        """A bridged editor has one URL for everything; no discovery actions."""
+        return False
 
     async def editor_url(self, request: OpenRequest) -> str:
         """wopibridge's own bridge: the token is form-POSTed there, never put in the URL."""

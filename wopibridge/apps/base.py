@@ -43,6 +43,9 @@ class EditorApp(Protocol):
     name: str
     #: Served by wopibridge's bridge (CodiMD, Etherpad) rather than speaking WOPI itself.
     bridged: bool
+    #: Fills an empty new file from CheckFileInfo's ``TemplateSource`` (Collabora); other
+    #: apps get new files created with the template's content.
+    reads_template_source: bool
 
     @property
     def lock_files(self) -> bool:
@@ -57,6 +60,10 @@ class EditorApp(Protocol):
 
     def can_edit(self, extension: str) -> bool:
         """Whether files with this extension can be edited, not only viewed."""
+
+    def lists_action(self, extension: str, action: str) -> bool:
+        """Whether the editor's discovery, as last loaded, has this very action (``editnew``,
+        ``embedview``) for the extension; ``False`` when it was never loaded. No network."""
 
     async def editor_url(self, request: OpenRequest) -> str:
         """The URL the access token is form-POSTed to (with ``WOPISrc`` in it)."""

@@ -16,6 +16,7 @@ class CollaboraApp(OfficeApp):
     ``closebutton=1`` makes its close button send ``UI_Close`` to the host page."""
 
     kind = "collabora"
+    reads_template_source = True
 
     async def editor_url(self, request: OpenRequest) -> str:
         url = await super().editor_url(request)

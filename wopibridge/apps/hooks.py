@@ -13,6 +13,7 @@ from wopibridge.apps.registry import AppRegistry
 from wopibridge.security.tokens import AccessToken
 from wopibridge.storage.base import FileStat, Storage
 from wopibridge.wopi.desktoplocks import remove_lock_file, write_lock_file
+from wopibridge.wopi.fileinfo import SECURE_VIEW
 
 #: CheckFileInfo properties the WOPI layer owns; an app's extras never replace them.
 HOST_PROPERTIES = frozenset(
@@ -28,6 +29,8 @@ HOST_PROPERTIES = frozenset(
         "SupportsLocks",
         "SupportsUpdate",
         "UserCanNotWriteRelative",
+        "TemplateSource",
+        *SECURE_VIEW,
     }
 )
 

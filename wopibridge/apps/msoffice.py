@@ -16,9 +16,17 @@ from wopibridge.storage.base import FileStat
 
 class MsOfficeApp(OfficeApp):
     kind = "msoffice"
+    draws_watermark = False
 
     def editor_properties(self, token: AccessToken, stat: FileStat) -> Mapping[str, Any]:
-        return {
+        info: dict[str, Any] = {
             "BreadcrumbBrandName": "wopibridge",
             "ClosePostMessage": True,
         }
+        if token.secure:
+            # Microsoft's own names: no download or opening in a desktop app, no copying or
+            # printing in the client, nothing of the document kept in the browser's cache
+            info["RestrictedWebViewOnly"] = True
+            info["ProtectInClient"] = True
+            info["DisableBrowserCachingOfUserContent"] = True
+        return info

@@ -8,6 +8,7 @@ guests, watermark, PostMessage origin) lives here once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -24,6 +25,24 @@ from wopibridge.storage.base import FileStat
 #: them, ``off`` skips the check (the proof-key check reads :attr:`OfficeApp.proof_mode`).
 PROOF_MODES = ("verify", "require", "off")
 GUEST_TYPES = ("anonymous", "guest")
+#: The secure-view watermark when ``watermark_text`` is not set.
+DEFAULT_WATERMARK = "{user} {email} {date}"
+
+
+def watermark(template: str, token: AccessToken, stat: FileStat, now: float | None = None) -> str:
+    """Fill ``{user}``, ``{email}``, ``{date}`` (UTC, ISO) and ``{file}``; nothing else in
+    the template is interpreted, so braces in a name or the template cannot inject fields."""
+    date = time.strftime("%Y-%m-%d", time.gmtime(time.time() if now is None else now))
+    values = {
+        "{user}": friendly_name(token),
+        "{email}": token.extra.get("email", ""),
+        "{date}": date,
+        "{file}": stat.name,
+    }
+    text = template
+    for field, value in values.items():
+        text = text.replace(field, value)
+    return " ".join(text.split())
 
 
 def friendly_name(token: AccessToken) -> str:
@@ -126,6 +145,11 @@ class OfficeApp:
     bridged = False
     kind: ClassVar[str] = "office"
     default_proof: ClassVar[str] = "verify"
+    #: Whether the editor draws ``WatermarkText`` (Collabora does; OnlyOffice and Microsoft
+    #: read no watermark property over WOPI).
+    draws_watermark: ClassVar[bool] = True
+    #: Whether the editor fills an empty file from CheckFileInfo's ``TemplateSource``.
+    reads_template_source = False
 
     def __init__(self, config: OfficeConfig, discovery: DiscoveryCache) -> None:
         self.name = config.name
@@ -152,6 +176,10 @@ class OfficeApp:
         if doc is None:
             raise self.discovery.unavailable(self.name)
         return doc.can_edit(extension) or doc.action_for(extension, "editnew") is not None
+
+    def lists_action(self, extension: str, action: str) -> bool:
+        doc = self.discovery.peek(self.name)
+        return doc is not None and doc.action_for(extension, action) is not None
 
     async def editor_url(self, request: OpenRequest) -> str:
         doc = await self.discovery.get(self.name)
@@ -182,10 +210,9 @@ class OfficeApp:
         }
         if token.user_type in GUEST_TYPES:
             info["IsAnonymousUser"] = True
-        if self.config.watermark_text and not token.can_write:
-            info["WatermarkText"] = self.config.watermark_text.replace(
-                "{user}", friendly_name(token)
-            )
+        if token.secure and self.draws_watermark:  # secure view only, never plain viewers
+            template = self.config.watermark_text or DEFAULT_WATERMARK
+            info["WatermarkText"] = watermark(template, token, stat)
         info.update(self.editor_properties(token, stat))
         return info
 

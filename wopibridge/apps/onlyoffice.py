@@ -8,11 +8,22 @@ action chosen for 0-byte files.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from wopibridge.apps.office import OfficeApp
+from wopibridge.security.tokens import AccessToken
+from wopibridge.storage.base import FileStat
 
 
 class OnlyOfficeApp(OfficeApp):
-    """Everything OnlyOffice reads is common to the office apps (``FileNameMaxLength`` comes
-    from the WOPI layer, which enforces it)."""
+    """Almost everything OnlyOffice reads is common to the office apps (``FileNameMaxLength``
+    comes from the WOPI layer, which enforces it). In secure view it reads ``DisablePrint``,
+    ``HidePrintOption`` and ``CopyPasteRestrictions`` from the host's answer and review
+    rights from ``UserCanReview``; it draws no WOPI watermark."""
 
     kind = "onlyoffice"
+    draws_watermark = False
+
+    def editor_properties(self, token: AccessToken, stat: FileStat) -> Mapping[str, Any]:
+        return {"UserCanReview": False} if token.secure else {}

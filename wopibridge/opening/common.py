@@ -15,8 +15,8 @@ from aiohttp import web
 
 from wopibridge import keys
 from wopibridge.apps.base import EditorApp, OpenRequest
-from wopibridge.errors import Unauthorized
-from wopibridge.security.tokens import Mode
+from wopibridge.errors import BadRequest, Unauthorized
+from wopibridge.security.tokens import AccessToken, Mode
 from wopibridge.storage.base import FileStat, Storage
 from wopibridge.storage.factory import locked_elsewhere, with_credential
 from wopibridge.wopi.desktoplocks import desktop_lock_holder
@@ -32,6 +32,13 @@ def check_iop_secret(request: web.Request) -> None:
         raise Unauthorized("Client not authorized")
 
 
+def check_secure_view(editor: EditorApp | None, mode: Mode) -> None:
+    """Secure view needs an editor that enforces it in the browser; bridged editors
+    (CodiMD, Etherpad) show the plain text to anyone holding the page."""
+    if mode == "secureview" and editor is not None and editor.bridged:
+        raise BadRequest(f"{editor.name} cannot show files in secure view")
+
+
 def guest_name(user_id: str) -> str:
     """A stable display name for users that come without one (public links)."""
     return "Guest " + hashlib.sha256(user_id.encode()).hexdigest()[:6].upper()
@@ -43,9 +50,13 @@ class Opened:
     wopi_src: str
     stat: FileStat
     token: str
-    ttl_ms: int
+    info: AccessToken
     mode: Mode = "view"
     forced_reason: str = ""
+
+    @property
+    def ttl_ms(self) -> int:
+        return self.info.ttl_ms
 
 
 LOCKED_ELSEWHERE = "The file is being edited at another site"
@@ -87,7 +98,7 @@ async def open_file(
             mode, forced_reason = "view", holder
     if credential and storage.capabilities.user_credential:
         extra = {**(extra or {}), **registry.seal_credential(storage.name, credential)}
-    token, info = app[keys.TOKENS].mint(
+    token, info = await app[keys.TOKENS].issue(
         file_id=wopi_id,
         user_id=user_id,
         user_name=user_name or guest_name(user_id),
@@ -97,7 +108,7 @@ async def open_file(
         extra=extra,
     )
     wopi_src = f"{app[keys.SETTINGS].server.public_url}/wopi/files/{wopi_id}"
-    return Opened(wopi_id, wopi_src, stat, token, info.ttl_ms, mode, forced_reason)
+    return Opened(wopi_id, wopi_src, stat, token, info, mode, forced_reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +134,18 @@ async def open_document(
     user_name: str,
     user_type: str = "regular",
     lang: str = "",
+    extra: dict[str, str] | None = None,
 ) -> OpenResult:
     """Choose the app, decide the mode (an edit is downgraded when a desktop office holds the
-    file or the app can only view its type), mint the token and build the editor URL."""
+    file or the app can only view its type), mint the token and build the editor URL.
+
+    ``secureview`` mints a secure-view token and opens the view action; ``embedview`` a view
+    token and the ``embedview`` action (discovery falls back to ``view``)."""
     registry = app[keys.EDITORS]
     ext = stat.extension
     wants_edit = mode in ("edit", "editnew")
     editor = registry.get(app_name) if app_name else registry.choose(ext, edit=wants_edit)
+    check_secure_view(editor, "secureview" if mode == "secureview" else "view")
     reason = ""
     if wants_edit:
         holder = await desktop_lock_holder(storage, backend_id, stat)
@@ -138,17 +154,20 @@ async def open_document(
         elif not editor.can_edit(ext):
             reason = f"{editor.name} can only view {ext or 'these'} files"
     token_mode: Mode = "edit" if wants_edit and not reason else "view"
-    action = mode if not reason else "view"
+    if mode == "secureview":
+        token_mode = "secureview"
+    action = {"secureview": "view"}.get(mode, mode) if not reason else "view"
     if action == "edit" and stat.size == 0:
         action = "editnew"
     wopi_id = app[keys.STORAGES].wopi_id(storage, backend_id)
-    raw, info = app[keys.TOKENS].mint(
+    raw, info = await app[keys.TOKENS].issue(
         file_id=wopi_id,
         user_id=user_id,
         user_name=user_name,
         user_type=user_type,
         app=editor.name,
         mode=token_mode,
+        extra=extra,
     )
     public = app[keys.SETTINGS].server.public_url
     request = OpenRequest(
@@ -165,19 +184,22 @@ async def open_document(
 
 
 async def discovery_app_url(
-    app: web.Application, opened: Opened, app_name: str, mode: str, lang: str = ""
+    app: web.Application, opened: Opened, app_name: str, action: str = "", lang: str = ""
 ) -> str:
-    """The editor URL for ``openinapp`` calls that bring no ``appurl``."""
+    """The editor URL for ``openinapp`` calls that bring no ``appurl`` (or want an action
+    Reva has no URL for, ``embedview``). ``action`` empty: from the token's mode."""
     registry = app[keys.EDITORS]
     ext = opened.stat.extension
-    editor = registry.get(app_name) if app_name else registry.choose(ext, edit=mode == "edit")
-    info = app[keys.TOKENS].verify(opened.token)
+    editor = (
+        registry.get(app_name) if app_name else registry.choose(ext, edit=opened.mode == "edit")
+    )
     request = OpenRequest(
         wopi_src=opened.wopi_src,
         stat=opened.stat,
-        token=info,
+        token=opened.info,
         access_token=opened.token,
-        mode=info.mode,
+        mode=opened.info.mode,
         lang=lang,
+        action=action,
     )
     return await editor.editor_url(request)

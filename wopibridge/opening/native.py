@@ -5,8 +5,9 @@ Request (``Authorization: Bearer <iop secret>``), JSON::
     {"path": "reports/q3.odt"  |  "file_id": "<WOPI file id>",
      "storage": "<name>",              # optional, with "path"; default storage otherwise
      "app": "collabora",               # optional: chosen by extension when absent
-     "mode": "view" | "edit" | "editnew" | "embedview",   # default "view"
-     "user": {"id": "...", "name": "...", "type": "regular|federated|ocm|anonymous"},
+     "mode": "view" | "edit" | "editnew" | "embedview" | "secureview",   # default "view"
+     "user": {"id": "...", "name": "...", "type": "regular|federated|ocm|anonymous",
+              "email": "..."},             # email: optional, for the watermark
      "lang": "de-DE",                  # optional
      "close_url": "https://ui/..."}    # optional: where the host page goes on UI_Close
 
@@ -16,6 +17,14 @@ Answer 200::
      "form_parameters": {"access_token": "...", "access_token_ttl": <ms since epoch>},
      "host_url": "<short-lived link to the host page>",
      "forced_viewmode_reason": "..."}   # only when an edit was downgraded
+
+A new document (``"mode": "new"``) names where it goes instead of ``path``/``file_id``::
+
+    {"mode": "new", "folder": "reports", "name": "Q4.docx", "storage": "<name>",
+     "template": "blank" | {"path": "...", "storage": "..."} | {"file_id": "..."}, ...}
+
+It is created under the first free variant of ``name`` (``Q4 (1).docx``…) and opened for
+editing; the answer adds ``"name"``, the name it got (:mod:`wopibridge.opening.newdoc`).
 
 The decisions are :func:`wopibridge.opening.common.open_document`'s.
 """
@@ -31,8 +40,11 @@ from wopibridge import keys
 from wopibridge.errors import BadRequest
 from wopibridge.opening.common import check_iop_secret, open_document
 from wopibridge.opening.hostpage import HostLinks, HostPage, render
+from wopibridge.opening.newdoc import create_document, resolve_template
+from wopibridge.storage.base import FileStat, Storage
+from wopibridge.wopi.names import check_editor_name, split_ext
 
-MODES = ("view", "edit", "editnew", "embedview")
+MODES = ("view", "edit", "editnew", "embedview", "secureview", "new")
 USER_TYPES = ("regular", "federated", "ocm", "anonymous", "guest")
 
 
@@ -68,30 +80,32 @@ async def open_file(request: web.Request) -> web.Response:
     if close_url and urlsplit(close_url).scheme not in ("http", "https"):
         raise BadRequest("close_url must be an http(s) URL")
 
-    storages = request.app[keys.STORAGES]
-    path, file_id = _text(body, "path", limit=4096), _text(body, "file_id", limit=1100)
-    if bool(path) == bool(file_id):
-        raise BadRequest("Give either path or file_id")
-    if file_id:
-        storage, backend_id = storages.for_file(file_id)
-        stat = await storage.stat(backend_id)
+    app_name = _text(body, "app", limit=64)
+    user_id = _text(user, "id", required=True, limit=256)  # all checked before a file is made
+    user_name = _text(user, "name", limit=256)
+    lang = _text(body, "lang", limit=35)
+    email = _text(user, "email", limit=256)
+    extra = {"email": email} if email else {}
+    if mode == "new":
+        storage, stat, app_name, claims = await _create(request, body, app_name)
+        extra.update(claims)
+        mode = "editnew"
     else:
-        name = _text(body, "storage", limit=64)
-        storage = storages.get(name) if name else storages.default
-        stat = await storage.resolve(path)
-        backend_id = stat.file_id
+        storage, stat = await _existing(request, body)
+    backend_id = stat.file_id
 
     result = await open_document(
         request.app,
         storage=storage,
         backend_id=backend_id,
         stat=stat,
-        app_name=_text(body, "app", limit=64),
+        app_name=app_name,
         mode=mode,
-        user_id=_text(user, "id", required=True, limit=256),
-        user_name=_text(user, "name", limit=256),
+        user_id=user_id,
+        user_name=user_name,
         user_type=user_type,
-        lang=_text(body, "lang", limit=35),
+        lang=lang,
+        extra=extra or None,
     )
     links = HostLinks(request.app[keys.SECRETS].token_secret)
     link = links.mint(
@@ -115,10 +129,45 @@ async def open_file(request: web.Request) -> web.Response:
             "access_token_ttl": result.access_token_ttl,
         },
         "host_url": f"{public}/wopi/host?link={link}",
+        "name": stat.name,
     }
     if result.forced_viewmode_reason:
         answer["forced_viewmode_reason"] = result.forced_viewmode_reason
     return web.json_response(answer, headers={"Cache-Control": "no-store"})
+
+
+async def _existing(request: web.Request, body: dict[str, Any]) -> tuple[Storage, FileStat]:
+    storages = request.app[keys.STORAGES]
+    path, file_id = _text(body, "path", limit=4096), _text(body, "file_id", limit=1100)
+    if bool(path) == bool(file_id):
+        raise BadRequest("Give either path or file_id")
+    if file_id:
+        storage, backend_id = storages.for_file(file_id)
+        return storage, await storage.stat(backend_id)
+    name = _text(body, "storage", limit=64)
+    storage = storages.get(name) if name else storages.default
+    return storage, await storage.resolve(path)
+
+
+async def _create(
+    request: web.Request, body: dict[str, Any], app_name: str
+) -> tuple[Storage, FileStat, str, dict[str, str]]:
+    """A new document from its template; the storage, its stat, the editor and the claims."""
+    if body.get("path") or body.get("file_id"):
+        raise BadRequest("A new document takes folder and name, not path or file_id")
+    name = check_editor_name(_text(body, "name", required=True, limit=255))
+    folder = _text(body, "folder", limit=4096).strip("/")
+    storages = request.app[keys.STORAGES]
+    storage_name = _text(body, "storage", limit=64)
+    storage = storages.get(storage_name) if storage_name else storages.default
+    extension = split_ext(name)[1]
+    editors = request.app[keys.EDITORS]
+    editor = editors.get(app_name) if app_name else editors.choose(extension, edit=True)
+    if not editor.can_edit(extension):  # before anything is created
+        raise BadRequest(f"The {editor.name} editor cannot create {extension or 'these'} files")
+    template = await resolve_template(request.app, body.get("template"), extension)
+    created = await create_document(storage, folder, name, template, editor)
+    return storage, created.stat, editor.name, created.extra
 
 
 async def host_page(request: web.Request) -> web.Response:

@@ -2,6 +2,10 @@
 
 Reva shows the body of a failed answer to the user, so every error is a short sentence. The
 user's storage credential (``TokenHeader``) never goes into anything handed to the editor.
+
+View modes: ``VIEW_MODE_VIEW_ONLY`` mints a secure-view token (no download, print, copy or
+export; watermarked where the editor can); ``VIEW_MODE_EMBEDDED`` a view token for the editor's
+``embedview`` action when the app is configured here (Reva has no URL for it).
 """
 
 from __future__ import annotations
@@ -10,16 +14,23 @@ from aiohttp import web
 
 from wopibridge import keys
 from wopibridge.errors import BadRequest, NotFound
-from wopibridge.opening.common import check_iop_secret, discovery_app_url, open_file
+from wopibridge.opening.common import (
+    Opened,
+    check_iop_secret,
+    check_secure_view,
+    discovery_app_url,
+    open_file,
+)
 from wopibridge.security.tokens import Mode
 from wopibridge.wopi.links import with_wopisrc
 
-VIEW_MODES: dict[str, Mode] = {
-    "VIEW_MODE_READ_WRITE": "edit",
-    "VIEW_MODE_READ_ONLY": "view",
-    "VIEW_MODE_VIEW_ONLY": "view",
-    "VIEW_MODE_PREVIEW": "view",
-    "VIEW_MODE_EMBEDDED": "view",
+#: Reva's view mode → the token's mode and the discovery action ("" = from the token).
+VIEW_MODES: dict[str, tuple[Mode, str]] = {
+    "VIEW_MODE_READ_WRITE": ("edit", ""),
+    "VIEW_MODE_READ_ONLY": ("view", ""),
+    "VIEW_MODE_VIEW_ONLY": ("secureview", "view"),
+    "VIEW_MODE_PREVIEW": ("view", ""),
+    "VIEW_MODE_EMBEDDED": ("view", "embedview"),
 }
 USER_TYPES = {"regular", "federated", "ocm", "anonymous", "lightweight", "primary", "guest"}
 
@@ -30,9 +41,10 @@ async def openinapp(request: web.Request) -> web.Response:
     for name in ("fileid", "viewmode", "userid"):
         if not query.get(name):
             raise BadRequest(f"Missing parameter: {name}")
-    mode = VIEW_MODES.get(query["viewmode"])
-    if mode is None:
+    wanted = VIEW_MODES.get(query["viewmode"])
+    if wanted is None:
         raise BadRequest("Unknown view mode")
+    mode, action = wanted
     user_type = query.get("usertype", "regular").lower() or "regular"
     if user_type not in USER_TYPES:
         raise BadRequest("Unknown user type")
@@ -44,6 +56,11 @@ async def openinapp(request: web.Request) -> web.Response:
     # folderurl becomes CloseUrl; the editor URLs let PutRelativeFile name HostEditUrl and
     # HostViewUrl for the new file.
     extra = {name: query[name] for name in ("folderurl", "appurl", "appviewurl") if query.get(name)}
+    if query.get("email"):  # for the secure-view watermark's {email}
+        extra["email"] = query["email"][:256]
+    configured = _configured(request.app, app_name)
+    if configured:
+        check_secure_view(request.app[keys.EDITORS].get(app_name), mode)
     endpoint = query.get("endpoint", "")
     storage_name, ref = _storage_for_endpoint(request, endpoint, query["fileid"])
     opened = await open_file(
@@ -60,11 +77,13 @@ async def openinapp(request: web.Request) -> web.Response:
     )
     app_url = (query.get("appurl") if opened.mode == "edit" else None) or query.get("appviewurl")
     app_url = app_url or query.get("appurl", "")
+    if configured and _own_action(request.app, app_name, opened, action):
+        app_url = ""  # the configured app's embedview, or editnew for an empty file
     if app_url:
         editor_url = with_wopisrc(app_url, opened.wopi_src)
     else:  # no appurl from Reva: the configured app's discovery gives it
         editor_url = await discovery_app_url(
-            request.app, opened, app_name, opened.mode, query.get("lang", "")
+            request.app, opened, app_name, action, query.get("lang", "")
         )
     answer: dict[str, object] = {
         "app-url": editor_url,
@@ -76,6 +95,17 @@ async def openinapp(request: web.Request) -> web.Response:
     if opened.forced_reason:
         answer["forced-viewmode-reason"] = opened.forced_reason
     return web.json_response(answer)
+
+
+def _own_action(app: web.Application, name: str, opened: Opened, action: str) -> bool:
+    """Whether the app's own URL replaces Reva's: ``embedview`` for the embedded mode,
+    ``editnew`` for an empty file opened for editing, and only when the app's discovery lists
+    that action (otherwise, or while the editor is unreachable, Reva's URL stands)."""
+    if action != "embedview":
+        if opened.mode != "edit" or opened.stat.size:
+            return False
+        action = "editnew"
+    return app[keys.EDITORS].get(name).lists_action(opened.stat.extension, action)
 
 
 def _configured(app: web.Application, name: str) -> bool:

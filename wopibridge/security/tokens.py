@@ -1,5 +1,13 @@
 """Access tokens: signed JWTs that bind one user, one app and one mode to one file.
 
+The mode is a claim: ``edit``, ``view`` or ``secureview`` (view with download, print, copy and
+export turned off), so nothing in a URL or a form can change what a token allows.
+
+With ``security.short_tokens`` the token handed out is a short random *handle* for the JWT,
+kept in a :class:`~wopibridge.security.handles.HandleStore` for the token's lifetime: URLs stay
+short whatever the claims carry (a sealed Reva token runs to kilobytes). The store only holds
+the signed JWT, so whoever can read or write it still cannot forge claims.
+
 The algorithm is pinned to HS256 and ``exp`` is required, so neither ``alg: none`` nor a
 token without expiry is ever accepted. Verified tokens are kept in a small bounded cache keyed
 by the token string: an editor sends the same token on every request, and a cache hit costs a
@@ -9,6 +17,7 @@ dictionary lookup and an expiry check instead of an HMAC and a JSON parse.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
@@ -17,9 +26,15 @@ from typing import Any, Literal
 import jwt
 
 from wopibridge.errors import Unauthorized
+from wopibridge.security.handles import HandleStore
 
-Mode = Literal["view", "edit"]
+Mode = Literal["view", "edit", "secureview"]
+MODES: tuple[Mode, ...] = ("view", "edit", "secureview")
 ALGORITHM = "HS256"
+#: Handles start with this and contain no dot, so they are never taken for a JWT.
+HANDLE_PREFIX = "wbh"
+#: ``extra`` claim naming what a token is only good for (``template``: a TemplateSource).
+PURPOSE_CLAIM = "purpose"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +55,16 @@ class AccessToken:
         return self.mode == "edit"
 
     @property
+    def secure(self) -> bool:
+        """Secure view: read-only, and no download, print, copy or export."""
+        return self.mode == "secureview"
+
+    @property
+    def purpose(self) -> str:
+        """What the token is only good for; empty for an ordinary WOPI access token."""
+        return self.extra.get(PURPOSE_CLAIM, "")
+
+    @property
     def ttl_ms(self) -> int:
         """``access_token_ttl``: the absolute expiry in milliseconds since the epoch."""
         return self.expires * 1000
@@ -53,11 +78,68 @@ def token_hash(token: str) -> str:
 class TokenCodec:
     """Mints and verifies access tokens with one secret."""
 
-    def __init__(self, secret: str, ttl: int, cache_size: int = 4096) -> None:
+    def __init__(
+        self,
+        secret: str,
+        ttl: int,
+        cache_size: int = 4096,
+        handles: HandleStore | None = None,
+    ) -> None:
         self._secret = secret
         self.ttl = ttl
         self._cache: OrderedDict[str, AccessToken] = OrderedDict()
         self._cache_size = cache_size
+        self.handles = handles
+
+    async def issue(
+        self,
+        *,
+        file_id: str,
+        user_id: str,
+        user_name: str,
+        user_type: str = "regular",
+        app: str = "",
+        mode: Mode = "view",
+        ttl: int | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> tuple[str, AccessToken]:
+        """The token to hand out: the JWT, or a short handle for it when handles are on."""
+        raw, info = self.mint(
+            file_id=file_id,
+            user_id=user_id,
+            user_name=user_name,
+            user_type=user_type,
+            app=app,
+            mode=mode,
+            ttl=ttl,
+            extra=extra,
+        )
+        if self.handles is None:
+            return raw, info
+        handle = HANDLE_PREFIX + secrets.token_urlsafe(32)
+        await self.handles.put(handle, raw, file_id, max(1, info.expires - int(time.time())))
+        return handle, info
+
+    async def resolve(self, token: str) -> AccessToken:
+        """Verify a JWT or a handle; raise ``Unauthorized`` when neither is good.
+
+        A handle is looked up on every request (not cached here), so a handle revoked by
+        another instance stops working everywhere at once; the JWT behind it is cached.
+        """
+        if not is_handle(token):
+            return self.verify(token)
+        if self.handles is None:
+            raise Unauthorized("Invalid access token")
+        raw = await self.handles.get(token)
+        if raw is None:
+            raise Unauthorized("The access token has expired or was revoked")
+        return self.verify(raw)
+
+    async def revoke_file(self, file_id: str) -> None:
+        """Revoke every handle issued for a file (it was deleted). JWTs cannot be revoked;
+        they only ever name the file id, which no longer resolves."""
+        if self.handles is not None:
+            await self.handles.revoke_file(file_id)
 
     def mint(
         self,
@@ -113,7 +195,7 @@ class TokenCodec:
                 user_name=str(claims.get("user_name", "")),
                 user_type=str(claims.get("user_type", "regular")),
                 app=str(claims.get("app", "")),
-                mode="edit" if claims["mode"] == "edit" else "view",
+                mode=_mode(claims["mode"]),
                 expires=int(claims["exp"]),
                 extra={str(k): str(v) for k, v in dict(claims.get("extra") or {}).items()},
             )
@@ -123,3 +205,14 @@ class TokenCodec:
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return info
+
+
+def _mode(value: Any) -> Mode:
+    for mode in MODES:
+        if value == mode:
+            return mode
+    return "view"
+
+
+def is_handle(token: str) -> bool:
+    return token.startswith(HANDLE_PREFIX) and "." not in token and len(token) <= 64

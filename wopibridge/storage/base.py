@@ -146,6 +146,11 @@ class Storage(Protocol):
         """Create ``name`` in the folder of ``sibling_of``. Without ``overwrite``, raise
         ``FileExists`` when the name is taken (checked atomically with the create)."""
 
+    async def create_in(self, folder: str, name: str, chunks: AsyncIterable[bytes]) -> FileStat:
+        """Create ``name`` in ``folder`` (a path from the storage root, ``""`` for the root),
+        never overwriting: ``FileExists`` when the name is taken (checked atomically with the
+        create), ``NotFound`` when the folder does not exist."""
+
     async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
         """The file named ``name`` in the same folder, if any."""
 

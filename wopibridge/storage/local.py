@@ -318,7 +318,17 @@ class LocalStorage:
         *,
         overwrite: bool = False,
     ) -> FileStat:
-        folder = self._path_of(sibling_of).parent
+        return await self._create_at(self._path_of(sibling_of).parent, name, chunks, overwrite)
+
+    async def create_in(self, folder: str, name: str, chunks: AsyncIterable[bytes]) -> FileStat:
+        path = self.root if not folder else self._absolute(self._relative(folder))
+        if not await asyncio.to_thread(path.is_dir):
+            raise NotFound("Folder not found")
+        return await self._create_at(path, name, chunks, False)
+
+    async def _create_at(
+        self, folder: Path, name: str, chunks: AsyncIterable[bytes], overwrite: bool
+    ) -> FileStat:
         target = folder / check_name(name)
         temp = await self._write_temp(folder, chunks, 0o644)
         try:

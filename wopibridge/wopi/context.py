@@ -32,11 +32,13 @@ def token_from(request: web.Request) -> str:
     return token
 
 
-def bind_access(request: web.Request) -> None:
-    """Verify the request's token and bind it to the file in the URL (404 for another file)."""
+async def bind_access(request: web.Request) -> None:
+    """Verify the request's token and bind it to the file in the URL (404 for another file).
+
+    A token minted for one purpose (a TemplateSource download) is good for nothing else."""
     file_id = request.match_info["file_id"]
-    access = request.app[keys.TOKENS].verify(token_from(request))
-    if access.file_id != file_id:
+    access = await request.app[keys.TOKENS].resolve(token_from(request))
+    if access.file_id != file_id or access.purpose:
         raise NotFound("File not found")
     request[keys.ACCESS] = access
     request[keys.FILE_ID] = file_id

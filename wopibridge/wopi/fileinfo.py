@@ -9,6 +9,19 @@ from wopibridge.storage.base import FileStat
 
 USER_INFO_KEY = "userinfo:"
 
+#: What secure view sets, in WOPI's own names (Microsoft's, and Collabora's ``Disable*``
+#: extensions); each editor reads its part (README, "Secure view"). Editors' extras never
+#: replace these.
+SECURE_VIEW: dict[str, Any] = {
+    "DisablePrint": True,
+    "DisableExport": True,
+    "DisableCopy": True,
+    "HidePrintOption": True,
+    "HideSaveOption": True,
+    "HideExportOption": True,
+    "CopyPasteRestrictions": "BlockAll",
+}
+
 
 def file_info(access: AccessToken, stat: FileStat, user_info: str) -> dict[str, Any]:
     can_write = access.can_write
@@ -37,6 +50,8 @@ def file_info(access: AccessToken, stat: FileStat, user_info: str) -> dict[str, 
         "IsAnonymousUser": access.user_type == "anonymous",
         "LicenseCheckForEditIsEnabled": False,
     }
+    if access.secure:
+        info.update(SECURE_VIEW)
     folder_url = access.extra.get("folderurl")
     if folder_url:
         info["BreadcrumbFolderUrl"] = folder_url

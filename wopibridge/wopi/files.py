@@ -22,6 +22,7 @@ from wopibridge.wopi.names import (
     split_ext,
     variants,
 )
+from wopibridge.wopi.templates import TEMPLATE_CLAIM, template_source
 
 MAX_USER_INFO = 1024
 
@@ -31,6 +32,8 @@ async def check_file_info(wopi: WopiRequest) -> web.Response:
     user_info = await wopi.storage.get_meta(wopi.backend_id, USER_INFO_KEY + wopi.access.user_id)
     info = file_info(wopi.access, stat, user_info or "")
     info.update(hooks_of(wopi.request.app).file_info(wopi.access, stat))
+    if stat.size == 0 and wopi.access.can_write and TEMPLATE_CLAIM in wopi.access.extra:
+        info["TemplateSource"] = await template_source(wopi.request, wopi.access)
     return web.json_response(info)
 
 
@@ -41,18 +44,18 @@ async def _free_name(wopi: WopiRequest, wanted: str) -> str:
     raise Conflict("No free file name could be found")
 
 
-def _new_file_url(wopi: WopiRequest, created: FileStat) -> tuple[str, str]:
+async def _new_file_url(wopi: WopiRequest, created: FileStat) -> tuple[str, str]:
     """The WOPISrc of a new file with a fresh edit token for the same user and app."""
     app = wopi.request.app
     new_id = app[keys.STORAGES].wopi_id(wopi.storage, created.file_id)
-    token, _ = app[keys.TOKENS].mint(
+    token, _ = await app[keys.TOKENS].issue(
         file_id=new_id,
         user_id=wopi.access.user_id,
         user_name=wopi.access.user_name,
         user_type=wopi.access.user_type,
         app=wopi.access.app,
         mode="edit",
-        extra=wopi.access.extra,
+        extra={k: v for k, v in wopi.access.extra.items() if k != TEMPLATE_CLAIM},
     )
     wopi_src = f"{app[keys.SETTINGS].server.public_url}/wopi/files/{new_id}"
     return wopi_src, f"{wopi_src}?access_token={quote(token, safe='')}"
@@ -99,7 +102,7 @@ async def put_relative_file(wopi: WopiRequest) -> web.Response:
         raise Conflict(
             "A file with this name already exists", headers={"X-WOPI-ValidRelativeTarget": free}
         ) from None
-    wopi_src, url = _new_file_url(wopi, created)
+    wopi_src, url = await _new_file_url(wopi, created)
     answer = {"Name": created.name, "Url": url}
     edit_url = wopi.access.extra.get("appurl")
     view_url = wopi.access.extra.get("appviewurl") or edit_url
@@ -138,6 +141,7 @@ async def delete_file(wopi: WopiRequest) -> web.Response:
     if current:
         raise LockMismatch(current, "The file is locked")
     await wopi.storage.delete(wopi.backend_id)
+    await wopi.request.app[keys.TOKENS].revoke_file(wopi.file_id)
     return web.Response()
 
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from wopibridge.errors import NotImplementedOperation
-from wopibridge.wopi import contents, files, locking
+from wopibridge.wopi import contents, files, locking, templates
 from wopibridge.wopi.context import WopiRequest, bind_access
 
 Operation = Callable[[WopiRequest], Awaitable[web.StreamResponse]]
@@ -56,7 +56,7 @@ def wopi_route(operation: Operation) -> Callable[[web.Request], Awaitable[web.St
     """
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        bind_access(request)
+        await bind_access(request)
         for check in request.app[WOPI_CHECKS]:
             await check(request)
         return await operation(WopiRequest.of(request))
@@ -88,3 +88,4 @@ def add_routes(app: web.Application, *checks: Check) -> None:
         "/wopi/files/{file_id}/contents", wopi_route(contents.get_file), allow_head=False
     )
     app.router.add_post("/wopi/files/{file_id}/contents", wopi_route(_post_contents))
+    templates.add_routes(app)

@@ -29,7 +29,7 @@ from aiohttp.typedefs import Handler
 
 from wopibridge import keys
 from wopibridge.config import ConfigError, Settings
-from wopibridge.errors import ProofFailed
+from wopibridge.errors import ProofFailed, Unauthorized, Unavailable
 from wopibridge.security.proof.http import HttpProofKeySource
 from wopibridge.security.proof.signature import (
     MAX_AGE_SECONDS,
@@ -127,8 +127,12 @@ class ProofChecker:
     def mode(self, app: str) -> str:
         return self._modes.get(app.lower(), DEFAULT_MODE)
 
-    async def check(self, request: web.Request, app: str) -> None:
-        """Return when the request may proceed, raise ``ProofFailed`` otherwise."""
+    async def check(self, request: web.Request, app: str, *, editor_only: bool = False) -> None:
+        """Return when the request may proceed, raise ``ProofFailed`` otherwise.
+
+        ``editor_only`` (GetFile in secure view): when the app publishes proof keys, an
+        unsigned request is refused (401) even in ``verify`` mode, so only the editor, never
+        the user's browser, can fetch the bytes."""
         mode = self.mode(app)
         if mode == "off":
             return
@@ -138,6 +142,8 @@ class ProofChecker:
         if not proof and not proof_old and not stamp:
             if mode == "require":
                 raise ProofFailed("The request carries no proof-key signature")
+            if editor_only and await self._publishes_keys(app):
+                raise Unauthorized("In secure view only the editor may fetch this file")
             return
         attrs = await self._source.proof_keys(app)
         if attrs is None:  # discovery may have come up since; the source rate-limits this
@@ -168,6 +174,12 @@ class ProofChecker:
             return
         raise ProofFailed("The proof-key signature does not verify")
 
+    async def _publishes_keys(self, app: str) -> bool:
+        try:
+            return await self._source.proof_keys(app) is not None
+        except Unavailable:  # the editor's keys cannot be known: refuse rather than leak
+            return True
+
 
 def _verifies(keys: ProofKeys, candidates: list[bytes], proof: str, proof_old: str) -> bool:
     return any(verify_proof(keys, data, proof, proof_old) for data in candidates)
@@ -190,7 +202,9 @@ async def check_proof(request: web.Request) -> None:
     """The proof check of one WOPI request whose token is already verified."""
     checker = request.app.get(PROOF_CHECKER)
     if checker is not None:
-        await checker.check(request, request[keys.ACCESS].app)
+        access = request[keys.ACCESS]
+        get_file = request.method == "GET" and request.path.endswith("/contents")
+        await checker.check(request, access.app, editor_only=access.secure and get_file)
 
 
 @web.middleware

@@ -267,6 +267,14 @@ class Cs3Storage:
         await self._upload(ref, chunks, **({} if overwrite else {"if_not_exist": True}))
         return self._make_stat(await self._stat_ref(ref))
 
+    async def create_in(self, folder: str, name: str, chunks: AsyncIterable[bytes]) -> FileStat:
+        """``folder`` is a path in the gateway's namespace (``/home/...``; relative paths are
+        taken from ``/``)."""
+        parent = "/" + folder.strip("/") if folder else "/"
+        ref = spr.Reference(path=posixpath.join(parent, check_name(name)))
+        await self._upload(ref, chunks, if_not_exist=True)
+        return self._make_stat(await self._stat_ref(ref))
+
     async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
         info = await self._stat_ref(self._ref(file_id))
         path = posixpath.join(posixpath.dirname(info.path), check_name(name))

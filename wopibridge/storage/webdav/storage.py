@@ -244,6 +244,14 @@ class WebDavStorage:
             raise FileExists(f"A file named {name} already exists") from None
         return await self._stat_path(encode_id(path), path)
 
+    async def create_in(self, folder: str, name: str, chunks: AsyncIterable[bytes]) -> FileStat:
+        path = f"{check_path(folder)}/{check_name(name)}" if folder else check_name(name)
+        try:  # If-None-Match: * makes the server refuse an existing name atomically
+            await self._put(path, chunks, {"If-None-Match": "*"})
+        except VersionConflict:
+            raise FileExists(f"A file named {name} already exists") from None
+        return await self._stat_path(encode_id(path), path)
+
     async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
         folder = self._path_of(file_id).rpartition("/")[0]
         path = f"{folder}/{check_name(name)}" if folder else check_name(name)
