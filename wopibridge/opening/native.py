@@ -93,6 +93,7 @@ async def open_file(request: web.Request) -> web.Response:
         user_type=user_type,
         lang=_text(body, "lang", limit=35),
     )
+    request[keys.FILE_ID] = result.file_id
     links = HostLinks(request.app[keys.SECRETS].token_secret)
     link = links.mint(
         HostPage(

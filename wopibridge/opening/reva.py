@@ -6,13 +6,15 @@ user's storage credential (``TokenHeader``) never goes into anything handed to t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 
 from wopibridge import keys
 from wopibridge.errors import BadRequest, NotFound
 from wopibridge.opening.common import check_iop_secret, discovery_app_url, open_file
 from wopibridge.security.tokens import Mode
-from wopibridge.wopi.links import with_wopisrc
+from wopibridge.wopi.links import with_wopisrc, without_wopisrc
 
 VIEW_MODES: dict[str, Mode] = {
     "VIEW_MODE_READ_WRITE": "edit",
@@ -66,12 +68,30 @@ async def openinapp(request: web.Request) -> web.Response:
         editor_url = await discovery_app_url(
             request.app, opened, app_name, opened.mode, query.get("lang", "")
         )
+        if not request.app[keys.EDITORS].get(app_name).bridged:
+            # The token carries the editor URL, as it does Reva's appurl, so that
+            # PutRelativeFile can name HostEditUrl/HostViewUrl for the new file.
+            extra["appurl"] = without_wopisrc(editor_url, opened.wopi_src)
+            first = opened
+            opened = await open_file(
+                request,
+                ref=ref,
+                storage_name=storage_name,
+                mode=first.mode,
+                user_id=query["userid"],
+                user_name=query.get("username", ""),
+                user_type=user_type,
+                app_name=app_name,
+                extra=extra,
+                credential=request.headers.get("TokenHeader") or None,
+            )
+            opened = replace(opened, forced_reason=first.forced_reason)
+    request[keys.FILE_ID] = opened.wopi_id
+    # access_token_ttl is a number, as from /wopi/open and in Microsoft's host-page example.
+    # Reva reads only access_token from form-parameters and posts its own access_token_ttl.
     answer: dict[str, object] = {
         "app-url": editor_url,
-        "form-parameters": {
-            "access_token": opened.token,
-            "access_token_ttl": str(opened.ttl_ms),
-        },
+        "form-parameters": {"access_token": opened.token, "access_token_ttl": opened.ttl_ms},
     }
     if opened.forced_reason:
         answer["forced-viewmode-reason"] = opened.forced_reason
