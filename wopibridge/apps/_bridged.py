@@ -23,6 +23,7 @@ class BridgedAppBase:
     """The :class:`~wopibridge.apps.base.EditorApp` side of a bridged editor."""
 
     bridged = True
+    load_timeout = 0  # Etherpad and CodiMD speak no WOPI PostMessage
     #: The bridge holds the file while a pad is open; desktop users are not told through a
     #: lock file (the bridge's lock is a WOPI lock like any other).
     lock_files = False

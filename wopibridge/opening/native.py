@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from wopibridge import keys
-from wopibridge.errors import BadRequest
+from wopibridge.errors import BROWSER_PAGE, BadRequest
 from wopibridge.opening.common import check_iop_secret, open_document
 from wopibridge.opening.hostpage import HostLinks, HostPage, render
 
@@ -103,6 +103,7 @@ async def open_file(request: web.Request) -> web.Response:
             title=stat.name,
             close_url=close_url,
             app=result.app.name,
+            load_timeout=result.app.load_timeout,
         )
     )
     public = request.app[keys.SETTINGS].server.public_url
@@ -123,6 +124,7 @@ async def open_file(request: web.Request) -> web.Response:
 
 
 async def host_page(request: web.Request) -> web.Response:
+    request[BROWSER_PAGE] = True  # a person reads what goes wrong here: answer with a page
     link = request.query.get("link", "")
     if not link:
         raise BadRequest("The link is incomplete")
