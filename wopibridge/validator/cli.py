@@ -108,7 +108,7 @@ def _wopisrc_problem(url: str) -> str:
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
         return f"WOPISRC has an invalid port: {url!r}"
-    if "/wopi/files/" not in parts.path:
+    if "/files/" not in parts.path:  # WOPI's /wopi*/files/<id>
         return f"WOPISRC must be a file's URL (.../wopi/files/<id>), not {url!r}"
     return ""
 
