@@ -101,3 +101,50 @@ def test_deploy_example_is_valid() -> None:
     settings = load_settings(ROOT / "deploy" / "wopibridge.toml", env={})
     assert settings.server.public_url == "https://wopi.example.org"
     assert settings.locks.url.startswith("redis://")
+
+
+@pytest.mark.parametrize(("section", "key"), [(s, k) for s, keys in SCHEMA.items() for k in keys])
+def test_every_key_refuses_a_wrong_type_naming_it(tmp_path: Path, section: str, key: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f"[{section}]\n{key} = [1, 2]\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, env={})
+    assert info.value.key == f"{section}.{key}"
+    assert str(info.value).startswith(f"invalid configuration: {section}.{key}: ")
+    assert "\n" not in str(info.value)
+
+
+def test_environment_names_the_variable_and_refuses_unknown_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, env={"WOPIBRIDGE_SECURITY_TOKEN_TTL": "soon"})
+    assert str(info.value) == (
+        "invalid configuration: security.token_ttl (WOPIBRIDGE_SECURITY_TOKEN_TTL): "
+        "must be an integer"
+    )
+    for name in ("WOPIBRIDGE_SERVER_PROT", "WOPIBRIDGE_LOCK_URL", "WOPIBRIDGE_APPS_X"):
+        with pytest.raises(ConfigError) as info:
+            load_settings(None, env={name: "1"})
+        assert info.value.key == name and "unknown environment variable" in str(info.value)
+    settings = load_settings(None, env={"WOPIBRIDGE_APPS_COOL_LANG": "de", "OTHER_X": "1"})
+    assert settings.apps == {"cool": {"lang": "de"}}
+
+
+def test_relative_paths_follow_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "site").mkdir()
+    config = tmp_path / "site" / "c.toml"
+    config.write_text(
+        '[server]\nstate_dir = "st"\n[security]\niop_secret_file = "iop"\n'
+        '[apps.pad]\ntype = "etherpad"\nurl = "http://p"\napikey_file = "k.txt"\n'
+        '[storages.web]\ntype = "webdav"\nurl = "http://dav/x"\n'
+        '[storages.more]\ntype = "local"\nroot = "more"\n'
+    )
+    settings = load_settings(config, env={"WOPIBRIDGE_STORAGE_ROOT": "from-env"})
+    site = (tmp_path / "site").resolve()
+    assert settings.server.state_dir == site / "st"
+    assert settings.security.iop_secret_file == str(site / "iop")
+    assert settings.storage.root == Path("from-env")  # the environment: the current folder
+    assert settings.apps["pad"]["apikey_file"] == str(site / "k.txt")
+    assert settings.storages["more"]["root"] == str(site / "more")
+    assert settings.storages["web"]["url"] == "http://dav/x"
+    defaults = load_settings(None, env={})
+    assert defaults.storage.root == Path("./data")  # no file: the current folder

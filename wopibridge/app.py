@@ -14,7 +14,7 @@ from wopibridge.bridge import setup_bridge
 from wopibridge.config import Settings
 from wopibridge.errors import error_middleware
 from wopibridge.opening.wiring import setup_editors
-from wopibridge.ops import endpoints
+from wopibridge.ops import endpoints, status
 from wopibridge.ops.accesslog import access_log
 from wopibridge.ops.metrics import Metrics
 from wopibridge.ops.workers import worker_ctx
@@ -38,6 +38,7 @@ def create_app(settings: Settings) -> web.Application:
         app.cleanup_ctx.append(worker_ctx)
     app.cleanup_ctx.append(proof_keys_ctx)
     endpoints.add_routes(app)
+    status.add_routes(app)
     setup_bridge(app)  # before the editors: the app registry lists the bridged apps too
     setup_editors(app)
     app[PROOF_SOURCE] = app[keys.DISCOVERY]

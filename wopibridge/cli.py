@@ -1,19 +1,45 @@
-"""``wopibridge serve``: settings → app → listening socket."""
+"""The ``wopibridge`` command: ``serve`` (settings → checked app → bound socket) and ``validate``.
+
+``serve`` starts the application before it claims the port, so a bad setting is reported as
+one line naming its key, a port in use as "cannot listen", and "listening on" is logged only
+once the socket is bound: what the operator reads is what happened.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from wopibridge import __version__
 from wopibridge.config import ConfigError, Settings, load_settings
 from wopibridge.ops.accesslog import quiet_malformed_requests
 from wopibridge.ops.workers import serve_workers
 from wopibridge.validator import cli as validator_cli
+
+DESCRIPTION = (
+    "A WOPI host for research and education clouds: office editors (Collabora, OnlyOffice, "
+    "Microsoft 365) and collaborative editors (Etherpad, CodiMD) on local, WebDAV and CS3 "
+    "storage, opened from Reva's openinapp or any web UI."
+)
+SERVE_EPILOG = """\
+Every setting of the TOML file can also be given by an environment variable
+WOPIBRIDGE_<SECTION>_<KEY>, which wins over the file (--host and --port win over both), e.g.
+  WOPIBRIDGE_SERVER_PORT=8880  WOPIBRIDGE_LOCKS_URL=redis://127.0.0.1:6379/0
+  WOPIBRIDGE_STORAGE_ROOT=/srv/files  WOPIBRIDGE_SECURITY_IOP_SECRET_FILE=/etc/wopi/iop
+Named tables: WOPIBRIDGE_APPS_<NAME>_<KEY> and WOPIBRIDGE_STORAGES_<NAME>_<KEY>.
+A WOPIBRIDGE_* variable that names no setting is refused. Relative paths in the file are
+relative to the file's folder. Without a file: files in ./data, secrets in ./state,
+listening on 127.0.0.1:8880."""
+
+log = logging.getLogger("wopibridge")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -26,8 +52,6 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from wopibridge.app import create_app
-
     try:
         settings = _settings(args)
     except ConfigError as exc:
@@ -35,44 +59,86 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     process = "[%(process)d]" if settings.server.workers > 1 else ""
     logging.basicConfig(
-        level=settings.server.log_level.upper(),
+        level=settings.server.log_level,
         format=f"%(asctime)s %(levelname)s %(name)s{process} %(message)s",
     )
     quiet_malformed_requests()
-    log = logging.getLogger("wopibridge")
-    log.info(
-        "listening on http://%s:%d (public URL %s)",
-        settings.server.host,
-        settings.server.port,
-        settings.server.public_url,
-    )
-    try:
-        if settings.server.workers > 1:
+    if settings.server.workers > 1:
+        from wopibridge.app import create_app
+
+        try:
             return serve_workers(settings, lambda: create_app(settings))
-        web.run_app(
-            create_app(settings),
-            host=settings.server.host,
-            port=settings.server.port,
-            access_log=None,
-            print=None,
-        )
+        except ConfigError as exc:
+            print(f"wopibridge: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"wopibridge: {_listen_problem(settings, exc)}", file=sys.stderr)
+            return 1
+    return asyncio.run(_serve_one(settings))
+
+
+def _listen_problem(settings: Settings, exc: OSError) -> str:
+    where = f"{settings.server.host}:{settings.server.port}"
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    return f"cannot listen on {where}: {reason}"
+
+
+async def _serve_one(settings: Settings) -> int:
+    """One process: start the app (every setting checked, every resource opened), bind, log,
+    serve until SIGINT/SIGTERM, then stop gracefully. Whatever fails, what was opened is
+    closed again (no "Unclosed client session")."""
+    from wopibridge.app import create_app
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        app = create_app(settings)
     except ConfigError as exc:
         print(f"wopibridge: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(
-            f"wopibridge: cannot listen on {settings.server.host}:{settings.server.port}: "
-            f"{exc.strerror}",
-            file=sys.stderr,
+    runner = web.AppRunner(app, access_log=None)
+    try:
+        try:
+            await runner.setup()
+        except ConfigError as exc:
+            print(f"wopibridge: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            name = f" {exc.filename}" if exc.filename else ""
+            print(f"wopibridge: cannot start: {exc.strerror or exc}{name}", file=sys.stderr)
+            return 1
+        site = web.TCPSite(runner, settings.server.host, settings.server.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            print(f"wopibridge: {_listen_problem(settings, exc)}", file=sys.stderr)
+            return 1
+        log.info(
+            "listening on http://%s:%d (public URL %s)",
+            settings.server.host,
+            settings.server.port,
+            settings.server.public_url,
         )
-        return 1
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wopibridge", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("serve", help="run the WOPI server")
+    parser = argparse.ArgumentParser(prog="wopibridge", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"wopibridge {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "serve",
+        help="run the WOPI server",
+        description="Run the WOPI server.",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("--config", type=Path, help="TOML settings file")
     run.add_argument("--host", help="address to listen on (server.host)")
     run.add_argument("--port", type=int, help="port to listen on (server.port)")
@@ -83,7 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        code = int(args.func(args))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``wopibridge validate --list | head``): not an error of ours.
+        # Point stdout at /dev/null so the interpreter's final flush does not complain.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    return code
 
 
 if __name__ == "__main__":

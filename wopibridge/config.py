@@ -7,7 +7,13 @@ stops the server with one :class:`ConfigError` line naming the key.
 
 Tables of named entries (``[apps.<name>]``, ``[storages.<name>]``) are kept as plain mappings
 for their owners to validate; their keys are overridable as
-``WOPIBRIDGE_APPS_<NAME>_<KEY>`` (names contain no underscore).
+``WOPIBRIDGE_APPS_<NAME>_<KEY>`` (names contain no underscore). A ``WOPIBRIDGE_*`` variable
+that names no key is refused like a mistyped TOML key: a typo must not be ignored in silence.
+
+Relative paths written in a config file (and the default ``./data`` and ``./state`` when a
+file is given) are relative to the file's folder, so the server finds the same secrets and
+files whatever folder it is started from. Paths from the environment or the command line are
+relative to the current folder, as a shell user expects.
 """
 
 from __future__ import annotations
@@ -25,11 +31,14 @@ NAMED_TABLES = ("apps", "storages")
 
 
 class ConfigError(Exception):
-    """An invalid setting. ``str()`` is the one line shown to the operator."""
+    """An invalid setting. ``str()`` is the one line shown to the operator; ``source`` names
+    the environment variable the value came from, when it did."""
 
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"invalid configuration: {key}: {problem}")
+    def __init__(self, key: str, problem: str, source: str = "") -> None:
+        where = f"{key} ({source})" if source else key
+        super().__init__(f"invalid configuration: {where}: {problem}")
         self.key = key
+        self.source = source
 
 
 def _as_str(value: Any) -> str:
@@ -86,6 +95,16 @@ def _as_bool(value: Any) -> bool:
     raise ValueError("must be true or false")
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _as_log_level(value: Any) -> str:
+    level = _as_str(value).strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
 def _as_optional_str(value: Any) -> str:
     return "" if value is None else _as_str(value)
 
@@ -110,7 +129,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_upload_size": Key(
             1024 * 1024 * 1024, _as_positive, "Largest accepted upload in bytes (413 above)."
         ),
-        "log_level": Key("INFO", _as_str, "Python log level."),
+        "log_level": Key("INFO", _as_log_level, "Python log level."),
         "workers": Key(
             1, _as_positive, "Server processes sharing the port; above 1 needs Redis locks."
         ),
@@ -189,23 +208,87 @@ def _read_file(path: Path | None) -> dict[str, Any]:
         raise ConfigError("--config", f"{path} is not valid TOML ({exc})") from None
 
 
-def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
-    for section, keys in SCHEMA.items():
+#: Keys whose values are filesystem paths: relative ones in a file are anchored to its folder.
+PATH_KEYS = {
+    "server": ("state_dir",),
+    "storage": ("root",),
+    "security": ("token_secret_file", "iop_secret_file"),
+}
+#: The same in named tables: ``apps.<name>.apikey_file``, a local storage's ``root``.
+NAMED_PATH_KEYS = {"apps": ("apikey_file",), "storages": ("root",)}
+
+
+def _anchored(value: Any, base: Path) -> Any:
+    if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+        return str(base / value)
+    return value
+
+
+def _anchor_paths(raw: dict[str, Any], base: Path) -> None:
+    """Make the relative paths of a config file (and the path defaults) relative to ``base``."""
+    for section, keys in PATH_KEYS.items():
+        given = raw.setdefault(section, {})
+        if not isinstance(given, dict):
+            continue  # reported by _section
         for key in keys:
-            name = f"{ENV_PREFIX}{section}_{key}".upper()
-            if name in env:
-                raw.setdefault(section, {})[key] = env[name]
-    for table in NAMED_TABLES:
-        prefix = f"{ENV_PREFIX}{table}_".upper()
-        for name, value in env.items():
-            if not name.startswith(prefix):
+            default = SCHEMA[section][key].default
+            if key in given:
+                given[key] = _anchored(given[key], base)
+            elif default:
+                given[key] = _anchored(default, base)
+    for table, keys in NAMED_PATH_KEYS.items():
+        entries = raw.get(table)
+        if not isinstance(entries, dict):
+            continue
+        for entry in entries.values():
+            if not isinstance(entry, dict):
                 continue
-            entry, _, key = name[len(prefix) :].partition("_")
+            if table == "storages" and entry.get("type", "local") != "local":
+                continue  # a CS3 root or a WebDAV URL is not a local path
+            for key in keys:
+                if key in entry:
+                    entry[key] = _anchored(entry[key], base)
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Merge ``WOPIBRIDGE_*`` variables into ``raw``; answers ``section.key`` -> variable.
+
+    A variable that names no key stops the start, naming it."""
+    sources: dict[str, str] = {}
+    known: dict[str, tuple[str, str]] = {
+        f"{ENV_PREFIX}{section}_{key}".upper(): (section, key)
+        for section, keys in SCHEMA.items()
+        for key in keys
+    }
+    prefixes = {f"{ENV_PREFIX}{table}_".upper(): table for table in NAMED_TABLES}
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        value = env[name]
+        if name in known:
+            section, key = known[name]
+            raw.setdefault(section, {})[key] = value
+            sources[f"{section}.{key}"] = name
+            continue
+        table = next((t for p, t in prefixes.items() if name.startswith(p)), None)
+        if table is not None:
+            entry, _, key = name[len(f"{ENV_PREFIX}{table}_") :].partition("_")
             if entry and key:
-                raw.setdefault(table, {}).setdefault(entry.lower(), {})[key.lower()] = value
+                entries = raw.setdefault(table, {})
+                if isinstance(entries, dict):
+                    entries.setdefault(entry.lower(), {})[key.lower()] = value
+                continue
+        raise ConfigError(
+            name,
+            "unknown environment variable (WOPIBRIDGE_<SECTION>_<KEY>, "
+            "WOPIBRIDGE_APPS_<NAME>_<KEY> or WOPIBRIDGE_STORAGES_<NAME>_<KEY>)",
+        )
+    return sources
 
 
-def _section(raw: dict[str, Any], section: str) -> dict[str, Any]:
+def _section(
+    raw: dict[str, Any], section: str, sources: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     given = raw.get(section, {})
     if not isinstance(given, dict):
         raise ConfigError(section, "must be a table")
@@ -218,7 +301,8 @@ def _section(raw: dict[str, Any], section: str) -> dict[str, Any]:
         try:
             values[key] = spec.parse(value)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{section}.{key}", str(exc)) from None
+            name = f"{section}.{key}"
+            raise ConfigError(name, str(exc), (sources or {}).get(name, "")) from None
     return values
 
 
@@ -240,29 +324,32 @@ def load_settings(
     unknown = set(raw) - set(SCHEMA) - set(NAMED_TABLES)
     if unknown:
         raise ConfigError(sorted(unknown)[0], "unknown section")
-    _apply_env(raw, os.environ if env is None else env)
+    if path is not None:
+        _anchor_paths(raw, path.resolve().parent)
+    sources = _apply_env(raw, os.environ if env is None else env)
     for section, values in (overrides or {}).items():
         raw.setdefault(section, {}).update(values)
 
-    server = _section(raw, "server")
+    server = _section(raw, "server", sources)
     if not server["public_url"]:
         server["public_url"] = f"http://{server['host']}:{server['port']}"
     else:
         try:
             server["public_url"] = _as_http_url(server["public_url"])
         except ValueError as exc:
-            raise ConfigError("server.public_url", str(exc)) from None
+            name = "server.public_url"
+            raise ConfigError(name, str(exc), sources.get(name, "")) from None
     server["state_dir"] = Path(server["state_dir"])
-    storage = _section(raw, "storage")
+    storage = _section(raw, "storage", sources)
     storage["root"] = Path(storage["root"])
-    locks = _section(raw, "locks")
+    locks = _section(raw, "locks", sources)
     if server["workers"] > 1 and urlsplit(locks["url"]).scheme == "memory":
         raise ConfigError(
             "server.workers",
             "more than one worker needs locks.url = redis://...: "
             "in-process locks are not shared between processes",
         )
-    security = _section(raw, "security")
+    security = _section(raw, "security", sources)
     for name in ("token_secret", "iop_secret"):
         if security[name] and security[f"{name}_file"]:
             raise ConfigError(f"security.{name}", f"set either {name} or {name}_file, not both")

@@ -13,10 +13,25 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 log = logging.getLogger("wopibridge.errors")
+
+#: Set by handlers of pages a person's browser opens (the host page): their failures are
+#: answered with a styled page (``templates/error.html.j2``) rather than a line of text.
+BROWSER_PAGE: web.RequestKey[bool] = web.RequestKey("browser_page", bool)
+
+#: Page titles per status: what happened, in the words of the person who clicked a link.
+PAGE_TITLES: Mapping[int, str] = {
+    400: "This link is incomplete",
+    401: "You cannot open this document",
+    403: "You cannot open this document",
+    404: "This link has expired",
+    503: "This service is not available right now",
+}
+PAGE_HINT = "Go back to your files and open the document again."
 
 
 class WopiError(Exception):
@@ -131,6 +146,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except WopiError as exc:
+        if request.get(BROWSER_PAGE):
+            return error_page(request, exc.status, exc.message)
         return exc.response()
     except web.HTTPException:
         raise
@@ -140,4 +157,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
+        if request.get(BROWSER_PAGE):
+            return error_page(request, 500, "The server could not open this page.")
         return web.Response(status=500, text="Internal server error")
+
+
+def error_page(request: web.Request, status: int, message: str) -> web.Response:
+    """A failure as a styled HTML page for a person (the message stays the short sentence
+    the API would answer); plain text when the application has no templates."""
+    title = PAGE_TITLES.get(status, "Something went wrong")
+    if aiohttp_jinja2.APP_KEY not in request.app:
+        return web.Response(status=status, text=f"{title}. {message}")
+    context = {"status": status, "title": title, "message": message, "hint": PAGE_HINT}
+    response = aiohttp_jinja2.render_template("error.html.j2", request, context, status=status)
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'self'"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

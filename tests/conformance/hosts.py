@@ -39,6 +39,8 @@ class Faults:
     skip_proof_check: bool = False
     wrong_lock_on_conflict: bool = False
     version_as_number: bool = False
+    #: CheckFileInfo properties added as they are (e.g. a malformed LastModifiedTime).
+    extra_info: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -128,6 +130,7 @@ async def check_file_info(request: web.Request) -> web.Response:
         "UserCanNotWriteRelative": True,
         "UserInfo": state.user_info,
     }
+    info.update(dict(faults.extra_info))
     return web.json_response(info)
 
 

@@ -98,3 +98,69 @@ async def test_usage_errors() -> None:
     assert code == 2 and "no group or test matches" in err
     code, out, _ = await validate("http://x/wopi/files/x", "--token", "t", "--list")
     assert code == 0 and "  ProofKeys.TimestampOlderThan20Min" in out
+
+
+async def test_nothing_tested_is_not_a_pass(aiohttp_server: Any) -> None:
+    """A gate must not pass on nothing: an unreachable host, a malformed WOPISrc, a refused
+    token and a run where every test was skipped all exit 2 with one line saying why."""
+    server = await aiohttp_server(small_host())
+    good = str(server.make_url("/wopi/files/f1"))
+    cases = [
+        (("http://127.0.0.1:9/wopi/files/f1", "--token", TOKEN), "cannot reach"),
+        (("not a url", "--token", TOKEN), "must be an http:// or https:// URL"),
+        (("http://127.0.0.1:notaport/wopi/files/f1", "--token", TOKEN), "invalid port"),
+        ((str(server.make_url("/somewhere")), "--token", TOKEN), "must be a file's URL"),
+        ((good, "--token", "wrong-token", "--no-proof"), "refused the access token"),
+        ((str(server.make_url("/wopi/files/nope")), "--token", TOKEN, "--no-proof"), "404"),
+        ((good, "--token", TOKEN, "--no-proof", "--group", "ProofKeys"), "every test was skipped"),
+    ]
+    for args, reason in cases:
+        code, out, err = await validate(*args)
+        assert code == 2, (args, out, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("validate: "), err
+        assert reason in lines[0], (args, err)
+        assert TOKEN not in err and "Traceback" not in err
+
+
+async def test_schema_checks_formats_as_microsoft_does(aiohttp_server: Any) -> None:
+    """Microsoft's validator fails a LastModifiedTime of "yesterday" and a HostViewUrl of
+    "not a uri" (JSON-schema ``format``); so does ours, while well-formed values pass."""
+    bad = Faults(extra_info=(("LastModifiedTime", "yesterday"), ("HostViewUrl", "not a uri")))
+    server = await aiohttp_server(small_host(bad))
+    wopisrc = str(server.make_url("/wopi/files/f1"))
+    code, out, err = await validate(
+        wopisrc, "--token", TOKEN, "--no-proof", "--test", "FullCheckFileInfoSchema", "--json"
+    )
+    # The schema is also the prerequisite of every group, as in Microsoft's plan: nothing runs.
+    assert code == 2 and "nothing was tested" in err
+    reason = json.loads(out)["groups"][0]["skipped_reason"]
+    assert reason.startswith("prerequisite WopiValidatorPrereq failed")
+    assert "LastModifiedTime: 'yesterday' is not a 'date-time'" in reason, reason
+    assert "HostViewUrl: 'not a uri' is not a 'uri'" in reason, reason
+
+    good = Faults(
+        extra_info=(
+            ("LastModifiedTime", "2026-11-30T20:31:36.123Z"),
+            ("HostViewUrl", "https://ui.example.org/view?file=1"),
+        )
+    )
+    server = await aiohttp_server(small_host(good))
+    wopisrc = str(server.make_url("/wopi/files/f1"))
+    code, out, err = await validate(
+        wopisrc, "--token", TOKEN, "--no-proof", "--test", "FullCheckFileInfoSchema"
+    )
+    assert code == 0, out + err
+
+
+async def test_list_into_a_closed_pipe() -> None:
+    """``wopibridge validate --list | head`` ends quietly when head stops reading."""
+    process = await asyncio.create_subprocess_shell(
+        f"{sys.executable} -m wopibridge validate --list | head -n 2",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=REPO_ROOT,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert out.decode().splitlines() == ["CheckFileInfoSchema", "  FullCheckFileInfoSchema"]
+    assert err.decode() == ""

@@ -48,6 +48,12 @@ class EditorApp(Protocol):
     reads_template_source: bool
 
     @property
+    def load_timeout(self) -> int:
+        """Seconds the host page waits for the editor's PostMessage handshake before it says
+        the editor does not answer; 0 for editors that speak no PostMessage (the page is shown
+        as soon as the frame has loaded)."""
+
+    @property
     def lock_files(self) -> bool:
         """Whether a WOPI lock by this app writes a desktop (LibreOffice) lock file beside ODF
         files, so desktop users see who is editing. Read once at start."""

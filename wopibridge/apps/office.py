@@ -82,6 +82,7 @@ class OfficeConfig:
     disable_chat: bool = False
     refresh_interval: int = 3600
     lock_files: bool = True
+    load_timeout: int = 30
 
     KEYS: ClassVar[frozenset[str]] = frozenset(
         {
@@ -94,6 +95,7 @@ class OfficeConfig:
             "disable_chat",
             "refresh_interval",
             "lock_files",
+            "load_timeout",
         }
     )
 
@@ -122,6 +124,12 @@ class OfficeConfig:
                 raise ValueError
         except (TypeError, ValueError):
             raise ConfigError(f"{where}.refresh_interval", "must be a positive integer") from None
+        try:
+            load_timeout = int(raw.get("load_timeout", 30))
+            if load_timeout <= 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}.load_timeout", "must be a positive integer") from None
         for key in ("watermark_text", "lang"):
             if not isinstance(raw.get(key, ""), str):
                 raise ConfigError(f"{where}.{key}", "must be a string")
@@ -136,6 +144,7 @@ class OfficeConfig:
             disable_chat=chat,
             lock_files=lock_files,
             refresh_interval=interval,
+            load_timeout=load_timeout,
         )
 
 
@@ -160,6 +169,11 @@ class OfficeApp:
     def lock_files(self) -> bool:
         """Whether a WOPI lock on an ODF file writes a LibreOffice lock file beside it."""
         return self.config.lock_files
+
+    @property
+    def load_timeout(self) -> int:
+        """Seconds the host page waits for this editor's PostMessage handshake."""
+        return self.config.load_timeout
 
     @property
     def proof_mode(self) -> str:

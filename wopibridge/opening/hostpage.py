@@ -7,6 +7,11 @@ link, and it stops working after :data:`LINK_TTL` seconds). Opening it renders
 iframe (the token never goes into the iframe URL), answers the editor's ``App_LoadingStatus``
 with ``Host_PostmessageReady`` and closes on ``UI_Close``. The page's Content-Security-Policy
 lets it frame and post forms only to the editor's origin.
+
+The page shows a loading card until the editor answers the handshake; when it has not answered
+within the app's ``load_timeout`` it says so, naming the editor's origin, with a button that
+loads it again. A link that expired or was tampered with gets a styled page saying so
+(``errors.BROWSER_PAGE``), not a line of text.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class HostPage:
     title: str = ""
     close_url: str = ""
     app: str = ""
+    #: Seconds to wait for the editor's PostMessage handshake (0: none expected).
+    load_timeout: int = 0
 
 
 class HostLinks:
@@ -68,7 +75,10 @@ class HostLinks:
             data = json.loads(plain)
             return HostPage(**data)
         except (InvalidToken, ValueError, TypeError):
-            raise NotFound("This link has expired or is not valid; open the file again") from None
+            raise NotFound(
+                f"Links that open a document work for {self.ttl} seconds; this one has expired "
+                "or is not valid."
+            ) from None
 
 
 def render(request: web.Request, page: HostPage) -> web.Response:
@@ -77,6 +87,8 @@ def render(request: web.Request, page: HostPage) -> web.Response:
     context: dict[str, Any] = {
         "page": page,
         "editor_origin": editor,
+        "editor_name": page.app or "The editor",
+        "load_timeout": page.load_timeout,
         "nonce": nonce,
     }
     response = aiohttp_jinja2.render_template("hostpage.html.j2", request, context)

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from wopibridge import keys
-from wopibridge.errors import BadRequest
+from wopibridge.errors import BROWSER_PAGE, BadRequest
 from wopibridge.opening.common import check_iop_secret, open_document
 from wopibridge.opening.hostpage import HostLinks, HostPage, render
 from wopibridge.opening.newdoc import create_document, resolve_template
@@ -107,6 +107,7 @@ async def open_file(request: web.Request) -> web.Response:
         lang=lang,
         extra=extra or None,
     )
+    request[keys.FILE_ID] = result.file_id
     links = HostLinks(request.app[keys.SECRETS].token_secret)
     link = links.mint(
         HostPage(
@@ -116,6 +117,7 @@ async def open_file(request: web.Request) -> web.Response:
             title=stat.name,
             close_url=close_url,
             app=result.app.name,
+            load_timeout=result.app.load_timeout,
         )
     )
     public = request.app[keys.SETTINGS].server.public_url
@@ -171,6 +173,7 @@ async def _create(
 
 
 async def host_page(request: web.Request) -> web.Response:
+    request[BROWSER_PAGE] = True  # a person reads what goes wrong here: answer with a page
     link = request.query.get("link", "")
     if not link:
         raise BadRequest("The link is incomplete")

@@ -10,6 +10,8 @@ export; watermarked where the editor can); ``VIEW_MODE_EMBEDDED`` a view token f
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 
 from wopibridge import keys
@@ -22,7 +24,7 @@ from wopibridge.opening.common import (
     open_file,
 )
 from wopibridge.security.tokens import Mode
-from wopibridge.wopi.links import with_wopisrc
+from wopibridge.wopi.links import with_wopisrc, without_wopisrc
 
 #: Reva's view mode → the token's mode and the discovery action ("" = from the token).
 VIEW_MODES: dict[str, tuple[Mode, str]] = {
@@ -85,12 +87,30 @@ async def openinapp(request: web.Request) -> web.Response:
         editor_url = await discovery_app_url(
             request.app, opened, app_name, action, query.get("lang", "")
         )
+        if not request.app[keys.EDITORS].get(app_name).bridged:
+            # The token carries the editor URL, as it does Reva's appurl, so that
+            # PutRelativeFile can name HostEditUrl/HostViewUrl for the new file.
+            extra["appurl"] = without_wopisrc(editor_url, opened.wopi_src)
+            first = opened
+            opened = await open_file(
+                request,
+                ref=ref,
+                storage_name=storage_name,
+                mode=first.mode,
+                user_id=query["userid"],
+                user_name=query.get("username", ""),
+                user_type=user_type,
+                app_name=app_name,
+                extra=extra,
+                credential=request.headers.get("TokenHeader") or None,
+            )
+            opened = replace(opened, forced_reason=first.forced_reason)
+    request[keys.FILE_ID] = opened.wopi_id
+    # access_token_ttl is a number, as from /wopi/open and in Microsoft's host-page example.
+    # Reva reads only access_token from form-parameters and posts its own access_token_ttl.
     answer: dict[str, object] = {
         "app-url": editor_url,
-        "form-parameters": {
-            "access_token": opened.token,
-            "access_token_ttl": str(opened.ttl_ms),
-        },
+        "form-parameters": {"access_token": opened.token, "access_token_ttl": opened.ttl_ms},
     }
     if opened.forced_reason:
         answer["forced-viewmode-reason"] = opened.forced_reason

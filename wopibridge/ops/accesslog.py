@@ -45,6 +45,8 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
     finally:
         elapsed = time.perf_counter() - started
         operation, file_id = _operation(request)
+        # the open endpoints name the file they resolved (the query has only its path)
+        file_id = request.get(keys.FILE_ID) or file_id
         request.app[keys.METRICS].observe(operation, status, elapsed)
         if log.isEnabledFor(logging.INFO):
             log.info(

@@ -16,29 +16,39 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def ready(request: web.Request) -> web.Response:
-    """Readiness: the lock store and every storage answer; 503 names what does not."""
-    app = request.app
+async def run_checks(app: web.Application) -> dict[str, str]:
+    """Ask the lock store and every storage, at once, 5 s each: ``ok`` or why not, per name."""
     checks = {"locks": app[keys.LOCKS].ping()}
     for storage in app[keys.STORAGES]:
         checks[f"storage:{storage.name}"] = storage.check()
-    failures: dict[str, str] = {}
     results = await asyncio.gather(
         *(asyncio.wait_for(check, 5) for check in checks.values()), return_exceptions=True
     )
+    states: dict[str, str] = {}
     for name, result in zip(checks, results, strict=True):
         if isinstance(result, Unavailable):
-            failures[name] = result.message
+            states[name] = result.message
         elif isinstance(result, TimeoutError):
-            failures[name] = "no answer within 5 s"
+            states[name] = "no answer within 5 s"
         elif isinstance(result, BaseException):
-            failures[name] = type(result).__name__
+            states[name] = type(result).__name__
+        else:
+            states[name] = "ok"
+    return states
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: the lock store and every storage answer. Lists what it checked (``checks``);
+    503 names what does not answer (``failing``)."""
+    checks = await run_checks(request.app)
+    failures = {name: state for name, state in checks.items() if state != "ok"}
     apps = _editors(request.app)
     if failures:
         return web.json_response(
-            {"status": "unavailable", "failing": failures, "editors": apps}, status=503
+            {"status": "unavailable", "failing": failures, "checks": checks, "editors": apps},
+            status=503,
         )
-    return web.json_response({"status": "ready", "editors": apps})
+    return web.json_response({"status": "ready", "checks": checks, "editors": apps})
 
 
 def _editors(app: web.Application) -> dict[str, str]:

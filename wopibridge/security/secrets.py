@@ -41,9 +41,14 @@ def _generated(key: str, state_dir: Path) -> str:
     path = state_dir / key
     if path.exists():
         return _from_file(key, str(path))
-    state_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            "server.state_dir", f"cannot keep generated secrets in {state_dir} ({exc.strerror})"
+        ) from None
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
     log.warning("generated security.%s and stored it in %s (mode 0600)", key, path.resolve())

@@ -24,6 +24,7 @@ by :mod:`wopibridge.security.crypto`) and the lock store that fits the storage.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,24 @@ def _local(name: str, table: Mapping[str, Any], settings: Settings, _: Any) -> S
         raise ValueError(f"storages.{name}.{sorted(unknown)[0]}: unknown key")
     if not table.get("root"):
         raise ValueError(f"storages.{name}.root: required for a local storage")
-    return LocalStorage(name, Path(str(table["root"])), settings.server.state_dir)
+    root = Path(str(table["root"]))
+    key = "storage.root" if name == DEFAULT_STORAGE else f"storages.{name}.root"
+    try:  # the folder is created on first run; say which key when that cannot be done
+        root.mkdir(parents=True, exist_ok=True)
+        if not root.resolve().is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+    except OSError as exc:
+        raise ValueError(
+            f"{key}: cannot use {root} as the storage folder ({exc.strerror})"
+        ) from None
+    state_dir = settings.server.state_dir
+    try:
+        return LocalStorage(name, root, state_dir)
+    except (OSError, sqlite3.Error) as exc:
+        problem = getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(
+            f"server.state_dir: cannot keep the file index in {state_dir} ({problem})"
+        ) from None
 
 
 def _webdav(name: str, table: Mapping[str, Any], _: Settings, http: Any) -> Storage:
@@ -150,9 +168,13 @@ def build_registry(
     """Every configured storage, on the app's shared HTTP session. Raises ``ConfigError``."""
     storages: dict[str, Storage] = {}
     if DEFAULT_STORAGE not in settings.storages:
-        storages[DEFAULT_STORAGE] = _local(
-            DEFAULT_STORAGE, {"root": str(settings.storage.root)}, settings, http
-        )
+        try:
+            storages[DEFAULT_STORAGE] = _local(
+                DEFAULT_STORAGE, {"root": str(settings.storage.root)}, settings, http
+            )
+        except ValueError as exc:
+            key, _, problem = str(exc).partition(": ")
+            raise ConfigError(key, problem) from None
     for name, table in settings.storages.items():
         if not fileids.valid_storage_name(name):
             raise ConfigError(f"storages.{name}", "names are lowercase letters, digits and -")

@@ -167,6 +167,27 @@ def _schema(name: str) -> dict[str, Any]:
 SCHEMAS = ("CsppCheckFileInfoSchema", "CsppPlusCheckFileInfoSchema")
 
 
+#: JSON-schema ``format`` is checked, as Microsoft's validator does (Newtonsoft's schema
+#: validator rejects a ``LastModifiedTime`` of "yesterday" or a ``HostViewUrl`` of "not a uri").
+#: jsonschema checks ``uri`` and ``date-time`` only with two of its format extras installed
+#: (``rfc3986-validator``, ``rfc3339-validator``, both in pyproject); :func:`format_checker`
+#: refuses to run without them rather than pass silently.
+CHECKED_FORMATS = frozenset({"uri", "date-time"})
+
+
+@cache
+def format_checker() -> jsonschema.FormatChecker:
+    checker = jsonschema.Draft4Validator.FORMAT_CHECKER
+    missing = CHECKED_FORMATS - set(checker.checkers)
+    if missing:
+        raise RuntimeError(
+            "jsonschema cannot check the formats "
+            + ", ".join(sorted(missing))
+            + ": install rfc3986-validator and rfc3339-validator"
+        )
+    return checker
+
+
 @dataclass(frozen=True)
 class JsonSchema:
     schema: str
@@ -178,12 +199,23 @@ class JsonSchema:
             document = response.json_object()
         except ValueError as exc:
             return [f"Response (status {response.status}) is not a JSON object ({exc})"]
-        validator = jsonschema.Draft4Validator(_schema(self.schema))
+        validator = jsonschema.Draft4Validator(
+            _schema(self.schema), format_checker=format_checker()
+        )
         errors = sorted(validator.iter_errors(document), key=lambda e: list(e.path))
         return [
-            f"{self.schema}: {'/'.join(map(str, e.path)) or '(root)'}: {e.message}"
+            f"{self.schema}: {'/'.join(map(str, e.path)) or '(root)'}: {_schema_message(e)}"
             for e in errors[:10]
         ]
+
+
+def _schema_message(error: Any) -> str:
+    """The error's message; for a ``oneOf``/``anyOf`` of string forms, the ``format`` that
+    was not met ("'yesterday' is not a 'date-time'") rather than "not valid under any"."""
+    for sub in error.context or ():
+        if sub.validator == "format":
+            return str(sub.message)
+    return str(error.message)
 
 
 # --- JSON property checks -------------------------------------------------------------------

@@ -159,6 +159,39 @@ class Runner:
             return "proof-key signing is disabled (--no-proof)"
         return ""
 
+    async def preflight(self) -> str:
+        """Why no test could run against the target (``""`` when CheckFileInfo answers 200).
+
+        A host that cannot be reached, or refuses the token, would otherwise fail every
+        prerequisite and leave a run of skipped tests that looks like success.
+        """
+        target = self._target
+        spec = RequestSpec("CheckFileInfo", {}, ())
+        built = build(
+            spec,
+            wopisrc=target.wopisrc,
+            token=target.token,
+            ttl=target.token_ttl,
+            state=self._initial_state(),
+            keys=target.keys,
+            load=target.load,
+            user_agent=USER_AGENT,
+        )
+        response = await self._send(built)
+        where = redact(target.wopisrc)
+        if response.status == 0:
+            return f"cannot reach {where}: {response.error}"
+        if response.status in (401, 403):
+            return f"the host refused the access token (CheckFileInfo answered {response.status})"
+        if response.status == 404:
+            return f"the host does not know this file (CheckFileInfo of {where} answered 404)"
+        if response.status != 200:
+            text = response.body[:200].decode("utf-8", "replace").strip()
+            return f"CheckFileInfo of {where} answered {response.status}" + (
+                f": {text}" if text else ""
+            )
+        return ""
+
     def _initial_state(self) -> State:
         return {
             ORIGINAL_ACCESS_TOKEN: self._target.token,
