@@ -24,7 +24,7 @@ from wopibridge.apps.hooks import EditorHooks
 from wopibridge.apps.registry import AppContext, SessionHolder, build_registry
 from wopibridge.bridge.keys import BRIDGE_EDITORS
 from wopibridge.opening import native, reva
-from wopibridge.wopi.conflicts import ConflictKeeper
+from wopibridge.wopi.conflicts import ConflictKeeper, KeepLimits
 from wopibridge.wopi.hooks import HOOKS
 
 #: How long the start waits for the first discovery fetch before serving anyway.
@@ -41,7 +41,12 @@ def setup_editors(app: web.Application) -> None:
     registry = build_registry(settings, AppContext(settings, holder, cache), prebuilt=bridged)
     app[keys.EDITORS] = registry
     app[HOOKS] = EditorHooks(registry)
-    app[keys.CONFLICTS] = ConflictKeeper(settings.server.state_dir / "recovery")
+    recovery = settings.recovery
+    app[keys.CONFLICTS] = ConflictKeeper(
+        settings.server.state_dir / "recovery",
+        limits=KeepLimits(recovery.max_bytes, recovery.max_bytes_per_user, recovery.max_age),
+    )
+    app.cleanup_ctx.append(_kept_copies_ctx)
     if aiohttp_jinja2.APP_KEY not in app:
         aiohttp_jinja2.setup(
             app, loader=jinja2.PackageLoader("wopibridge", "templates"), autoescape=True
@@ -51,6 +56,20 @@ def setup_editors(app: web.Application) -> None:
     app.router.add_post("/wopi/open", native.open_file)
     app.router.add_get("/wopi/host", native.host_page)
     reva.add_routes(app)
+
+
+async def _kept_copies_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sweep what a crash left in the recovery folder, then expire kept copies as they age."""
+    keeper = app[keys.CONFLICTS]
+    await keeper.start()
+    upkeep = asyncio.create_task(keeper.run())
+    try:
+        yield
+    finally:
+        upkeep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await upkeep
+        keeper.close()
 
 
 async def _editors_ctx(app: web.Application) -> AsyncIterator[None]:

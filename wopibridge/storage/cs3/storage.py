@@ -13,6 +13,10 @@ Writes: the version precondition travels as the upload's ``if_match`` (the gatew
 atomically), a create uses ``if_not_exist``. A lock that wopibridge holds on the gateway is
 passed along as ``lock_id`` so the gateway accepts the write.
 
+An upload that ends in a connection error is followed by one ``GetLock``: a lock held by someone
+else there is the answer (``Locked``, as the data server would have said had its answer been
+read), and ``Unavailable`` is kept for a storage that really did not answer.
+
 Locks: :class:`Cs3LockStore` keeps WOPI locks on the gateway (``SetLock``/``GetLock``/
 ``RefreshLock``/``Unlock``) so that every client of the storage sees them. A gateway that answers
 UNIMPLEMENTED is remembered, and the wrapper falls back to wopibridge's own lock store.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -57,6 +62,7 @@ from wopibridge.storage.cs3.locks import Cs3LockStore
 from wopibridge.storage.httpbody import HttpFileContent
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
+from wopibridge.storage.tempfiles import read_chunks
 
 log = logging.getLogger("wopibridge.storage.cs3")
 
@@ -211,6 +217,21 @@ class Cs3Storage:
             return ""
         return str(response.lock.lock_id)
 
+    async def _locked_by_other(self, ref: spr.Reference, ours: str) -> bool:
+        """Whether the gateway holds a lock on the file other than ``ours`` (after an upload
+        broke off; a gateway that does not answer either is no evidence of a lock)."""
+        if not self.gateway.shared.locks_supported:
+            return False
+        try:
+            response = await self.gateway.call("GetLock", sp.GetLockRequest(ref=ref))
+        except WopiError:
+            return False
+        return (
+            response.status.code == code.CODE_OK
+            and bool(response.lock.lock_id)
+            and (response.lock.lock_id != ours)
+        )
+
     async def _upload(
         self, ref: spr.Reference, chunks: AsyncIterable[bytes], **conditions: Any
     ) -> None:
@@ -229,7 +250,12 @@ class Cs3Storage:
                 if block:
                     yield block
 
-        http = await self._transfer("PUT", protocol.upload_endpoint, protocol.token, body())
+        try:
+            http = await self._transfer("PUT", protocol.upload_endpoint, protocol.token, body())
+        except Unavailable:
+            if ref.HasField("resource_id") and await self._locked_by_other(ref, lock_id):
+                raise Locked(f"The file is locked on the storage {self.name}") from None
+            raise
         try:
             if http.status not in (200, 201, 204):
                 if http.status == 412 and conditions.get("if_not_exist"):
@@ -266,6 +292,17 @@ class Cs3Storage:
         ref = spr.Reference(path=path)
         await self._upload(ref, chunks, **({} if overwrite else {"if_not_exist": True}))
         return self._make_stat(await self._stat_ref(ref))
+
+    def staging_folder(self, file_id: str) -> Path | None:
+        return None
+
+    async def commit(
+        self, file_id: str, staged: Path, *, expected_version: str | None = None
+    ) -> FileStat:
+        return await self.write(file_id, read_chunks(staged), expected_version=expected_version)
+
+    async def adopt(self, sibling_of: str, name: str, staged: Path) -> FileStat:
+        return await self.create(sibling_of, name, read_chunks(staged))
 
     async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
         info = await self._stat_ref(self._ref(file_id))

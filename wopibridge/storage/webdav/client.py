@@ -39,7 +39,7 @@ STAT_BODY = (
     '<?xml version="1.0" encoding="utf-8"?>'
     f'<d:propfind xmlns:d="{DAV}" xmlns:oc="{OC}"><d:prop>'
     "<d:resourcetype/><d:getetag/><d:getlastmodified/><d:getcontentlength/>"
-    "<oc:fileid/><oc:owner-id/>"
+    "<oc:fileid/><oc:owner-id/><d:lockdiscovery/>"
     "</d:prop></d:propfind>"
 ).encode()
 
@@ -53,6 +53,7 @@ class DavEntry:
     mtime_ns: int
     fileid: str
     owner: str
+    locked: bool = False
 
 
 def _strip_etag(etag: str) -> str:
@@ -201,6 +202,7 @@ class DavClient:
             resourcetype is not None and resourcetype.find(f"{{{DAV}}}collection") is not None
         )
         length = text(f"{{{DAV}}}getcontentlength")
+        discovery = props.get(f"{{{DAV}}}lockdiscovery")
         return DavEntry(
             path=self.relative(href),
             is_collection=is_collection,
@@ -209,6 +211,7 @@ class DavClient:
             mtime_ns=_http_time_ns(text(f"{{{DAV}}}getlastmodified")),
             fileid=text(f"{{{OC}}}fileid"),
             owner=text(f"{{{OC}}}owner-id"),
+            locked=discovery is not None and discovery.find(f"{{{DAV}}}activelock") is not None,
         )
 
     async def propfind(self, path: str, body: bytes = STAT_BODY) -> ET.Element:

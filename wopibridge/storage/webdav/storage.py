@@ -18,7 +18,12 @@ Consistency rules:
   the body is sent, so a refusal is a clean status, not a connection reset mid-upload. They
   also ask for ``Connection: close``: a server that refused without reading the body cannot
   safely reuse that connection (one TCP handshake per upload is nothing next to its body).
-* A server-side lock (a desktop client's WebDAV LOCK) answers 423, mapped to ``Locked``.
+* A server-side lock (a desktop client's WebDAV LOCK) answers 423, mapped to ``Locked``. The
+  PROPFIND before a write asks for ``lockdiscovery``, so a file locked there is refused before
+  any byte is sent. A server may still answer while the body streams, then close or reset the
+  connection before the client has read the answer; a PUT that ends in a connection error is
+  therefore followed by one PROPFIND, and a lock found there is the answer (``Locked``), not
+  ``Unavailable``: that is kept for a storage that really did not answer.
 * Only idempotent calls (PROPFIND, PROPPATCH, GET before its body, DELETE) are retried, after
   connection failures and 502/503/504; a storage that stays down raises ``Unavailable`` naming it.
 
@@ -38,6 +43,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -45,6 +51,7 @@ import aiohttp
 from wopibridge.errors import (
     BadRequest,
     FileExists,
+    Locked,
     NotFound,
     Unavailable,
     VersionConflict,
@@ -54,6 +61,7 @@ from wopibridge.storage.base import Capabilities, FileContent, FileStat
 from wopibridge.storage.httpbody import HttpFileContent
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
+from wopibridge.storage.tempfiles import read_chunks
 from wopibridge.storage.webdav.client import DAV, STAT_BODY, DavClient, DavEntry
 from wopibridge.storage.webdav.config import WebDavConfig
 
@@ -138,12 +146,18 @@ class WebDavStorage:
             folder=folder,
         )
 
-    async def _stat_path(self, file_id: str, path: str) -> FileStat:
+    async def _entry(self, path: str) -> DavEntry:
         entry = self._dav.parse_entry(await self._dav.propfind(path))
         if entry is None:
             raise NotFound("File not found")
         entry.path = path
-        return self._make_stat(file_id, entry)
+        return entry
+
+    async def _stat_path(self, file_id: str, path: str) -> FileStat:
+        return self._make_stat(file_id, await self._entry(path))
+
+    def _locked(self) -> Locked:
+        return Locked(f"The file is locked on the storage {self.name}")
 
     def _path_of(self, file_id: str) -> str:
         alias = self._aliases.get(file_id)
@@ -196,20 +210,35 @@ class WebDavStorage:
             "Connection": "close",
             **condition,
         }
-        response = await self._dav.request(
-            "PUT",
-            path,
-            headers=headers,
-            data=body(),
-            idempotent=False,
-            stream=True,
-            expect100=True,
-        )
+        try:
+            response = await self._dav.request(
+                "PUT",
+                path,
+                headers=headers,
+                data=body(),
+                idempotent=False,
+                stream=True,
+                expect100=True,
+            )
+        except Unavailable:
+            await self._explain_broken_put(path)
+            raise
         if response.status not in (200, 201, 204):
             # The server answered before reading the body: the connection cannot be reused.
             response.close()
             raise self._dav.error(response.status, what="write")
         response.release()
+
+    async def _explain_broken_put(self, path: str) -> None:
+        """A PUT ended in a connection error: raise ``Locked`` if the file is locked on the
+        server (it answered 423 and dropped the connection before the answer was read);
+        return if it is not, or if the server does not answer this either."""
+        try:
+            entry = await self._entry(path)
+        except (Unavailable, NotFound):
+            return
+        if entry.locked:
+            raise self._locked()
 
     async def write(
         self,
@@ -220,9 +249,12 @@ class WebDavStorage:
     ) -> FileStat:
         path = self._path_of(file_id)
         # Some servers ignore If-Match on a missing resource and create it: look first.
-        current = await self._stat_path(file_id, path)
+        entry = await self._entry(path)
+        current = self._make_stat(file_id, entry)
         if expected_version is not None and current.version != expected_version:
             raise VersionConflict("The file changed on the storage")
+        if entry.locked:
+            raise self._locked()
         condition = f'"{expected_version}"' if expected_version is not None else "*"
         await self._put(path, chunks, {"If-Match": condition})
         return await self._stat_path(file_id, path)
@@ -243,6 +275,17 @@ class WebDavStorage:
         except VersionConflict:
             raise FileExists(f"A file named {name} already exists") from None
         return await self._stat_path(encode_id(path), path)
+
+    def staging_folder(self, file_id: str) -> Path | None:
+        return None
+
+    async def commit(
+        self, file_id: str, staged: Path, *, expected_version: str | None = None
+    ) -> FileStat:
+        return await self.write(file_id, read_chunks(staged), expected_version=expected_version)
+
+    async def adopt(self, sibling_of: str, name: str, staged: Path) -> FileStat:
+        return await self.create(sibling_of, name, read_chunks(staged))
 
     async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
         folder = self._path_of(file_id).rpartition("/")[0]
