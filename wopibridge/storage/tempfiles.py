@@ -180,14 +180,18 @@ def _names(folder: Path) -> list[str]:
         return []
 
 
+def _read_at(path: Path, offset: int, size: int) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read(size)
+
+
 async def read_chunks(path: Path, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
-    """The bytes of a file on this machine, in chunks read off the event loop."""
-    handle = await asyncio.to_thread(path.open, "rb")
-    try:
-        while True:
-            chunk = await asyncio.to_thread(handle.read, chunk_size)
-            if not chunk:
-                return
-            yield chunk
-    finally:
-        await asyncio.to_thread(handle.close)
+    """The bytes of a file on this machine, in chunks read off the event loop.
+
+    Each read opens the file on its own, so an upload that stops consuming this (a storage
+    that answers early) leaves no open handle behind, and nothing has to close it."""
+    offset = 0
+    while chunk := await asyncio.to_thread(_read_at, path, offset, chunk_size):
+        offset += len(chunk)
+        yield chunk

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ from wopibridge.storage.cs3.config import (
     parse_reva_id,
 )
 from wopibridge.storage.cs3.locks import Cs3LockStore
-from wopibridge.storage.httpbody import HttpFileContent
+from wopibridge.storage.httpbody import HttpFileContent, upload_body
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
 from wopibridge.storage.tempfiles import read_chunks
@@ -245,13 +245,10 @@ class Cs3Storage:
         if protocol is None:
             raise self.gateway.down(" (no upload endpoint)")
 
-        async def body() -> AsyncIterator[bytes]:
-            async for block in chunks:
-                if block:
-                    yield block
-
         try:
-            http = await self._transfer("PUT", protocol.upload_endpoint, protocol.token, body())
+            http = await self._transfer(
+                "PUT", protocol.upload_endpoint, protocol.token, upload_body(chunks)
+            )
         except Unavailable:
             if ref.HasField("resource_id") and await self._locked_by_other(ref, lock_id):
                 raise Locked(f"The file is locked on the storage {self.name}") from None

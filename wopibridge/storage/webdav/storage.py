@@ -21,9 +21,12 @@ Consistency rules:
 * A server-side lock (a desktop client's WebDAV LOCK) answers 423, mapped to ``Locked``. The
   PROPFIND before a write asks for ``lockdiscovery``, so a file locked there is refused before
   any byte is sent. A server may still answer while the body streams, then close or reset the
-  connection before the client has read the answer; a PUT that ends in a connection error is
-  therefore followed by one PROPFIND, and a lock found there is the answer (``Locked``), not
-  ``Unavailable``: that is kept for a storage that really did not answer.
+  connection before the client has read the answer (cheroot does: the unread body makes the
+  kernel reset the connection, and the answer is lost). A PUT that ends in a connection error is
+  therefore followed by a PROPFIND and, for servers that do not report locks there, a PROPPATCH
+  that removes a property that does not exist (it changes nothing, yet a locked file refuses
+  it with 423). A lock found that way is the answer (``Locked``); ``Unavailable`` is kept for a
+  storage that really did not answer.
 * Only idempotent calls (PROPFIND, PROPPATCH, GET before its body, DELETE) are retried, after
   connection failures and 502/503/504; a storage that stays down raises ``Unavailable`` naming it.
 
@@ -41,7 +44,7 @@ import binascii
 import logging
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -58,7 +61,7 @@ from wopibridge.errors import (
 )
 from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import Capabilities, FileContent, FileStat
-from wopibridge.storage.httpbody import HttpFileContent
+from wopibridge.storage.httpbody import HttpFileContent, upload_body
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
 from wopibridge.storage.tempfiles import read_chunks
@@ -200,11 +203,6 @@ class WebDavStorage:
     ) -> None:
         """Stream one PUT. A failing source aborts the request (no final chunk is sent)."""
 
-        async def body() -> AsyncIterator[bytes]:
-            async for block in chunks:
-                if block:
-                    yield block
-
         headers = {
             "Content-Type": "application/octet-stream",
             "Connection": "close",
@@ -215,7 +213,7 @@ class WebDavStorage:
                 "PUT",
                 path,
                 headers=headers,
-                data=body(),
+                data=upload_body(chunks),
                 idempotent=False,
                 stream=True,
                 expect100=True,
@@ -237,8 +235,36 @@ class WebDavStorage:
             entry = await self._entry(path)
         except (Unavailable, NotFound):
             return
-        if entry.locked:
+        if entry.locked or await self._refuses_writes(path):
             raise self._locked()
+
+    async def _refuses_writes(self, path: str) -> bool:
+        """Whether the server refuses a write to ``path`` for a lock: a PROPPATCH that only
+        removes a property nobody sets answers 423 on a locked file, and changes nothing."""
+        body = (
+            f'<?xml version="1.0" encoding="utf-8"?><d:propertyupdate xmlns:d="{DAV}" '
+            f'xmlns:m="{META_NS}"><d:remove><d:prop><m:x-lock-probe/></d:prop></d:remove>'
+            "</d:propertyupdate>"
+        ).encode()
+        try:
+            response = await self._dav.request(
+                "PROPPATCH",
+                path,
+                headers={"Content-Type": "application/xml; charset=utf-8"},
+                data=body,
+            )
+        except Unavailable:
+            return False
+        try:
+            if response.status == 423:
+                return True
+            if response.status == 207:
+                return b" 423 " in await response.read()
+        except (TimeoutError, aiohttp.ClientError):
+            return False
+        finally:
+            response.release()
+        return False
 
     async def write(
         self,
