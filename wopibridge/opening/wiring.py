@@ -24,8 +24,9 @@ from wopibridge.apps.hooks import EditorHooks
 from wopibridge.apps.registry import AppContext, SessionHolder, build_registry
 from wopibridge.bridge.keys import BRIDGE_EDITORS
 from wopibridge.opening import native, reva
-from wopibridge.wopi.conflicts import ConflictKeeper, KeepLimits
+from wopibridge.wopi.conflicts import ConflictKeeper
 from wopibridge.wopi.hooks import HOOKS
+from wopibridge.wopi.keptcopies import KeepLimits
 
 #: How long the start waits for the first discovery fetch before serving anyway.
 STARTUP_DISCOVERY_WAIT = 3.0

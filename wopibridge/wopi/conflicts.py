@@ -32,7 +32,6 @@ import os
 import re
 import secrets
 import shutil
-import time
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,14 +40,14 @@ from pathlib import Path
 from wopibridge.errors import (
     FileExists,
     InsufficientStorage,
-    NotFound,
     Unavailable,
     WopiError,
 )
 from wopibridge.storage.base import FileStat, Storage
-from wopibridge.storage.tempfiles import TempFile, is_temp_name, read_chunks, sweep
+from wopibridge.storage.tempfiles import TempFile, read_chunks, sweep
 from wopibridge.wopi.body import SaveBody
-from wopibridge.wopi.keptindex import KeptIndex, KeptRow
+from wopibridge.wopi.keptcopies import KeepLimits, KeptCopies
+from wopibridge.wopi.keptindex import KeptIndex
 
 log = logging.getLogger("wopibridge.conflicts")
 
@@ -79,15 +78,6 @@ class KeptCopy:
     name: str
     stat: FileStat | None = None
     path: Path | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class KeepLimits:
-    """How much kept content is allowed: bytes per user, bytes in all, seconds of age."""
-
-    max_bytes: int = 10 * 1024**3
-    max_bytes_per_user: int = 1024**3
-    max_age: float = 30 * 24 * 3600.0
 
 
 def _file_error(exc: OSError) -> WopiError:
@@ -144,10 +134,11 @@ class ConflictKeeper:
         limits: KeepLimits | None = None,
     ) -> None:
         self.recovery_dir = recovery_dir
-        self.limits = limits or KeepLimits()
-        self.index = KeptIndex(recovery_dir.parent / "kept-copies.sqlite3")
-        #: called with the reason whenever a refused save is not kept, or a kept copy removed
-        self.on_drop: Callable[[str], None] = lambda reason: None
+        self.kept = KeptCopies(
+            KeptIndex(recovery_dir.parent / "kept-copies.sqlite3"),
+            recovery_dir,
+            limits or KeepLimits(),
+        )
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def _folder(self) -> Path:
@@ -161,78 +152,16 @@ class ConflictKeeper:
         writer is gone), and what has expired."""
         await asyncio.to_thread(self._folder)
         await asyncio.to_thread(sweep, self.recovery_dir, recursive=False)
-        await self.expire()
+        await self.kept.expire()
 
     async def run(self) -> None:
         """Expire kept copies now and then, for as long as the app runs."""
         while True:
-            await asyncio.sleep(min(3600.0, max(1.0, self.limits.max_age / 2)))
+            await asyncio.sleep(min(3600.0, max(1.0, self.kept.limits.max_age / 2)))
             try:
-                await self.expire()
+                await self.kept.expire()
             except Exception:  # pragma: no cover - upkeep must not die
                 log.exception("expiring kept copies failed")
-
-    async def expire(self, storage: Storage | None = None) -> int:
-        """Delete kept copies older than ``max_age``: in the recovery folder always, beside
-        their file when ``storage`` (a view with the user's credential) is the one they are
-        on and the copy is unchanged since it was made. Returns how many were removed."""
-        cutoff = time.time() - self.limits.max_age
-        removed = 0
-        for row in await asyncio.to_thread(self.index.older_than, cutoff):
-            if row.place == "recovery":
-                await asyncio.to_thread(Path(row.location).unlink, True)
-            elif storage is not None and row.location.startswith(f"{storage.name}:"):
-                if not await self._remove_unchanged(storage, row):
-                    self.index.forget(row.id)  # changed since: the user's file now
-                    continue
-            else:
-                continue  # beside a file on a storage not at hand now: later
-            self.index.forget(row.id)
-            removed += 1
-            self._dropped(row.location, "expired", f"older than {self.limits.max_age:.0f} s")
-        removed += await asyncio.to_thread(self._expire_unindexed, cutoff)
-        return removed
-
-    async def _remove_unchanged(self, storage: Storage, row: KeptRow) -> bool:
-        file_id = row.location.partition(":")[2]
-        try:
-            stat = await storage.stat(file_id)
-            if stat.version != row.version:
-                return False
-            await storage.delete(file_id)
-        except NotFound:
-            return True
-        except WopiError as exc:
-            log.info("expired conflict copy %s left in place: %s", row.location, exc.message)
-            return False
-        return True
-
-    def _expire_unindexed(self, cutoff: float) -> int:
-        """Files in the recovery folder the index does not know (kept while it could not be
-        written, or by an older version) expire by their age."""
-        known = {row.location for row in self.index.everything() if row.place == "recovery"}
-        removed = 0
-        try:
-            entries = list(os.scandir(self.recovery_dir))
-        except OSError:
-            return 0
-        for entry in entries:
-            if is_temp_name(entry.name) or entry.path in known or not entry.is_file():
-                continue
-            try:
-                if entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)
-                    removed += 1
-                    self._dropped(entry.path, "expired", "older than the limit")
-            except OSError:
-                continue
-        return removed
-
-    def _dropped(self, what: str, reason: str, detail: str) -> None:
-        log.warning("kept copy dropped (%s): %s, %s", reason, what, detail)
-        self.on_drop(reason)
-
-    # -- the body -------------------------------------------------------------------------
 
     async def _spool(self) -> TempFile | None:
         """A temporary file in the recovery folder for a body streaming to a remote storage;
@@ -342,7 +271,7 @@ class ConflictKeeper:
         """Copy the current content to the recovery folder before a suspicious overwrite."""
         file = await self._spool()
         if file is None:
-            self._dropped(stat.name, "disk_full", "no room for the previous content")
+            self.kept.dropped(stat.name, "disk_full", "no room for the previous content")
             return KeptCopy("dropped", "disk_full")
         content = await storage.open_read(backend_id)
         try:
@@ -383,19 +312,19 @@ class ConflictKeeper:
         file = body.file
         if file is None:
             why = body.file_error.strerror if body.file_error else "no room"
-            self._dropped(what, "disk_full", f"could not land ({reason}); {why}")
+            self.kept.dropped(what, "disk_full", f"could not land ({reason}); {why}")
             return KeptCopy("dropped", "disk_full")
         try:
             await file.sync()
             digest = await asyncio.to_thread(_sha256, file.fd)
         except OSError as exc:
             body.discard()
-            self._dropped(what, "disk_full", f"could not land ({reason}); {exc.strerror}")
+            self.kept.dropped(what, "disk_full", f"could not land ({reason}); {exc.strerror}")
             return KeptCopy("dropped", "disk_full")
-        refusal = await self._refusal(storage, stat, user, digest, file.size)
+        refusal = await self.kept.refusal(storage, stat, user, digest, file.size)
         if refusal is not None:
             body.discard()
-            self._dropped(what, refusal[0], f"could not land ({reason}); {refusal[1]}")
+            self.kept.dropped(what, refusal[0], f"could not land ({reason}); {refusal[1]}")
             return KeptCopy("dropped", refusal[0])
         name = conflict_name(stat.name, user, self._clock())
         try:
@@ -410,7 +339,7 @@ class ConflictKeeper:
             target = await self._to_recovery(body, name)
             if target is None:
                 return KeptCopy("dropped", "disk_full")
-            self.index.add(stat.identity, user, digest, body.size, "recovery", str(target))
+            self.kept.index.add(stat.identity, user, digest, body.size, "recovery", str(target))
             log.warning(
                 "save of %s (%s) could not land (%s) and no conflict copy was made beside it "
                 "(%s): kept in the recovery folder as %s",
@@ -422,7 +351,9 @@ class ConflictKeeper:
             )
             return KeptCopy("recovery", target.name, path=target)
         location = f"{storage.name}:{copy.file_id}"
-        self.index.add(stat.identity, user, digest, body.size, "storage", location, copy.version)
+        self.kept.index.add(
+            stat.identity, user, digest, body.size, "storage", location, copy.version
+        )
         log.warning(
             "save of %s (%s) could not land (%s): kept as conflict copy %r in the same folder",
             stat.name,
@@ -431,51 +362,6 @@ class ConflictKeeper:
             name,
         )
         return KeptCopy("storage", name, stat=copy)
-
-    async def _refusal(
-        self, storage: Storage, stat: FileStat, user: str, digest: str, size: int
-    ) -> tuple[str, str] | None:
-        """Why this content is not to be kept (reason, detail), or ``None``: already kept for
-        this file and user, or over a quota once the expired copies are gone."""
-        for row in self.index.same_content(stat.identity, user, digest):
-            if await self._still_there(storage, row):
-                return "duplicate", f"the same content is already kept as {row.location}"
-            self.index.forget(row.id)
-        await self.expire(storage)
-        mine = sum(row.size for row in await self._present(storage, self.index.of_user(user)))
-        if mine + size > self.limits.max_bytes_per_user:
-            return "quota", (
-                f"{user}'s kept copies would exceed {self.limits.max_bytes_per_user} bytes"
-            )
-        everyone = sum(row.size for row in await self._present(storage, self.index.everything()))
-        if everyone + size > self.limits.max_bytes:
-            return "quota", f"the kept copies would exceed {self.limits.max_bytes} bytes"
-        return None
-
-    async def _present(self, storage: Storage, rows: list[KeptRow]) -> list[KeptRow]:
-        """The rows whose copy still exists; the others are forgotten. Copies on another
-        storage than ``storage`` cannot be checked here and count as present."""
-        present = []
-        for row in rows:
-            if await self._still_there(storage, row):
-                present.append(row)
-            else:
-                self.index.forget(row.id)
-        return present
-
-    async def _still_there(self, storage: Storage, row: KeptRow) -> bool:
-        if row.place == "recovery":
-            return await asyncio.to_thread(os.path.exists, row.location)
-        name, _, file_id = row.location.partition(":")
-        if name != storage.name:
-            return True
-        try:
-            await storage.stat(file_id)
-        except NotFound:
-            return False
-        except WopiError:
-            return True
-        return True
 
     async def _to_recovery(self, body: SaveBody, name: str) -> Path | None:
         """Move the body's durable file into the recovery folder under a dated name; ``None``
@@ -490,10 +376,10 @@ class ConflictKeeper:
             await asyncio.to_thread(_durable_move, file.path, target)
         except OSError as exc:
             body.discard()
-            self._dropped(name, "disk_full", f"the recovery folder could not take it: {exc}")
+            self.kept.dropped(name, "disk_full", f"the recovery folder could not take it: {exc}")
             return None
         file.close()
         return target
 
     def close(self) -> None:
-        self.index.close()
+        self.kept.index.close()
