@@ -137,4 +137,3 @@ async def test_sigkill_mid_upload_leftovers_swept_live_writer_untouched(tmp_path
             temp.discard()
         server.stop()
         dav.stop()
-

@@ -91,6 +91,10 @@ async def test_full_data_folder_answers_507_and_keeps_the_file(
             assert answer.status == 507, await answer.text()
             assert (data / "doc.odt").read_bytes() == ORIGINAL
         assert not list(data.glob(".~wb-*"))
+        # a refused save still gets its lock answer, not a 507 or a 500
+        answer = await opened.put_file(b"mine", lock="other-lock")
+        assert answer.status == 409, await answer.text()
+        assert (data / "doc.odt").read_bytes() == ORIGINAL
         ready = await client.get("/ready")
         assert ready.status == 200
         assert "data:local" in (await ready.json())["warnings"]

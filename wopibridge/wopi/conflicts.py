@@ -207,8 +207,14 @@ class ConflictKeeper:
         chunks: AsyncIterable[bytes],
         reason: str,
     ) -> KeptCopy:
-        """Keep ``chunks`` (a body that will not land on the file), read to its end."""
-        body = SaveBody(chunks, await self._staged(storage, backend_id))
+        """Keep ``chunks`` (a body that will not land on the file), read to its end. When
+        the file's folder cannot take a temporary file, the recovery folder is tried; when
+        neither can, the body is still read, and its loss logged."""
+        try:
+            file = await self._staged(storage, backend_id)
+        except WopiError:
+            file = await self._spool()
+        body = SaveBody(chunks, file)
         try:
             await body.drain()
         except BaseException:
