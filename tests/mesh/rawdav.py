@@ -9,9 +9,11 @@ treats every ``PUT`` by :attr:`RawDav.mode`:
 - ``early423``: read ``half`` bytes, answer ``423 Locked``
   and close, as a server that checks its locks late does; it then reports the lock (a lock
   taken between our PROPFIND and our PUT);
-- ``stall``: read ``half`` bytes, then neither read nor answer (a hung server).
+- ``stall``: read ``half`` bytes, then neither read nor answer (a hung server);
+- ``silent``: neither send ``100 Continue`` nor read nor answer.
 
-Every PUT is answered ``100 Continue`` at once when it asks, as cheroot does, and counted in
+Every PUT (but ``silent``) is answered ``100 Continue`` at once when it asks, as cheroot does,
+and counted in
 :attr:`RawDav.puts`.
 """
 
@@ -113,6 +115,9 @@ class RawDav:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: dict[str, str]
     ) -> None:
         self.puts += 1
+        if self.mode == "silent":  # never a 100 Continue, never a byte read
+            self._stalled.append(writer)
+            return
         if headers.get("expect", "").lower() == "100-continue":  # as cheroot does, at once
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             await writer.drain()

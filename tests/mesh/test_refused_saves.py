@@ -14,6 +14,7 @@ import hashlib
 import io
 import logging
 import random
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -164,11 +165,15 @@ async def test_webdav_server_cutting_the_upload_short(
         await raw.stop()
 
 
+@pytest.mark.parametrize("mode", ["stall", "silent"])
 async def test_webdav_server_that_stops_answering_is_503_and_the_body_kept(
-    tmp_path: Path, aiohttp_client: Client, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, aiohttp_client: Client, caplog: pytest.LogCaptureFixture, mode: str
 ) -> None:
+    """``stall`` reads half the body and then nothing; ``silent`` never sends the ``100
+    Continue`` the PUT waits for, nor anything else. Both are given up after the storage's
+    timeout, not waited for forever."""
     caplog.set_level(logging.WARNING)
-    raw = RawDav("stall")
+    raw = RawDav(mode)
     await raw.start()
     try:
         table = {"type": "webdav", "url": raw.url, "retries": 1, "timeout": 2}
@@ -176,8 +181,10 @@ async def test_webdav_server_that_stops_answering_is_503_and_the_body_kept(
         path, token = await open_locked(client, "rude", "doc.odt")
         body = bodies(6, seed=3)[5]
         raw.half = len(body) // 2
+        started = time.monotonic()
         answer = await put(client, path, token, body)
         assert answer.status == 503, await answer.text()
+        assert time.monotonic() - started < 15
         assert "rude" in await answer.text()
         # the conflict copy could not be made on the hung server either: recovery
         kept = kept_digests(tmp_path / "state" / "recovery", None)

@@ -59,7 +59,7 @@ from wopibridge.storage.cs3.config import (
     parse_reva_id,
 )
 from wopibridge.storage.cs3.locks import Cs3LockStore
-from wopibridge.storage.httpbody import HttpFileContent, upload_body
+from wopibridge.storage.httpbody import HttpFileContent, Upload
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
 from wopibridge.storage.tempfiles import read_chunks
@@ -163,7 +163,7 @@ class Cs3Storage:
             protocol = _pick(response.protocols)
             if protocol is None:
                 raise self.gateway.down(" (no download endpoint)")
-            http = await self._transfer("GET", protocol.download_endpoint, protocol.token, None)
+            http = await self._transfer("GET", protocol.download_endpoint, protocol.token)
             if http.status == 200 and _etag_matches(http, stat.version):
                 return HttpFileContent(stat, http, self.name)
             http.release()
@@ -172,7 +172,7 @@ class Cs3Storage:
         raise Unavailable(f"The file keeps changing on the storage {self.name}")
 
     async def _transfer(
-        self, method: str, url: str, transfer_token: str, data: Any
+        self, method: str, url: str, transfer_token: str, upload: Upload | None = None
     ) -> aiohttp.ClientResponse:
         headers = {"x-access-token": self.gateway.token}
         if transfer_token:
@@ -180,15 +180,18 @@ class Cs3Storage:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.config.timeout, sock_read=self.config.timeout
         )
+        sending = self._session.request(
+            method,
+            url,
+            headers=headers,
+            data=upload.body() if upload is not None else None,
+            timeout=timeout,
+            ssl=not self.config.insecure_data,
+        )
         try:
-            return await self._session.request(
-                method,
-                url,
-                headers=headers,
-                data=data,
-                timeout=timeout,
-                ssl=not self.config.insecure_data,
-            )
+            if upload is not None:
+                return await upload.guard(sending, self.config.timeout)
+            return await sending
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self.gateway.down(f" ({type(exc).__name__})") from None
 
@@ -247,7 +250,7 @@ class Cs3Storage:
 
         try:
             http = await self._transfer(
-                "PUT", protocol.upload_endpoint, protocol.token, upload_body(chunks)
+                "PUT", protocol.upload_endpoint, protocol.token, Upload(chunks)
             )
         except Unavailable:
             if ref.HasField("resource_id") and await self._locked_by_other(ref, lock_id):

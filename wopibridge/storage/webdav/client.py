@@ -26,6 +26,7 @@ from wopibridge.errors import (
     VersionConflict,
     WopiError,
 )
+from wopibridge.storage.httpbody import Upload
 from wopibridge.storage.webdav.config import WebDavConfig
 
 DAV = "DAV:"
@@ -114,10 +115,12 @@ class DavClient:
         stream: bool = False,
         absolute: bool = False,
         expect100: bool = False,
+        upload: Upload | None = None,
     ) -> aiohttp.ClientResponse:
         """Send one request; retry idempotent ones while the server is unreachable.
 
-        The caller owns the returned response and must release it.
+        The caller owns the returned response and must release it. With ``upload``, ``data``
+        is its body and a server that stops taking it counts as not answering.
         """
         timeout = (
             aiohttp.ClientTimeout(
@@ -132,15 +135,19 @@ class DavClient:
             if attempt:
                 await asyncio.sleep(min(0.1 * 2**attempt, 1.0))
             try:
-                response = await self.session.request(
+                sending = self.session.request(
                     method,
                     path if absolute else self.url(path),
                     headers=self.headers(headers),
-                    data=data,
+                    data=upload.body() if upload is not None else data,
                     timeout=timeout,
                     allow_redirects=False,
                     expect100=expect100,
                 )
+                if upload is not None:
+                    response = await upload.guard(sending, self.config.timeout)
+                else:
+                    response = await sending
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 last = exc
                 continue

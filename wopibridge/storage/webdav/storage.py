@@ -61,7 +61,7 @@ from wopibridge.errors import (
 )
 from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import Capabilities, FileContent, FileStat
-from wopibridge.storage.httpbody import HttpFileContent, upload_body
+from wopibridge.storage.httpbody import HttpFileContent, Upload
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
 from wopibridge.storage.tempfiles import read_chunks
@@ -213,7 +213,7 @@ class WebDavStorage:
                 "PUT",
                 path,
                 headers=headers,
-                data=upload_body(chunks),
+                upload=Upload(chunks),
                 idempotent=False,
                 stream=True,
                 expect100=True,
