@@ -6,9 +6,10 @@ a half-received body in the recovery folder. The kernel drops a dead process's l
 start :func:`sweep` removes exactly the temporaries nobody holds, and never one that another
 instance sharing the folder is still writing, however old or young it is.
 
-Writes go through :meth:`TempFile.write` with an explicit offset (``pwritev``): a write that is
-interrupted and issued again lands on the same bytes, never after them, so no cancellation can
-record a chunk twice.
+Writes go through :meth:`TempFile.write`: the chunks given, at the offset where the last write
+ended (``pwritev``), with no buffer kept between calls. A flush of a shared buffer that is
+cancelled before the buffer is cleared writes its bytes again with the next flush; here there is
+nothing left over to write twice.
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ class TempFile:
         return self._fd is None
 
     def write_sync(self, chunks: list[bytes]) -> None:
-        """Append ``chunks`` at the recorded size; the size advances only once they all
-        landed, so a repeated call rewrites the same range."""
+        """Write ``chunks`` where the last write ended; the size advances only once they all
+        landed."""
         fd, offset = self.fd, self.size
         total = sum(len(c) for c in chunks)
         done = 0

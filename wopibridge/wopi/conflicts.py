@@ -172,14 +172,20 @@ class ConflictKeeper:
             log.warning("no copy of this save can be kept in %s: %s", self.recovery_dir, exc)
             return None
 
+    @staticmethod
+    def _local_folder(storage: Storage, backend_id: str) -> Path | None:
+        """The folder a body is staged in beside its file, for storages on this machine."""
+        if not storage.capabilities.local_staging:
+            return None
+        return storage.staging_folder(backend_id)
+
     async def _staged(self, storage: Storage, backend_id: str) -> TempFile | None:
-        folder = storage.staging_folder(backend_id) if storage.capabilities.local_staging else None
+        """The file a body is written to: beside its file on a local storage (``OSError``
+        when it cannot be made), else a spool in the recovery folder (or ``None``)."""
+        folder = self._local_folder(storage, backend_id)
         if folder is None:
             return await self._spool()
-        try:
-            return await TempFile.create(folder)
-        except OSError as exc:
-            raise _file_error(exc) from None
+        return await TempFile.create(folder)
 
     async def _read_staged(self, storage: Storage, body: SaveBody) -> TempFile:
         """Read the whole body into its staged file, durable; the errors as the editor hears
@@ -212,7 +218,7 @@ class ConflictKeeper:
         neither can, the body is still read, and its loss logged."""
         try:
             file = await self._staged(storage, backend_id)
-        except WopiError:
+        except OSError:
             file = await self._spool()
         body = SaveBody(chunks, file)
         try:
@@ -234,9 +240,13 @@ class ConflictKeeper:
     ) -> FileStat:
         """Write ``chunks`` over the file; when the storage refuses it with a
         :class:`WopiError` after the body arrived whole, keep it and raise the error again."""
-        file = await self._staged(storage, backend_id)
-        body = SaveBody(chunks, file)
-        if file is not None and file.path.parent != self.recovery_dir:
+        if self._local_folder(storage, backend_id) is not None:
+            try:
+                file = await self._staged(storage, backend_id)
+            except OSError as exc:
+                await SaveBody(chunks, None).drain()  # read to its end, then refuse it
+                raise _file_error(exc) from None
+            body = SaveBody(chunks, file)
             staged = await self._read_staged(storage, body)
             try:
                 written = await storage.commit(
@@ -250,6 +260,7 @@ class ConflictKeeper:
                 raise
             staged.close()  # renamed into place
             return written
+        body = SaveBody(chunks, await self._spool())
         try:
             written = await storage.write(
                 backend_id, body.stream(), expected_version=expected_version
