@@ -14,9 +14,9 @@ the body still lands in the copy and the editor's request is consumed completely
   goes on recording. No two consumers ever share one async iterator.
 
 The copy is a :class:`~wopibridge.storage.tempfiles.TempFile`; each batch is a fresh list handed
-to one write at an explicit offset, so no buffer outlives a cancelled write to be written again. A copy that cannot be written (the state
-folder is full) is given up and reported in :attr:`SaveBody.file_error`; the body is still
-read and the upload still fed.
+to one write at an explicit offset, so no buffer outlives a cancelled write to be written again.
+A copy that cannot be written (the state folder is full) is given up and reported in
+:attr:`SaveBody.file_error`; the body is still read and the upload still fed.
 """
 
 from __future__ import annotations
