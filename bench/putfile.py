@@ -6,8 +6,9 @@ fsyncs it, in one run, so the ratio means something on a noisy host.
 ``--code`` runs wopibridge from another checkout (e.g. an older commit unpacked with
 ``git archive``), so a before/after pair is two runs of this same script. Both servers run in
 their own processes; the uploads come from this process, one at a time, alternating between the
-two servers. Printed: MB/s of each, the ratio PutFile/baseline, and each server's CPU seconds
-per upload (user + system, from ``/proc``).
+two servers. Printed: the median MB/s of each, the ratio of the medians PutFile/baseline, and
+each server's median CPU seconds per upload (user + system, from ``/proc``). On a shared host the
+CPU seconds are the steadier figure: wall time depends on what else runs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -113,8 +115,8 @@ async def main(args: argparse.Namespace) -> None:
                 ) as r:
                     r.raise_for_status()
                 wopi_headers = {"X-WOPI-Override": "PUT", "X-WOPI-Lock": "B"}
-                seconds = {"put": 0.0, "base": 0.0}
-                cpu = {"put": 0.0, "base": 0.0}
+                seconds: dict[str, list[float]] = {"put": [], "base": []}
+                cpu: dict[str, list[float]] = {"put": [], "base": []}
                 for i in range(args.repeat + 1):  # the first round warms up and is not counted
                     for name, proc, target, kw in (
                         (
@@ -128,24 +130,24 @@ async def main(args: argparse.Namespace) -> None:
                         c0, t0 = cpu_seconds(proc.pid), time.perf_counter()
                         await upload(session, target, size, **kw)
                         if i:
-                            seconds[name] += time.perf_counter() - t0
-                            cpu[name] += cpu_seconds(proc.pid) - c0
+                            seconds[name].append(time.perf_counter() - t0)
+                            cpu[name].append(cpu_seconds(proc.pid) - c0)
             assert (work / "data" / "big.bin").stat().st_size == size
         finally:
             for proc in (srv, base):
                 proc.terminate()
                 proc.wait()
             log.close()
-    total = size * args.repeat / 1e6
-    put, bare = total / seconds["put"], total / seconds["base"]
+    mb = size / 1e6
+    put, bare = mb / statistics.median(seconds["put"]), mb / statistics.median(seconds["base"])
     print(f"code: {code}")
     print(
-        f"PutFile {args.size_mib} MiB x{args.repeat}: {put:8.1f} MB/s  "
-        f"cpu {cpu['put'] / args.repeat:.2f} s/upload"
+        f"PutFile {args.size_mib} MiB, median of {args.repeat}: {put:8.1f} MB/s  "
+        f"cpu {statistics.median(cpu['put']):.2f} s/upload"
     )
     print(
-        f"bare handler + fsync:        {bare:8.1f} MB/s  "
-        f"cpu {cpu['base'] / args.repeat:.2f} s/upload"
+        f"bare handler + fsync:            {bare:8.1f} MB/s  "
+        f"cpu {statistics.median(cpu['base']):.2f} s/upload"
     )
     print(f"ratio PutFile/bare: {put / bare:.2f}")
 
@@ -153,6 +155,6 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mib", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--code", default="")
     asyncio.run(main(parser.parse_args()))
