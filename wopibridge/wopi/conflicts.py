@@ -290,17 +290,21 @@ class ConflictKeeper:
         if file is None:
             self.kept.dropped(stat.name, "disk_full", "no room for the previous content")
             return KeptCopy("dropped", "disk_full")
-        content = await storage.open_read(backend_id)
         try:
-            if content.chunks is not None:
-                source: AsyncIterable[bytes] = content.chunks
-            else:
-                assert content.local_path is not None
-                source = read_chunks(content.local_path)
-            body = SaveBody(source, file)
-            await body.drain()
-        finally:
-            await content.close()
+            content = await storage.open_read(backend_id)
+            try:
+                if content.chunks is not None:
+                    source: AsyncIterable[bytes] = content.chunks
+                else:
+                    assert content.local_path is not None
+                    source = read_chunks(content.local_path)
+                body = SaveBody(source, file)
+                await body.drain()
+            finally:
+                await content.close()
+        except BaseException:
+            file.discard()
+            raise
         name = conflict_name(stat.name, f"previous version, before {user}", self._clock())
         target = await self._to_recovery(body, name)
         if target is None:
