@@ -240,3 +240,32 @@ async def test_cs3_upload_cut_short(
     finally:
         await running.stop()
         await raw.stop()
+
+
+async def test_cs3_data_server_that_stops_reading_is_503_and_the_body_kept(
+    tmp_path: Path, aiohttp_client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.mesh.conftest import CS3_TOKEN
+
+    caplog.set_level(logging.WARNING)
+    raw = RawDav("stall")
+    await raw.start()
+    running = await start_gateway(tmp_path / "cs3")
+    try:
+        (running.gateway.root / "doc.odt").write_bytes(ORIGINAL)
+        table = {"type": "cs3", "gateway": running.address, "timeout": 2}
+        client = await aiohttp_client(make_app(tmp_path, {"reva": table}))
+        path, token = await open_locked(client, "reva", "doc.odt", token_header=CS3_TOKEN)
+        running.gateway.data_url = f"http://127.0.0.1:{raw.port}"
+        body = bodies(8, seed=5)[6]  # 4 MiB: more than the socket buffers take
+        raw.half = len(body) // 2
+        started = time.monotonic()
+        answer = await put(client, path, token, body)
+        assert answer.status == 503, await answer.text()
+        assert time.monotonic() - started < 15
+        assert (running.gateway.root / "doc.odt").read_bytes() == ORIGINAL
+        assert kept_digests(tmp_path / "state" / "recovery", None) == Counter([digest(body)])
+        assert_clean_log(caplog)
+    finally:
+        await running.stop()
+        await raw.stop()
