@@ -22,7 +22,6 @@ Safety rules this backend keeps:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import os
@@ -253,8 +252,10 @@ class LocalStorage:
 
     # -- writing -----------------------------------------------------------------------
 
-    async def _write_temp(self, folder: Path, chunks: AsyncIterable[bytes], mode: int) -> Path:
-        """Stream ``chunks`` into a fresh locked temporary file in ``folder``, fsynced."""
+    async def _write_temp(self, folder: Path, chunks: AsyncIterable[bytes], mode: int) -> TempFile:
+        """Stream ``chunks`` into a fresh locked temporary file in ``folder``, fsynced. It stays
+        open, and so locked, until the caller has renamed it into place: an instance starting
+        meanwhile sweeps only temporaries nobody holds."""
         try:
             temp = await TempFile.create(folder)
         except OSError as exc:
@@ -276,8 +277,7 @@ class LocalStorage:
             if isinstance(exc, OSError):
                 raise _os_error(exc, "write") from None
             raise
-        temp.close()
-        return temp.path
+        return temp
 
     @staticmethod
     def _next_mtime(previous_ns: int) -> int:
@@ -298,10 +298,9 @@ class LocalStorage:
         current_mode = (await asyncio.to_thread(os.stat, path)).st_mode & 0o7777
         temp = await self._write_temp(path.parent, chunks, current_mode)
         try:
-            return await self.commit(file_id, temp, expected_version=expected_version)
-        except BaseException:
-            _unlink_quietly(temp)
-            raise
+            return await self.commit(file_id, temp.path, expected_version=expected_version)
+        finally:
+            temp.discard()  # removes the temporary name only if the rename did not happen
 
     def staging_folder(self, file_id: str) -> Path:
         return self._path_of(file_id).parent
@@ -354,14 +353,12 @@ class LocalStorage:
             async with self._lock_for(target):
                 previous = await asyncio.to_thread(_mtime_or_zero, target)
                 await asyncio.to_thread(
-                    _commit, temp, target, self._next_mtime(previous), not overwrite
+                    _commit, temp.path, target, self._next_mtime(previous), not overwrite
                 )
         except FileExistsError:
-            _unlink_quietly(temp)
             raise FileExists(f"A file named {name!r} already exists") from None
-        except BaseException:
-            _unlink_quietly(temp)
-            raise
+        finally:
+            temp.discard()  # removes the temporary name only if it is still there
         relative = target.relative_to(self.root).as_posix()
         return self._stat_path(self._index.id_for(relative), target)
 
@@ -470,11 +467,6 @@ def _rename_noreplace(source: Path, target: Path) -> None:
     os.link(source, target)
     os.unlink(source)
     _fsync_dir(target.parent)
-
-
-def _unlink_quietly(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
 
 
 def _writable_dir(path: Path) -> bool:
