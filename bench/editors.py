@@ -4,7 +4,7 @@
 
 Prints the time to parse each real discovery document, editor URLs built per second, and the
 throughput of a 100 MiB save through the local storage directly and through the guarded write
-(which also spools the body so a refused save is never lost).
+(which writes the body once, beside the file, so a refused save is kept by a rename).
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> web.Application:
     status.add_routes(app)
     setup_bridge(app)  # before the editors: the app registry lists the bridged apps too
     setup_editors(app)
+    app[keys.CONFLICTS].kept.on_drop = app[keys.METRICS].count_kept_dropped
     app[PROOF_SOURCE] = app[keys.DISCOVERY]
     wopi_routes.add_routes(app, check_proof)
     return app

@@ -133,6 +133,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "workers": Key(
             1, _as_positive, "Server processes sharing the port; above 1 needs Redis locks."
         ),
+        "min_free_space": Key(
+            1024**3, _as_positive, "`/ready` warns when the state or a data folder has less."
+        ),
+    },
+    "recovery": {
+        "max_bytes": Key(10 * 1024**3, _as_positive, "Bytes of kept refused saves in all."),
+        "max_bytes_per_user": Key(1024**3, _as_positive, "Bytes of kept refused saves per user."),
+        "max_age": Key(30 * 86400, _as_positive, "Seconds a kept refused save is kept."),
     },
     "storage": {
         "root": Key("./data", _as_str, "Folder of the local storage, created on first run."),
@@ -163,6 +171,14 @@ class ServerSettings:
     max_upload_size: int
     log_level: str
     workers: int
+    min_free_space: int
+
+
+@dataclass(frozen=True)
+class RecoverySettings:
+    max_bytes: int
+    max_bytes_per_user: int
+    max_age: int
 
 
 @dataclass(frozen=True)
@@ -192,6 +208,9 @@ class Settings:
     storage: StorageSettings
     locks: LockSettings
     security: SecuritySettings
+    recovery: RecoverySettings = field(
+        default_factory=lambda: RecoverySettings(10 * 1024**3, 1024**3, 30 * 86400)
+    )
     apps: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     storages: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -350,6 +369,7 @@ def load_settings(
             "in-process locks are not shared between processes",
         )
     security = _section(raw, "security", sources)
+    recovery = _section(raw, "recovery", sources)
     for name in ("token_secret", "iop_secret"):
         if security[name] and security[f"{name}_file"]:
             raise ConfigError(f"security.{name}", f"set either {name} or {name}_file, not both")
@@ -360,6 +380,7 @@ def load_settings(
         storage=StorageSettings(**storage),
         locks=LockSettings(**locks),
         security=SecuritySettings(**security),
+        recovery=RecoverySettings(**recovery),
         apps=_named_table(raw, "apps"),
         storages=_named_table(raw, "storages"),
     )

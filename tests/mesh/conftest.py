@@ -32,6 +32,7 @@ class DavServer:
 
     root: Path
     fileids: bool = False
+    hide_locks: bool = False
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -56,6 +57,7 @@ class DavServer:
                 "--token",
                 DAV_TOKEN,
                 *(["--fileids"] if self.fileids else []),
+                *(["--hide-locks"] if self.hide_locks else []),
             ],
             cwd=REPO,
             stdout=subprocess.DEVNULL,

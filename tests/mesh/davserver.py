@@ -15,6 +15,9 @@ file and move it into place, and give every state its own etag):
 
 ``/ro`` serves the same folder read-only (writes answer 403).
 
+With ``--hide-locks``, PROPFIND never reports ``lockdiscovery`` (as servers without it do): a
+locked file is then refused only once its PUT arrives, after cheroot's ``100 Continue``.
+
 With ``--user``, Basic authentication is required; with ``--token``, the same user also
 accepts ``Authorization: Bearer <token>`` (as an OCM share's shared secret is sent).
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
 import os
 import secrets
@@ -107,6 +111,22 @@ class _BearerOrBasic:
         return self.app(environ, start_response)
 
 
+class _HideLocks:
+    """WSGI wrapper: PROPFIND requests no longer ask for ``lockdiscovery``."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+
+    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+        if environ.get("REQUEST_METHOD") == "PROPFIND":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            body = body.replace(b"<d:lockdiscovery/>", b"")
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return self.app(environ, start_response)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -115,6 +135,7 @@ def main() -> None:
     parser.add_argument("--password", default="")
     parser.add_argument("--token", default="")
     parser.add_argument("--fileids", action="store_true")
+    parser.add_argument("--hide-locks", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -145,6 +166,8 @@ def main() -> None:
 
         basic = base64.b64encode(f"{args.user}:{args.password}".encode()).decode()
         app = _BearerOrBasic(app, args.token, f"Basic {basic}")
+    if args.hide_locks:
+        app = _HideLocks(app)
     server = wsgi.Server(("127.0.0.1", args.port), app, numthreads=8)
     try:
         server.start()

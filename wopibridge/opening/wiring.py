@@ -26,6 +26,7 @@ from wopibridge.bridge.keys import BRIDGE_EDITORS
 from wopibridge.opening import native, reva, revanew
 from wopibridge.wopi.conflicts import ConflictKeeper
 from wopibridge.wopi.hooks import HOOKS
+from wopibridge.wopi.keptcopies import KeepLimits
 
 #: How long the start waits for the first discovery fetch before serving anyway.
 STARTUP_DISCOVERY_WAIT = 3.0
@@ -41,7 +42,12 @@ def setup_editors(app: web.Application) -> None:
     registry = build_registry(settings, AppContext(settings, holder, cache), prebuilt=bridged)
     app[keys.EDITORS] = registry
     app[HOOKS] = EditorHooks(registry)
-    app[keys.CONFLICTS] = ConflictKeeper(settings.server.state_dir / "recovery")
+    recovery = settings.recovery
+    app[keys.CONFLICTS] = ConflictKeeper(
+        settings.server.state_dir / "recovery",
+        limits=KeepLimits(recovery.max_bytes, recovery.max_bytes_per_user, recovery.max_age),
+    )
+    app.cleanup_ctx.append(_kept_copies_ctx)
     if aiohttp_jinja2.APP_KEY not in app:
         aiohttp_jinja2.setup(
             app, loader=jinja2.PackageLoader("wopibridge", "templates"), autoescape=True
@@ -52,6 +58,20 @@ def setup_editors(app: web.Application) -> None:
     app.router.add_get("/wopi/host", native.host_page)
     reva.add_routes(app)
     revanew.add_routes(app)
+
+
+async def _kept_copies_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sweep what a crash left in the recovery folder, then expire kept copies as they age."""
+    keeper = app[keys.CONFLICTS]
+    await keeper.start()
+    upkeep = asyncio.create_task(keeper.run())
+    try:
+        yield
+    finally:
+        upkeep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await upkeep
+        keeper.close()
 
 
 async def _editors_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 
 from aiohttp import web
 
@@ -43,12 +45,47 @@ async def ready(request: web.Request) -> web.Response:
     checks = await run_checks(request.app)
     failures = {name: state for name, state in checks.items() if state != "ok"}
     apps = _editors(request.app)
+    warnings = await asyncio.to_thread(_low_space, request.app)
+    extra = {"warnings": warnings} if warnings else {}
     if failures:
         return web.json_response(
-            {"status": "unavailable", "failing": failures, "checks": checks, "editors": apps},
+            {
+                "status": "unavailable",
+                "failing": failures,
+                "checks": checks,
+                "editors": apps,
+                **extra,
+            },
             status=503,
         )
-    return web.json_response({"status": "ready", "checks": checks, "editors": apps})
+    return web.json_response({"status": "ready", "checks": checks, "editors": apps, **extra})
+
+
+def _folders(app: web.Application) -> dict[str, Path]:
+    """The folders on this machine that saves write to: the state folder (recovery copies,
+    indexes) and each local storage's root, read from the settings."""
+    settings = app[keys.SETTINGS]
+    folders = {"state": settings.server.state_dir, "data:local": settings.storage.root}
+    for name, table in settings.storages.items():
+        if table.get("type") == "local" and table.get("root"):
+            folders[f"data:{name}"] = Path(str(table["root"]))
+    return folders
+
+
+def _low_space(app: web.Application) -> dict[str, str]:
+    """A warning per folder with less than ``server.min_free_space`` free bytes. Low space does
+    not make the server unready (saves elsewhere still work); a full disk answers 507."""
+    limit = app[keys.SETTINGS].server.min_free_space
+    warnings: dict[str, str] = {}
+    for name, folder in _folders(app).items():
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            continue
+        free = st.f_bavail * st.f_frsize
+        if free < limit:
+            warnings[name] = f"{folder}: {free} bytes free, below {limit}"
+    return warnings
 
 
 def _editors(app: web.Application) -> dict[str, str]:

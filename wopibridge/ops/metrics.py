@@ -18,11 +18,17 @@ class Metrics:
         self.requests: Counter[tuple[str, int]] = Counter()
         self.seconds: defaultdict[str, float] = defaultdict(float)
         self.counts: Counter[str] = Counter()
+        self.kept_dropped: Counter[str] = Counter()
 
     def observe(self, operation: str, status: int, seconds: float) -> None:
         self.requests[(operation, status)] += 1
         self.seconds[operation] += seconds
         self.counts[operation] += 1
+
+    def count_kept_dropped(self, reason: str) -> None:
+        """A refused save was not kept, or a kept copy was removed (``duplicate``, ``quota``,
+        ``expired``, ``disk_full``)."""
+        self.kept_dropped[reason] += 1
 
     def snapshot(self) -> Snapshot:
         """The counters as plain JSON-ready data."""
@@ -30,6 +36,7 @@ class Metrics:
             "requests": [[op, status, n] for (op, status), n in self.requests.items()],
             "seconds": dict(self.seconds),
             "counts": dict(self.counts),
+            "kept_dropped": dict(self.kept_dropped),
         }
 
     @classmethod
@@ -43,6 +50,8 @@ class Metrics:
                 total.seconds[op] += float(seconds)
             for op, n in snap["counts"].items():
                 total.counts[op] += int(n)
+            for reason, n in snap.get("kept_dropped", {}).items():
+                total.kept_dropped[str(reason)] += int(n)
         return total
 
     def render(self) -> str:
@@ -66,4 +75,11 @@ class Metrics:
             lines.append(
                 f"wopibridge_request_duration_seconds_count{label} {self.counts[operation]}"
             )
+        lines += [
+            "# HELP wopibridge_kept_copies_dropped_total Refused saves not kept, and kept copies"
+            " removed, by reason.",
+            "# TYPE wopibridge_kept_copies_dropped_total counter",
+        ]
+        for reason, count in sorted(self.kept_dropped.items()):
+            lines.append(f'wopibridge_kept_copies_dropped_total{{reason="{reason}"}} {count}')
         return "\n".join(lines) + "\n"

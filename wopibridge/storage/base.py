@@ -92,6 +92,9 @@ class Capabilities:
       site as holder (:class:`wopibridge.locks.sitelocks.SiteLockStore`).
     - ``reva_gateway``: it resolves Reva storage ids, which openinapp's ``endpoint`` may name.
     - ``desktop_lock_files``: desktop lock files (``.~lock.<name>#``) can be kept beside files.
+    - ``local_staging``: its files live on this machine, so a save's body is written once, into
+      :meth:`Storage.staging_folder`, and moved into place (:meth:`Storage.commit`) or beside
+      the file as a conflict copy (:meth:`Storage.adopt`) with one rename.
     """
 
     user_credential: bool = False
@@ -99,6 +102,7 @@ class Capabilities:
     shared_by_sites: bool = False
     reva_gateway: bool = False
     desktop_lock_files: bool = True
+    local_staging: bool = False
 
 
 @runtime_checkable
@@ -150,6 +154,20 @@ class Storage(Protocol):
         """Create ``name`` in ``folder`` (a path from the storage root, ``""`` for the root),
         never overwriting: ``FileExists`` when the name is taken (checked atomically with the
         create), ``NotFound`` when the folder does not exist."""
+
+    def staging_folder(self, file_id: str) -> Path | None:
+        """A folder on this machine from which :meth:`commit` and :meth:`adopt` move a file
+        into place with a rename (``capabilities.local_staging``), else ``None``."""
+
+    async def commit(
+        self, file_id: str, staged: Path, *, expected_version: str | None = None
+    ) -> FileStat:
+        """Replace the content with the complete, durable file ``staged``, as :meth:`write`
+        does. On failure ``staged`` is left where it is: the caller owns it."""
+
+    async def adopt(self, sibling_of: str, name: str, staged: Path) -> FileStat:
+        """Create ``name`` beside ``sibling_of`` from the file ``staged`` (``FileExists`` when
+        the name is taken). On failure ``staged`` is left where it is."""
 
     async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
         """The file named ``name`` in the same folder, if any."""

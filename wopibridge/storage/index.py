@@ -8,10 +8,14 @@ microseconds, so lookups run inline on the event loop rather than paying a threa
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+from wopibridge.errors import InsufficientStorage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (id TEXT PRIMARY KEY, path TEXT NOT NULL UNIQUE);
@@ -22,6 +26,17 @@ CREATE TABLE IF NOT EXISTS meta (
 
 
 META_TTL = 5.0
+
+
+@contextlib.contextmanager
+def _full_is_507() -> Iterator[None]:
+    """A write into the index on a full state folder is "insufficient storage", not a crash."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
+            raise InsufficientStorage("The state folder of the server is full") from None
+        raise
 
 
 def new_id() -> str:
@@ -67,12 +82,15 @@ class FileIndex:
         row = self._db.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
         if row is not None:
             return str(row[0])
-        self._db.execute("INSERT OR IGNORE INTO files (id, path) VALUES (?, ?)", (new_id(), path))
+        with _full_is_507():
+            self._db.execute(
+                "INSERT OR IGNORE INTO files (id, path) VALUES (?, ?)", (new_id(), path)
+            )
         row = self._db.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
         return str(row[0])
 
     def move(self, file_id: str, new_path: str) -> None:
-        with self._db:
+        with _full_is_507(), self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM files WHERE path = ? AND id != ?", (new_path, file_id))
             self._db.execute("UPDATE files SET path = ? WHERE id = ?", (new_path, file_id))
@@ -105,11 +123,12 @@ class FileIndex:
         return value
 
     def set_meta(self, file_id: str, key: str, value: str) -> None:
-        self._db.execute(
-            "INSERT INTO meta (id, key, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (id, key) DO UPDATE SET value = excluded.value",
-            (file_id, key, value),
-        )
+        with _full_is_507():
+            self._db.execute(
+                "INSERT INTO meta (id, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (id, key) DO UPDATE SET value = excluded.value",
+                (file_id, key, value),
+            )
         self._meta[(file_id, key)] = (value, time.monotonic() + META_TTL)
 
     def ping(self) -> None:

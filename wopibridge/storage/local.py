@@ -6,8 +6,12 @@ Safety rules this backend keeps:
   outside the root are refused.
 * Writes are atomic: the new bytes go to a temporary file in the same folder, are fsynced, and
   replace the old file with one ``rename``; the folder is fsynced after. A crash at any moment
-  leaves either the old or the new content, never a mix. Leftover temporary files from a crash
-  are swept at start.
+  leaves either the old or the new content, never a mix. The temporary file is locked while its
+  writer lives (:mod:`.tempfiles`); those a crash left are swept at start, those another live
+  instance is writing are not.
+* A PutFile body is written once (``local_staging``): the WOPI layer streams it into a
+  temporary file of :meth:`LocalStorage.staging_folder` and :meth:`LocalStorage.commit` renames
+  it over the file, or :meth:`LocalStorage.adopt` links it beside the file as a conflict copy.
 * The modification time of every write is set to strictly more than the previous one (in whole
   microseconds), so ``Version`` and ``LastModifiedTime`` change on every save even when two saves
   land in the same clock tick.
@@ -18,11 +22,9 @@ Safety rules this backend keeps:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import os
-import secrets
 import stat as statmod
 import time
 from collections.abc import AsyncIterable, AsyncIterator
@@ -42,12 +44,10 @@ from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import CHUNK_SIZE, Capabilities, FileContent, FileStat
 from wopibridge.storage.index import FileIndex
 from wopibridge.storage.names import check_name
+from wopibridge.storage.tempfiles import WRITE_BATCH, TempFile, sweep
 
 log = logging.getLogger("wopibridge.storage.local")
 
-TEMP_PREFIX = ".~wb-"
-STALE_TEMP_SECONDS = 6 * 3600
-_WRITE_BATCH = 1024 * 1024
 _PROC_FD = Path("/proc/self/fd")
 
 
@@ -91,7 +91,7 @@ class _LocalContent(FileContent):
 class LocalStorage:
     """Files under one folder. ``name`` is the storage's name in WOPI file ids."""
 
-    capabilities = Capabilities()
+    capabilities = Capabilities(local_staging=True)
 
     def __init__(self, name: str, root: Path, state_dir: Path) -> None:
         self.name = name
@@ -252,32 +252,31 @@ class LocalStorage:
 
     # -- writing -----------------------------------------------------------------------
 
-    async def _write_temp(self, folder: Path, chunks: AsyncIterable[bytes], mode: int) -> Path:
-        """Stream ``chunks`` into a fresh temporary file in ``folder``, fsynced."""
-        temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp"
+    async def _write_temp(self, folder: Path, chunks: AsyncIterable[bytes], mode: int) -> TempFile:
+        """Stream ``chunks`` into a fresh locked temporary file in ``folder``, fsynced. It stays
+        open, and so locked, until the caller has renamed it into place: an instance starting
+        meanwhile sweeps only temporaries nobody holds."""
         try:
-            fd = await asyncio.to_thread(
-                os.open, temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
-            )
+            temp = await TempFile.create(folder)
         except OSError as exc:
             raise _os_error(exc, "write") from None
         try:
-            pending = bytearray()
+            batch: list[bytes] = []
+            pending = 0
             async for chunk in chunks:
-                pending += chunk
-                if len(pending) >= _WRITE_BATCH:
-                    await asyncio.to_thread(_write_all, fd, bytes(pending))
-                    pending.clear()
-            if pending:
-                await asyncio.to_thread(_write_all, fd, bytes(pending))
-            await asyncio.to_thread(_finish, fd, mode)
+                batch.append(chunk)
+                pending += len(chunk)
+                if pending >= WRITE_BATCH:
+                    await temp.write(batch)
+                    batch, pending = [], 0
+            if batch:
+                await temp.write(batch)
+            await temp.sync(mode)
         except BaseException as exc:
-            os.close(fd)
-            _unlink_quietly(temp)
+            temp.discard()
             if isinstance(exc, OSError):
                 raise _os_error(exc, "write") from None
             raise
-        os.close(fd)
         return temp
 
     @staticmethod
@@ -299,16 +298,45 @@ class LocalStorage:
         current_mode = (await asyncio.to_thread(os.stat, path)).st_mode & 0o7777
         temp = await self._write_temp(path.parent, chunks, current_mode)
         try:
-            async with self._lock_for(path):
-                latest = await asyncio.to_thread(self._stat_path, file_id, path)
-                if expected_version is not None and latest.version != expected_version:
-                    raise VersionConflict("The file changed in storage")
-                mtime = self._next_mtime(latest.mtime_ns)
-                await asyncio.to_thread(_commit, temp, path, mtime)
-        except BaseException:
-            _unlink_quietly(temp)
-            raise
+            return await self.commit(file_id, temp.path, expected_version=expected_version)
+        finally:
+            temp.discard()  # removes the temporary name only if the rename did not happen
+
+    def staging_folder(self, file_id: str) -> Path:
+        return self._path_of(file_id).parent
+
+    async def commit(
+        self, file_id: str, staged: Path, *, expected_version: str | None = None
+    ) -> FileStat:
+        """Rename ``staged`` (a durable file in :meth:`staging_folder`) over the file, after
+        checking the version once more under the per-file lock; it takes the file's mode."""
+        path = self._path_of(file_id)
+        async with self._lock_for(path):
+            latest = await asyncio.to_thread(self._stat_path, file_id, path)
+            if expected_version is not None and latest.version != expected_version:
+                raise VersionConflict("The file changed in storage")
+            mtime = self._next_mtime(latest.mtime_ns)
+            try:
+                await asyncio.to_thread(_commit, staged, path, mtime, False, True)
+            except OSError as exc:
+                raise _os_error(exc, "write") from None
         return await asyncio.to_thread(self._stat_path, file_id, path)
+
+    async def adopt(self, sibling_of: str, name: str, staged: Path) -> FileStat:
+        """Link ``staged`` beside ``sibling_of`` as ``name`` (refused if the name is taken)."""
+        folder = self._path_of(sibling_of).parent
+        target = folder / check_name(name)
+        async with self._lock_for(target):
+            try:
+                await asyncio.to_thread(os.chmod, staged, 0o644)
+                previous = await asyncio.to_thread(_mtime_or_zero, target)
+                await asyncio.to_thread(_commit, staged, target, self._next_mtime(previous), True)
+            except FileExistsError:
+                raise FileExists(f"A file named {name!r} already exists") from None
+            except OSError as exc:
+                raise _os_error(exc, "write") from None
+        relative = target.relative_to(self.root).as_posix()
+        return self._stat_path(self._index.id_for(relative), target)
 
     async def create(
         self,
@@ -335,14 +363,12 @@ class LocalStorage:
             async with self._lock_for(target):
                 previous = await asyncio.to_thread(_mtime_or_zero, target)
                 await asyncio.to_thread(
-                    _commit, temp, target, self._next_mtime(previous), not overwrite
+                    _commit, temp.path, target, self._next_mtime(previous), not overwrite
                 )
         except FileExistsError:
-            _unlink_quietly(temp)
             raise FileExists(f"A file named {name!r} already exists") from None
-        except BaseException:
-            _unlink_quietly(temp)
-            raise
+        finally:
+            temp.discard()  # removes the temporary name only if it is still there
         relative = target.relative_to(self.root).as_posix()
         return self._stat_path(self._index.id_for(relative), target)
 
@@ -400,23 +426,13 @@ class LocalStorage:
         log.info("storage %s: local folder %s", self.name, self.root)
 
     async def sweep_temporaries(self) -> int:
-        """Remove temporary files a crash left behind; returns how many."""
-        return await asyncio.to_thread(_sweep, self.root)
+        """Remove the temporary files a crash left behind (whose writer no longer holds their
+        lock); returns how many."""
+        removed, _ = await asyncio.to_thread(sweep, self.root)
+        return removed
 
     async def close(self) -> None:
         self._index.close()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _finish(fd: int, mode: int) -> None:
-    os.fchmod(fd, mode)
-    os.fsync(fd)
 
 
 def _mtime_or_zero(path: Path) -> int:
@@ -434,12 +450,20 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _commit(temp: Path, target: Path, mtime_ns: int, exclusive: bool = False) -> None:
+def _commit(
+    temp: Path,
+    target: Path,
+    mtime_ns: int,
+    exclusive: bool = False,
+    keep_mode: bool = False,
+) -> None:
     """Give the temporary file its final time and move it over ``target`` in one step.
 
     ``exclusive`` refuses to replace an existing file: ``link`` fails atomically if the name
-    is taken, which ``rename`` cannot do.
+    is taken, which ``rename`` cannot do. ``keep_mode`` gives it the mode of the file it replaces.
     """
+    if keep_mode:
+        os.chmod(temp, os.stat(target).st_mode & 0o7777)
     os.utime(temp, ns=(mtime_ns, mtime_ns))
     if exclusive:
         os.link(temp, target)
@@ -455,28 +479,5 @@ def _rename_noreplace(source: Path, target: Path) -> None:
     _fsync_dir(target.parent)
 
 
-def _unlink_quietly(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
 def _writable_dir(path: Path) -> bool:
     return os.path.isdir(path) and os.access(path, os.W_OK)
-
-
-def _sweep(root: Path) -> int:
-    removed = 0
-    cutoff = time.time() - STALE_TEMP_SECONDS
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            if name.startswith(TEMP_PREFIX) and name.endswith(".tmp"):
-                path = Path(folder) / name
-                try:
-                    if path.stat().st_mtime < cutoff:
-                        path.unlink()
-                        removed += 1
-                except OSError:
-                    continue
-    if removed:
-        log.info("removed %d stale temporary files under %s", removed, root)
-    return removed

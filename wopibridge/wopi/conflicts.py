@@ -7,32 +7,51 @@ about to be told "no". Before it is, the content is written next to the file as
 and minute lands in the user's folder, anything more (or anything the storage refuses) goes to
 the recovery folder on the server. The log line names where the content went.
 
-A write is guarded by spooling the body to the recovery folder while it streams to the storage
-(:meth:`ConflictKeeper.guarded_write`): a storage may consume the body and only then find that
-it cannot commit it (an atomic local write checks the version again just before its rename).
-The spool is deleted as soon as the write succeeded.
+The body is written once (:class:`~wopibridge.wopi.body.SaveBody` is its only reader):
+
+- on a storage with ``local_staging`` it goes into a temporary file beside the file; a save
+  that lands is that file renamed over the old one, a refused save is that file linked beside it
+  as the conflict copy (or moved to the recovery folder);
+- on a remote storage it streams to the upload and, batch by batch, into a temporary file in the
+  recovery folder; that file becomes the kept copy when the storage refuses the save, and is
+  deleted when it lands.
+
+Kept copies are bounded (:class:`KeepLimits`): the same content for the same file and user is
+kept once, each user and all users together have a quota, and copies older than ``max_age``
+are deleted (a conflict copy beside the file only while nobody changed it since). Whatever is
+not kept is logged with the reason and counted (``on_drop``, the ``/metrics`` counter).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import hashlib
 import logging
 import os
 import re
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+import shutil
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
-from wopibridge.errors import FileExists, WopiError
-from wopibridge.storage.base import CHUNK_SIZE, FileStat, Storage
+from wopibridge.errors import (
+    FileExists,
+    InsufficientStorage,
+    Unavailable,
+    WopiError,
+)
+from wopibridge.storage.base import FileStat, Storage
+from wopibridge.storage.tempfiles import TempFile, read_chunks, sweep
+from wopibridge.wopi.body import SaveBody
+from wopibridge.wopi.keptcopies import KeepLimits, KeptCopies
+from wopibridge.wopi.keptindex import KeptIndex
 
 log = logging.getLogger("wopibridge.conflicts")
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
-_SPOOL_BATCH = 1024 * 1024
 
 
 def _safe(text: str, limit: int) -> str:
@@ -52,7 +71,8 @@ def conflict_name(name: str, user: str, when: datetime) -> str:
 @dataclass(frozen=True, slots=True)
 class KeptCopy:
     """Where a save that could not land went: ``storage`` (a conflict copy next to the file,
-    ``stat`` set) or ``recovery`` (a file on the server, ``path`` set)."""
+    ``stat`` set), ``recovery`` (a file on the server, ``path`` set) or ``dropped`` (not kept:
+    ``name`` says why)."""
 
     where: str
     name: str
@@ -60,25 +80,42 @@ class KeptCopy:
     path: Path | None = None
 
 
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    handle = await asyncio.to_thread(path.open, "rb")
-    try:
-        while True:
-            chunk = await asyncio.to_thread(handle.read, CHUNK_SIZE)
-            if not chunk:
-                return
-            yield chunk
-    finally:
-        await asyncio.to_thread(handle.close)
+def _file_error(exc: OSError) -> WopiError:
+    """A failed write of a save's body on this machine, as the editor should hear it."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientStorage("The storage is full")
+    return Unavailable(f"The save could not be written ({exc.strerror})")
 
 
-def _durable_rename(source: Path, target: Path) -> None:
-    fd = os.open(source, os.O_RDONLY)
+def _sha256(fd: int) -> str:
+    digest = hashlib.sha256()
+    offset = 0
+    while block := os.pread(fd, 1024 * 1024, offset):
+        digest.update(block)
+        offset += len(block)
+    return digest.hexdigest()
+
+
+def _durable_move(source: Path, target: Path) -> None:
+    """Move a durable file into ``target``'s folder; across filesystems, by a copy."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    source.rename(target)
+        os.rename(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        partial = target.with_name(f".~wb-{secrets.token_hex(8)}.tmp")
+        try:
+            shutil.copyfile(source, partial)
+            fd = os.open(partial, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        source.unlink(missing_ok=True)
     folder = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(folder)
@@ -86,89 +123,86 @@ def _durable_rename(source: Path, target: Path) -> None:
         os.close(folder)
 
 
-class _Spool:
-    """A file in the recovery folder that records a body while it streams elsewhere.
-
-    :meth:`tee` hands the storage an iterator that records every chunk it takes; when the
-    storage gives up half way, :meth:`finish` records the rest of the body, so the whole body
-    is kept whatever the point of failure.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / f"spool-{secrets.token_hex(8)}"
-        self.complete = False
-        self._pending = bytearray()
-        self._handle: BinaryIO | None = None
-
-    async def _flush(self) -> None:
-        if self._handle is None:
-            self._handle = await asyncio.to_thread(self.path.open, "wb")
-        if self._pending:
-            await asyncio.to_thread(self._handle.write, bytes(self._pending))
-            self._pending.clear()
-
-    async def add(self, chunk: bytes) -> None:
-        self._pending += chunk
-        if len(self._pending) >= _SPOOL_BATCH:
-            await self._flush()
-
-    def tee(self, chunks: AsyncIterable[bytes]) -> _Tee:
-        return _Tee(self, chunks.__aiter__())
-
-    async def finish(self, rest: AsyncIterator[bytes] | None = None) -> None:
-        """Record whatever is left of the body. The spool is not fsynced here: it only
-        matters when a save fails, and then it is made durable where it is kept (the storage's
-        atomic create, or :meth:`ConflictKeeper._to_recovery`)."""
-        if rest is not None:
-            async for chunk in rest:
-                await self.add(chunk)
-        await self._flush()
-        handle = self._handle
-        assert handle is not None
-        await asyncio.to_thread(handle.close)
-        self._handle = None
-        self.complete = True
-
-    async def drop(self) -> None:
-        if self._handle is not None:
-            await asyncio.to_thread(self._handle.close)
-            self._handle = None
-        await asyncio.to_thread(self.path.unlink, True)
-
-
-class _Tee:
-    def __init__(self, spool: _Spool, source: AsyncIterator[bytes]) -> None:
-        self.spool = spool
-        self.source = source
-        self.body_failed = False
-
-    def __aiter__(self) -> _Tee:
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            chunk = await self.source.__anext__()
-        except StopAsyncIteration:
-            await self.spool.finish()
-            raise
-        except BaseException:
-            self.body_failed = True  # the upload itself broke (too large, disconnected)
-            raise
-        await self.spool.add(chunk)
-        return chunk
-
-
 class ConflictKeeper:
     """Writes conflict copies and guards writes; one per application (``recovery_dir`` under
     the state folder)."""
 
-    def __init__(self, recovery_dir: Path, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        recovery_dir: Path,
+        clock: Callable[[], datetime] | None = None,
+        limits: KeepLimits | None = None,
+    ) -> None:
         self.recovery_dir = recovery_dir
+        self.kept = KeptCopies(
+            KeptIndex(recovery_dir.parent / "kept-copies.sqlite3"),
+            recovery_dir,
+            limits or KeepLimits(),
+        )
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def _folder(self) -> Path:
         self.recovery_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         return self.recovery_dir
+
+    # -- start and upkeep -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Remove the bodies a crash left half-received in the recovery folder (those whose
+        writer is gone), and what has expired."""
+        await asyncio.to_thread(self._folder)
+        await asyncio.to_thread(sweep, self.recovery_dir, recursive=False)
+        await self.kept.expire()
+
+    async def run(self) -> None:
+        """Expire kept copies now and then, for as long as the app runs."""
+        while True:
+            await asyncio.sleep(min(3600.0, max(1.0, self.kept.limits.max_age / 2)))
+            try:
+                await self.kept.expire()
+            except Exception:  # pragma: no cover - upkeep must not die
+                log.exception("expiring kept copies failed")
+
+    async def _spool(self) -> TempFile | None:
+        """A temporary file in the recovery folder for a body streaming to a remote storage;
+        ``None`` (logged) when the state folder cannot take it: the save goes on unguarded."""
+        try:
+            return await TempFile.create(await asyncio.to_thread(self._folder))
+        except OSError as exc:
+            log.warning("no copy of this save can be kept in %s: %s", self.recovery_dir, exc)
+            return None
+
+    @staticmethod
+    def _local_folder(storage: Storage, backend_id: str) -> Path | None:
+        """The folder a body is staged in beside its file, for storages on this machine."""
+        if not storage.capabilities.local_staging:
+            return None
+        return storage.staging_folder(backend_id)
+
+    async def _staged(self, storage: Storage, backend_id: str) -> TempFile | None:
+        """The file a body is written to: beside its file on a local storage (``OSError``
+        when it cannot be made), else a spool in the recovery folder (or ``None``)."""
+        folder = self._local_folder(storage, backend_id)
+        if folder is None:
+            return await self._spool()
+        return await TempFile.create(folder)
+
+    async def _read_staged(self, storage: Storage, body: SaveBody) -> TempFile:
+        """Read the whole body into its staged file, durable; the errors as the editor hears
+        them (a full disk is 507)."""
+        try:
+            await body.drain()
+            if body.file is None:
+                assert body.file_error is not None
+                raise _file_error(body.file_error)
+            await body.file.sync()
+        except OSError as exc:
+            body.discard()
+            raise _file_error(exc) from None
+        except BaseException:
+            body.discard()
+            raise
+        return body.file
 
     async def keep(
         self,
@@ -179,39 +213,20 @@ class ConflictKeeper:
         chunks: AsyncIterable[bytes],
         reason: str,
     ) -> KeptCopy:
-        """Save ``chunks`` (a body that will not land on the file) as a conflict copy."""
-        spool = _Spool(await asyncio.to_thread(self._folder))
+        """Keep ``chunks`` (a body that will not land on the file), read to its end. When
+        the file's folder cannot take a temporary file, the recovery folder is tried; when
+        neither can, the body is still read, and its loss logged."""
         try:
-            await spool.finish(chunks.__aiter__())
+            file = await self._staged(storage, backend_id)
+        except OSError:
+            file = await self._spool()
+        body = SaveBody(chunks, file)
+        try:
+            await body.drain()
         except BaseException:
-            await spool.drop()
+            body.discard()
             raise
-        return await self._place(storage, backend_id, stat, user, spool, reason)
-
-    async def keep_previous(
-        self, storage: Storage, backend_id: str, stat: FileStat, user: str
-    ) -> KeptCopy:
-        """Copy the current content to the recovery folder before a suspicious overwrite."""
-        spool = _Spool(await asyncio.to_thread(self._folder))
-        content = await storage.open_read(backend_id)
-        try:
-            if content.chunks is not None:
-                await spool.finish(content.chunks)
-            else:
-                assert content.local_path is not None
-                await spool.finish(_file_chunks(content.local_path))
-        finally:
-            await content.close()
-        name = conflict_name(stat.name, f"previous version, before {user}", self._clock())
-        target = await self._to_recovery(spool, name)
-        log.warning(
-            "empty save over %s (%s) by %s: previous content kept in the recovery folder as %s",
-            stat.name,
-            stat.file_id,
-            user,
-            target,
-        )
-        return KeptCopy("recovery", target.name, path=target)
+        return await self._place(storage, backend_id, stat, user, body, reason)
 
     async def guarded_write(
         self,
@@ -223,29 +238,87 @@ class ConflictKeeper:
         *,
         expected_version: str | None = None,
     ) -> FileStat:
-        """``storage.write`` that keeps the body as a conflict copy when the write fails with
-        a :class:`WopiError` after the body was received; the error is raised again."""
-        spool = _Spool(await asyncio.to_thread(self._folder))
-        tee = spool.tee(chunks)
-        try:
-            written = await storage.write(backend_id, tee, expected_version=expected_version)
-        except WopiError as exc:
-            if tee.body_failed:  # nothing complete to keep: the editor gets the error
-                await spool.drop()
-                raise
+        """Write ``chunks`` over the file; when the storage refuses it with a
+        :class:`WopiError` after the body arrived whole, keep it and raise the error again."""
+        if self._local_folder(storage, backend_id) is not None:
             try:
-                if not spool.complete:
-                    await spool.finish(tee.source)
-            except BaseException:
-                await spool.drop()
+                file = await self._staged(storage, backend_id)
+            except OSError as exc:
+                await SaveBody(chunks, None).drain()  # read to its end, then refuse it
+                raise _file_error(exc) from None
+            body = SaveBody(chunks, file)
+            staged = await self._read_staged(storage, body)
+            try:
+                written = await storage.commit(
+                    backend_id, staged.path, expected_version=expected_version
+                )
+            except WopiError as exc:
+                await self._place(storage, backend_id, stat, user, body, exc.message)
                 raise
-            await self._place(storage, backend_id, stat, user, spool, exc.message)
+            except BaseException:
+                body.discard()
+                raise
+            staged.close()  # renamed into place
+            return written
+        body = SaveBody(chunks, await self._spool())
+        try:
+            written = await storage.write(
+                backend_id, body.stream(), expected_version=expected_version
+            )
+        except WopiError as exc:
+            try:
+                await body.drain()
+            except BaseException:
+                await body.aclose()
+                raise
+            await self._place(storage, backend_id, stat, user, body, exc.message)
             raise
         except BaseException:
-            await spool.drop()
+            await body.aclose()
             raise
-        await spool.drop()
+        try:
+            await body.drain()
+        finally:
+            await body.aclose()
         return written
+
+    async def keep_previous(
+        self, storage: Storage, backend_id: str, stat: FileStat, user: str
+    ) -> KeptCopy:
+        """Copy the current content to the recovery folder before a suspicious overwrite."""
+        file = await self._spool()
+        if file is None:
+            self.kept.dropped(stat.name, "disk_full", "no room for the previous content")
+            return KeptCopy("dropped", "disk_full")
+        try:
+            content = await storage.open_read(backend_id)
+            try:
+                if content.chunks is not None:
+                    source: AsyncIterable[bytes] = content.chunks
+                else:
+                    assert content.local_path is not None
+                    source = read_chunks(content.local_path)
+                body = SaveBody(source, file)
+                await body.drain()
+            finally:
+                await content.close()
+        except BaseException:
+            file.discard()
+            raise
+        name = conflict_name(stat.name, f"previous version, before {user}", self._clock())
+        target = await self._to_recovery(body, name)
+        if target is None:
+            return KeptCopy("dropped", "disk_full")
+        log.warning(
+            "empty save over %s (%s) by %s: previous content kept in the recovery folder as %s",
+            stat.name,
+            stat.file_id,
+            user,
+            target,
+        )
+        return KeptCopy("recovery", target.name, path=target)
+
+    # -- where a refused body goes ----------------------------------------------------------
 
     async def _place(
         self,
@@ -253,15 +326,41 @@ class ConflictKeeper:
         backend_id: str,
         stat: FileStat,
         user: str,
-        spool: _Spool,
+        body: SaveBody,
         reason: str,
     ) -> KeptCopy:
+        what = f"save of {stat.name} ({stat.file_id}) by {user}"
+        file = body.file
+        if file is None:
+            why = body.file_error.strerror if body.file_error else "no room"
+            self.kept.dropped(what, "disk_full", f"could not land ({reason}); {why}")
+            return KeptCopy("dropped", "disk_full")
+        try:
+            await file.sync()
+            digest = await asyncio.to_thread(_sha256, file.fd)
+        except OSError as exc:
+            body.discard()
+            self.kept.dropped(what, "disk_full", f"could not land ({reason}); {exc.strerror}")
+            return KeptCopy("dropped", "disk_full")
+        refusal = await self.kept.refusal(storage, stat, user, digest, file.size)
+        if refusal is not None:
+            body.discard()
+            self.kept.dropped(what, refusal[0], f"could not land ({reason}); {refusal[1]}")
+            return KeptCopy("dropped", refusal[0])
         name = conflict_name(stat.name, user, self._clock())
         try:
-            copy = await storage.create(backend_id, name, _file_chunks(spool.path))
+            if file.path.parent != self.recovery_dir:
+                copy = await storage.adopt(backend_id, name, file.path)
+                file.close()
+            else:
+                copy = await storage.create(backend_id, name, read_chunks(file.path))
+                body.discard()
         except (WopiError, OSError) as exc:
             why = "one already exists this minute" if isinstance(exc, FileExists) else str(exc)
-            target = await self._to_recovery(spool, name)
+            target = await self._to_recovery(body, name)
+            if target is None:
+                return KeptCopy("dropped", "disk_full")
+            self.kept.index.add(stat.identity, user, digest, body.size, "recovery", str(target))
             log.warning(
                 "save of %s (%s) could not land (%s) and no conflict copy was made beside it "
                 "(%s): kept in the recovery folder as %s",
@@ -272,7 +371,10 @@ class ConflictKeeper:
                 target,
             )
             return KeptCopy("recovery", target.name, path=target)
-        await spool.drop()
+        location = f"{storage.name}:{copy.file_id}"
+        self.kept.index.add(
+            stat.identity, user, digest, body.size, "storage", location, copy.version
+        )
         log.warning(
             "save of %s (%s) could not land (%s): kept as conflict copy %r in the same folder",
             stat.name,
@@ -282,8 +384,23 @@ class ConflictKeeper:
         )
         return KeptCopy("storage", name, stat=copy)
 
-    async def _to_recovery(self, spool: _Spool, name: str) -> Path:
+    async def _to_recovery(self, body: SaveBody, name: str) -> Path | None:
+        """Move the body's durable file into the recovery folder under a dated name; ``None``
+        (dropped, logged) when the state folder has no room for it."""
+        file = body.file
+        assert file is not None
         stamp = self._clock().strftime("%Y%m%dT%H%M%S")
-        target = spool.path.with_name(f"{stamp}-{secrets.token_hex(3)} {_safe(name, 200)}")
-        await asyncio.to_thread(_durable_rename, spool.path, target)
+        target = self.recovery_dir / f"{stamp}-{secrets.token_hex(3)} {_safe(name, 200)}"
+        try:
+            await file.sync()
+            await asyncio.to_thread(self._folder)
+            await asyncio.to_thread(_durable_move, file.path, target)
+        except OSError as exc:
+            body.discard()
+            self.kept.dropped(name, "disk_full", f"the recovery folder could not take it: {exc}")
+            return None
+        file.close()
         return target
+
+    def close(self) -> None:
+        self.kept.index.close()

@@ -13,6 +13,10 @@ Writes: the version precondition travels as the upload's ``if_match`` (the gatew
 atomically), a create uses ``if_not_exist``. A lock that wopibridge holds on the gateway is
 passed along as ``lock_id`` so the gateway accepts the write.
 
+An upload that ends in a connection error is followed by one ``GetLock``: a lock held by someone
+else there is the answer (``Locked``, as the data server would have said had its answer been
+read), and ``Unavailable`` is kept for a storage that really did not answer.
+
 Locks: :class:`Cs3LockStore` keeps WOPI locks on the gateway (``SetLock``/``GetLock``/
 ``RefreshLock``/``Unlock``) so that every client of the storage sees them. A gateway that answers
 UNIMPLEMENTED is remembered, and the wrapper falls back to wopibridge's own lock store.
@@ -22,7 +26,8 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -54,9 +59,10 @@ from wopibridge.storage.cs3.config import (
     parse_reva_id,
 )
 from wopibridge.storage.cs3.locks import Cs3LockStore
-from wopibridge.storage.httpbody import HttpFileContent
+from wopibridge.storage.httpbody import HttpFileContent, Upload
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
+from wopibridge.storage.tempfiles import read_chunks
 
 log = logging.getLogger("wopibridge.storage.cs3")
 
@@ -157,7 +163,7 @@ class Cs3Storage:
             protocol = _pick(response.protocols)
             if protocol is None:
                 raise self.gateway.down(" (no download endpoint)")
-            http = await self._transfer("GET", protocol.download_endpoint, protocol.token, None)
+            http = await self._transfer("GET", protocol.download_endpoint, protocol.token)
             if http.status == 200 and _etag_matches(http, stat.version):
                 return HttpFileContent(stat, http, self.name)
             http.release()
@@ -166,7 +172,7 @@ class Cs3Storage:
         raise Unavailable(f"The file keeps changing on the storage {self.name}")
 
     async def _transfer(
-        self, method: str, url: str, transfer_token: str, data: Any
+        self, method: str, url: str, transfer_token: str, upload: Upload | None = None
     ) -> aiohttp.ClientResponse:
         headers = {"x-access-token": self.gateway.token}
         if transfer_token:
@@ -174,15 +180,18 @@ class Cs3Storage:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.config.timeout, sock_read=self.config.timeout
         )
+        sending = self._session.request(
+            method,
+            url,
+            headers=headers,
+            data=upload.body() if upload is not None else None,
+            timeout=timeout,
+            ssl=not self.config.insecure_data,
+        )
         try:
-            return await self._session.request(
-                method,
-                url,
-                headers=headers,
-                data=data,
-                timeout=timeout,
-                ssl=not self.config.insecure_data,
-            )
+            if upload is not None:
+                return await upload.guard(sending, self.config.timeout)
+            return await sending
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self.gateway.down(f" ({type(exc).__name__})") from None
 
@@ -211,6 +220,21 @@ class Cs3Storage:
             return ""
         return str(response.lock.lock_id)
 
+    async def _locked_by_other(self, ref: spr.Reference, ours: str) -> bool:
+        """Whether the gateway holds a lock on the file other than ``ours`` (after an upload
+        broke off; a gateway that does not answer either is no evidence of a lock)."""
+        if not self.gateway.shared.locks_supported:
+            return False
+        try:
+            response = await self.gateway.call("GetLock", sp.GetLockRequest(ref=ref))
+        except WopiError:
+            return False
+        return (
+            response.status.code == code.CODE_OK
+            and bool(response.lock.lock_id)
+            and (response.lock.lock_id != ours)
+        )
+
     async def _upload(
         self, ref: spr.Reference, chunks: AsyncIterable[bytes], **conditions: Any
     ) -> None:
@@ -224,12 +248,14 @@ class Cs3Storage:
         if protocol is None:
             raise self.gateway.down(" (no upload endpoint)")
 
-        async def body() -> AsyncIterator[bytes]:
-            async for block in chunks:
-                if block:
-                    yield block
-
-        http = await self._transfer("PUT", protocol.upload_endpoint, protocol.token, body())
+        try:
+            http = await self._transfer(
+                "PUT", protocol.upload_endpoint, protocol.token, Upload(chunks)
+            )
+        except Unavailable:
+            if ref.HasField("resource_id") and await self._locked_by_other(ref, lock_id):
+                raise Locked(f"The file is locked on the storage {self.name}") from None
+            raise
         try:
             if http.status not in (200, 201, 204):
                 if http.status == 412 and conditions.get("if_not_exist"):
@@ -274,6 +300,17 @@ class Cs3Storage:
         ref = spr.Reference(path=posixpath.join(parent, check_name(name)))
         await self._upload(ref, chunks, if_not_exist=True)
         return self._make_stat(await self._stat_ref(ref))
+
+    def staging_folder(self, file_id: str) -> Path | None:
+        return None
+
+    async def commit(
+        self, file_id: str, staged: Path, *, expected_version: str | None = None
+    ) -> FileStat:
+        return await self.write(file_id, read_chunks(staged), expected_version=expected_version)
+
+    async def adopt(self, sibling_of: str, name: str, staged: Path) -> FileStat:
+        return await self.create(sibling_of, name, read_chunks(staged))
 
     async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
         info = await self._stat_ref(self._ref(file_id))

@@ -26,6 +26,7 @@ from wopibridge.errors import (
     VersionConflict,
     WopiError,
 )
+from wopibridge.storage.httpbody import Upload
 from wopibridge.storage.webdav.config import WebDavConfig
 
 DAV = "DAV:"
@@ -39,7 +40,7 @@ STAT_BODY = (
     '<?xml version="1.0" encoding="utf-8"?>'
     f'<d:propfind xmlns:d="{DAV}" xmlns:oc="{OC}"><d:prop>'
     "<d:resourcetype/><d:getetag/><d:getlastmodified/><d:getcontentlength/>"
-    "<oc:fileid/><oc:owner-id/>"
+    "<oc:fileid/><oc:owner-id/><d:lockdiscovery/>"
     "</d:prop></d:propfind>"
 ).encode()
 
@@ -53,6 +54,7 @@ class DavEntry:
     mtime_ns: int
     fileid: str
     owner: str
+    locked: bool = False
 
 
 def _strip_etag(etag: str) -> str:
@@ -113,10 +115,12 @@ class DavClient:
         stream: bool = False,
         absolute: bool = False,
         expect100: bool = False,
+        upload: Upload | None = None,
     ) -> aiohttp.ClientResponse:
         """Send one request; retry idempotent ones while the server is unreachable.
 
-        The caller owns the returned response and must release it.
+        The caller owns the returned response and must release it. With ``upload``, ``data``
+        is its body and a server that stops taking it counts as not answering.
         """
         timeout = (
             aiohttp.ClientTimeout(
@@ -131,15 +135,19 @@ class DavClient:
             if attempt:
                 await asyncio.sleep(min(0.1 * 2**attempt, 1.0))
             try:
-                response = await self.session.request(
+                sending = self.session.request(
                     method,
                     path if absolute else self.url(path),
                     headers=self.headers(headers),
-                    data=data,
+                    data=upload.body() if upload is not None else data,
                     timeout=timeout,
                     allow_redirects=False,
                     expect100=expect100,
                 )
+                if upload is not None:
+                    response = await upload.guard(sending, self.config.timeout)
+                else:
+                    response = await sending
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 last = exc
                 continue
@@ -201,6 +209,7 @@ class DavClient:
             resourcetype is not None and resourcetype.find(f"{{{DAV}}}collection") is not None
         )
         length = text(f"{{{DAV}}}getcontentlength")
+        discovery = props.get(f"{{{DAV}}}lockdiscovery")
         return DavEntry(
             path=self.relative(href),
             is_collection=is_collection,
@@ -209,6 +218,7 @@ class DavClient:
             mtime_ns=_http_time_ns(text(f"{{{DAV}}}getlastmodified")),
             fileid=text(f"{{{OC}}}fileid"),
             owner=text(f"{{{OC}}}owner-id"),
+            locked=discovery is not None and discovery.find(f"{{{DAV}}}activelock") is not None,
         )
 
     async def propfind(self, path: str, body: bytes = STAT_BODY) -> ET.Element:

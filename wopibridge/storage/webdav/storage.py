@@ -18,7 +18,15 @@ Consistency rules:
   the body is sent, so a refusal is a clean status, not a connection reset mid-upload. They
   also ask for ``Connection: close``: a server that refused without reading the body cannot
   safely reuse that connection (one TCP handshake per upload is nothing next to its body).
-* A server-side lock (a desktop client's WebDAV LOCK) answers 423, mapped to ``Locked``.
+* A server-side lock (a desktop client's WebDAV LOCK) answers 423, mapped to ``Locked``. The
+  PROPFIND before a write asks for ``lockdiscovery``, so a file locked there is refused before
+  any byte is sent. A server may still answer while the body streams, then close or reset the
+  connection before the client has read the answer (cheroot does: the unread body makes the
+  kernel reset the connection, and the answer is lost). A PUT that ends in a connection error is
+  therefore followed by a PROPFIND and, for servers that do not report locks there, a PROPPATCH
+  that removes a property that does not exist (it changes nothing, yet a locked file refuses
+  it with 423). A lock found that way is the answer (``Locked``); ``Unavailable`` is kept for a
+  storage that really did not answer.
 * Only idempotent calls (PROPFIND, PROPPATCH, GET before its body, DELETE) are retried, after
   connection failures and 502/503/504; a storage that stays down raises ``Unavailable`` naming it.
 
@@ -36,8 +44,9 @@ import binascii
 import logging
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -45,15 +54,17 @@ import aiohttp
 from wopibridge.errors import (
     BadRequest,
     FileExists,
+    Locked,
     NotFound,
     Unavailable,
     VersionConflict,
 )
 from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import Capabilities, FileContent, FileStat
-from wopibridge.storage.httpbody import HttpFileContent
+from wopibridge.storage.httpbody import HttpFileContent, Upload
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
+from wopibridge.storage.tempfiles import read_chunks
 from wopibridge.storage.webdav.client import DAV, STAT_BODY, DavClient, DavEntry
 from wopibridge.storage.webdav.config import WebDavConfig
 
@@ -138,12 +149,18 @@ class WebDavStorage:
             folder=folder,
         )
 
-    async def _stat_path(self, file_id: str, path: str) -> FileStat:
+    async def _entry(self, path: str) -> DavEntry:
         entry = self._dav.parse_entry(await self._dav.propfind(path))
         if entry is None:
             raise NotFound("File not found")
         entry.path = path
-        return self._make_stat(file_id, entry)
+        return entry
+
+    async def _stat_path(self, file_id: str, path: str) -> FileStat:
+        return self._make_stat(file_id, await self._entry(path))
+
+    def _locked(self) -> Locked:
+        return Locked(f"The file is locked on the storage {self.name}")
 
     def _path_of(self, file_id: str) -> str:
         alias = self._aliases.get(file_id)
@@ -186,30 +203,68 @@ class WebDavStorage:
     ) -> None:
         """Stream one PUT. A failing source aborts the request (no final chunk is sent)."""
 
-        async def body() -> AsyncIterator[bytes]:
-            async for block in chunks:
-                if block:
-                    yield block
-
         headers = {
             "Content-Type": "application/octet-stream",
             "Connection": "close",
             **condition,
         }
-        response = await self._dav.request(
-            "PUT",
-            path,
-            headers=headers,
-            data=body(),
-            idempotent=False,
-            stream=True,
-            expect100=True,
-        )
+        try:
+            response = await self._dav.request(
+                "PUT",
+                path,
+                headers=headers,
+                upload=Upload(chunks),
+                idempotent=False,
+                stream=True,
+                expect100=True,
+            )
+        except Unavailable:
+            await self._explain_broken_put(path)
+            raise
         if response.status not in (200, 201, 204):
             # The server answered before reading the body: the connection cannot be reused.
             response.close()
             raise self._dav.error(response.status, what="write")
         response.release()
+
+    async def _explain_broken_put(self, path: str) -> None:
+        """A PUT ended in a connection error: raise ``Locked`` if the file is locked on the
+        server (it answered 423 and dropped the connection before the answer was read);
+        return if it is not, or if the server does not answer this either."""
+        try:
+            entry = await self._entry(path)
+        except (Unavailable, NotFound):
+            return
+        if entry.locked or await self._refuses_writes(path):
+            raise self._locked()
+
+    async def _refuses_writes(self, path: str) -> bool:
+        """Whether the server refuses a write to ``path`` for a lock: a PROPPATCH that only
+        removes a property nobody sets answers 423 on a locked file, and changes nothing."""
+        body = (
+            f'<?xml version="1.0" encoding="utf-8"?><d:propertyupdate xmlns:d="{DAV}" '
+            f'xmlns:m="{META_NS}"><d:remove><d:prop><m:x-lock-probe/></d:prop></d:remove>'
+            "</d:propertyupdate>"
+        ).encode()
+        try:
+            response = await self._dav.request(
+                "PROPPATCH",
+                path,
+                headers={"Content-Type": "application/xml; charset=utf-8"},
+                data=body,
+            )
+        except Unavailable:
+            return False
+        try:
+            if response.status == 423:
+                return True
+            if response.status == 207:
+                return b" 423 " in await response.read()
+        except (TimeoutError, aiohttp.ClientError):
+            return False
+        finally:
+            response.release()
+        return False
 
     async def write(
         self,
@@ -220,9 +275,12 @@ class WebDavStorage:
     ) -> FileStat:
         path = self._path_of(file_id)
         # Some servers ignore If-Match on a missing resource and create it: look first.
-        current = await self._stat_path(file_id, path)
+        entry = await self._entry(path)
+        current = self._make_stat(file_id, entry)
         if expected_version is not None and current.version != expected_version:
             raise VersionConflict("The file changed on the storage")
+        if entry.locked:
+            raise self._locked()
         condition = f'"{expected_version}"' if expected_version is not None else "*"
         await self._put(path, chunks, {"If-Match": condition})
         return await self._stat_path(file_id, path)
@@ -251,6 +309,17 @@ class WebDavStorage:
         except VersionConflict:
             raise FileExists(f"A file named {name} already exists") from None
         return await self._stat_path(encode_id(path), path)
+
+    def staging_folder(self, file_id: str) -> Path | None:
+        return None
+
+    async def commit(
+        self, file_id: str, staged: Path, *, expected_version: str | None = None
+    ) -> FileStat:
+        return await self.write(file_id, read_chunks(staged), expected_version=expected_version)
+
+    async def adopt(self, sibling_of: str, name: str, staged: Path) -> FileStat:
+        return await self.create(sibling_of, name, read_chunks(staged))
 
     async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
         folder = self._path_of(file_id).rpartition("/")[0]
