@@ -1,4 +1,8 @@
-"""``wopibridge serve``: settings → app → listening socket."""
+"""``wopibridge serve``: settings → logging → app → listening socket.
+
+Every message of ``serve``, a refused start included, is a log record on stderr in
+``server.log_format`` (json when the settings themselves cannot be read).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from wopibridge.config import ConfigError, Settings, load_settings
-from wopibridge.ops.accesslog import quiet_malformed_requests
+from wopibridge.config import SCHEMA, ConfigError, Settings, load_settings
+from wopibridge.ops.logs import configure_logging
 from wopibridge.ops.workers import serve_workers
 from wopibridge.validator import cli as validator_cli
 
@@ -28,43 +32,36 @@ def _settings(args: argparse.Namespace) -> Settings:
 def serve(args: argparse.Namespace) -> int:
     from wopibridge.app import create_app
 
+    log = logging.getLogger("wopibridge")
     try:
         settings = _settings(args)
     except ConfigError as exc:
-        print(f"wopibridge: {exc}", file=sys.stderr)
+        configure_logging("INFO", SCHEMA["server"]["log_format"].default)
+        log.error("%s", exc, extra={"key": exc.key})
         return 2
-    process = "[%(process)d]" if settings.server.workers > 1 else ""
-    logging.basicConfig(
-        level=settings.server.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s %(name)s{process} %(message)s",
-    )
-    quiet_malformed_requests()
-    log = logging.getLogger("wopibridge")
+    server = settings.server
+    configure_logging(server.log_level, server.log_format, process=server.workers > 1)
     log.info(
         "listening on http://%s:%d (public URL %s)",
-        settings.server.host,
-        settings.server.port,
-        settings.server.public_url,
+        server.host,
+        server.port,
+        server.public_url,
     )
     try:
-        if settings.server.workers > 1:
+        if server.workers > 1:
             return serve_workers(settings, lambda: create_app(settings))
         web.run_app(
             create_app(settings),
-            host=settings.server.host,
-            port=settings.server.port,
+            host=server.host,
+            port=server.port,
             access_log=None,
             print=None,
         )
     except ConfigError as exc:
-        print(f"wopibridge: {exc}", file=sys.stderr)
+        log.error("%s", exc, extra={"key": exc.key})
         return 2
     except OSError as exc:
-        print(
-            f"wopibridge: cannot listen on {settings.server.host}:{settings.server.port}: "
-            f"{exc.strerror}",
-            file=sys.stderr,
-        )
+        log.error("cannot listen on %s:%d: %s", server.host, server.port, exc.strerror)
         return 1
     return 0
 

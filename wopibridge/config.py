@@ -78,6 +78,13 @@ def _as_lock_url(value: Any) -> str:
     return url
 
 
+def _as_log_format(value: Any) -> str:
+    text = _as_str(value).strip().lower()
+    if text not in ("json", "text"):
+        raise ValueError('must be "json" or "text"')
+    return text
+
+
 def _as_optional_str(value: Any) -> str:
     return "" if value is None else _as_str(value)
 
@@ -103,6 +110,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
             1024 * 1024 * 1024, _as_positive, "Largest accepted upload in bytes (413 above)."
         ),
         "log_level": Key("INFO", _as_str, "Python log level."),
+        "log_format": Key(
+            "json", _as_log_format, "`json` (one JSON object a line on stderr) or `text`."
+        ),
         "workers": Key(
             1, _as_positive, "Server processes sharing the port; above 1 needs Redis locks."
         ),
@@ -132,6 +142,7 @@ class ServerSettings:
     state_dir: Path
     max_upload_size: int
     log_level: str
+    log_format: str
     workers: int
 
 

@@ -41,7 +41,9 @@ def setup_editors(app: web.Application) -> None:
     registry = build_registry(settings, AppContext(settings, holder, cache), prebuilt=bridged)
     app[keys.EDITORS] = registry
     app[HOOKS] = EditorHooks(registry)
-    app[keys.CONFLICTS] = ConflictKeeper(settings.server.state_dir / "recovery")
+    app[keys.CONFLICTS] = ConflictKeeper(
+        settings.server.state_dir / "recovery", instruments=app.get(keys.INSTRUMENTS)
+    )
     if aiohttp_jinja2.APP_KEY not in app:
         aiohttp_jinja2.setup(
             app, loader=jinja2.PackageLoader("wopibridge", "templates"), autoescape=True

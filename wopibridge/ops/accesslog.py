@@ -1,34 +1,52 @@
-"""One structured log line per request, and the request metrics.
+"""One log line per request, its metrics and, with tracing on, its server span.
 
 aiohttp's own access log prints the query string, which carries ``access_token``; it is switched
-off and replaced by this middleware, which logs the path only, the operation, the status, the
-duration and the file id. Tokens and secrets never reach the log.
+off and replaced by this middleware, which logs the path only (percent-encoded, so a line stays
+one line in the text format), the operation, the status, the duration, the file id and, when
+tracing, the trace id. Tokens and secrets never reach the log or the span.
+
+Two middlewares, picked once at start: :func:`access_log` when tracing is off, so that untraced
+requests pay nothing for it, and :func:`traced_access_log` otherwise.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from wopibridge import keys
-from wopibridge.wopi.routes import operation_name
+from wopibridge.ops.metrics import REQUEST_METRICS, operation_of
 
 log = logging.getLogger("wopibridge.access")
 
 
-def _operation(request: web.Request) -> tuple[str, str]:
-    path = request.path
-    if path.startswith("/wopi/files/"):
-        rest = path[len("/wopi/files/") :]
-        file_id, _, tail = rest.partition("/")
-        override = request.headers.get("X-WOPI-Override")
-        return operation_name(request.method, tail, override), file_id
-    return path, ""
+def _record(
+    request: web.Request,
+    operation: str,
+    file_id: str,
+    status: int,
+    elapsed: float,
+    trace_id: str = "",
+) -> None:
+    request.app[REQUEST_METRICS].observe(operation, status, elapsed)
+    if log.isEnabledFor(logging.INFO):
+        path = request.rel_url.raw_path
+        ms = round(elapsed * 1000, 2)
+        fields = {
+            "method": request.method,
+            "path": path,
+            "op": operation,
+            "status": status,
+            "ms": ms,
+            "file_id": file_id,
+        }
+        if trace_id:
+            fields["trace_id"] = trace_id
+        log.info("%s %s %s %d %.2fms", request.method, path, operation, status, ms, extra=fields)
 
 
 @web.middleware
@@ -43,22 +61,51 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         status = exc.status
         raise
     finally:
-        elapsed = time.perf_counter() - started
-        operation, file_id = _operation(request)
-        request.app[keys.METRICS].observe(operation, status, elapsed)
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                json.dumps(
-                    {
-                        "method": request.method,
-                        "path": request.path,
-                        "op": operation,
-                        "status": status,
-                        "ms": round(elapsed * 1000, 2),
-                        "file_id": file_id,
-                    }
-                )
-            )
+        operation, file_id = operation_of(request)
+        _record(request, operation, file_id, status, time.perf_counter() - started)
+
+
+@web.middleware
+async def traced_access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """:func:`access_log` inside a server span that continues the caller's ``traceparent``."""
+    from opentelemetry import propagate
+    from opentelemetry.trace import SpanKind, Status, StatusCode, use_span
+
+    tracer = request.app[keys.INSTRUMENTS].tracer
+    assert tracer is not None
+    started = time.perf_counter()
+    operation, file_id = operation_of(request)
+    attributes: dict[str, str] = {"http.request.method": request.method}
+    if file_id:
+        attributes["wopi.file_id"] = file_id
+    resource = request.match_info.route.resource
+    if resource is not None:
+        attributes["http.route"] = resource.canonical
+    span = tracer.start_span(
+        operation,
+        context=propagate.extract(request.headers),
+        kind=SpanKind.SERVER,
+        attributes=attributes,
+    )
+    status = 500
+    with use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            trace_id = format(span.get_span_context().trace_id, "032x")
+            _record(request, operation, file_id, status, time.perf_counter() - started, trace_id)
+
+
+def request_middleware(traced: bool) -> Middleware:
+    return traced_access_log if traced else access_log
 
 
 class MalformedRequestFilter(logging.Filter):

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from wopibridge.errors import FileExists, WopiError
+from wopibridge.instruments import Instruments
 from wopibridge.storage.base import CHUNK_SIZE, FileStat, Storage
 
 log = logging.getLogger("wopibridge.conflicts")
@@ -162,9 +163,20 @@ class ConflictKeeper:
     """Writes conflict copies and guards writes; one per application (``recovery_dir`` under
     the state folder)."""
 
-    def __init__(self, recovery_dir: Path, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        recovery_dir: Path,
+        clock: Callable[[], datetime] | None = None,
+        instruments: Instruments | None = None,
+    ) -> None:
         self.recovery_dir = recovery_dir
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._instruments = instruments
+
+    def _counted(self, kept: KeptCopy) -> KeptCopy:
+        if self._instruments is not None:
+            self._instruments.conflict_copies.labels(kept.where).inc()
+        return kept
 
     def _folder(self) -> Path:
         self.recovery_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -186,7 +198,7 @@ class ConflictKeeper:
         except BaseException:
             await spool.drop()
             raise
-        return await self._place(storage, backend_id, stat, user, spool, reason)
+        return self._counted(await self._place(storage, backend_id, stat, user, spool, reason))
 
     async def keep_previous(
         self, storage: Storage, backend_id: str, stat: FileStat, user: str
@@ -211,7 +223,7 @@ class ConflictKeeper:
             user,
             target,
         )
-        return KeptCopy("recovery", target.name, path=target)
+        return self._counted(KeptCopy("recovery", target.name, path=target))
 
     async def guarded_write(
         self,
