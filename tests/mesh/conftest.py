@@ -32,6 +32,7 @@ class DavServer:
 
     root: Path
     fileids: bool = False
+    trace_log: Path | None = None
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -56,6 +57,7 @@ class DavServer:
                 "--token",
                 DAV_TOKEN,
                 *(["--fileids"] if self.fileids else []),
+                *(["--trace-log", str(self.trace_log)] if self.trace_log else []),
             ],
             cwd=REPO,
             stdout=subprocess.DEVNULL,

@@ -15,6 +15,9 @@ file and move it into place, and give every state its own etag):
 
 ``/ro`` serves the same folder read-only (writes answer 403).
 
+With ``--trace-log FILE``, each request's method, path and ``traceparent`` header are appended
+to FILE, one tab-separated line per request (the tracing tests check what reached the server).
+
 With ``--user``, Basic authentication is required; with ``--token``, the same user also
 accepts ``Authorization: Bearer <token>`` (as an OCM share's shared secret is sent).
 """
@@ -107,6 +110,25 @@ class _BearerOrBasic:
         return self.app(environ, start_response)
 
 
+class _TraceLog:
+    """WSGI wrapper: append ``method, path, traceparent`` of each request to a file."""
+
+    def __init__(self, app, path: str) -> None:  # type: ignore[no-untyped-def]
+        self.app, self.path = app, path
+
+    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+        line = "\t".join(
+            (
+                environ["REQUEST_METHOD"],
+                environ.get("PATH_INFO", ""),
+                environ.get("HTTP_TRACEPARENT", ""),
+            )
+        )
+        with open(self.path, "a") as handle:
+            handle.write(line + "\n")
+        return self.app(environ, start_response)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -115,6 +137,7 @@ def main() -> None:
     parser.add_argument("--password", default="")
     parser.add_argument("--token", default="")
     parser.add_argument("--fileids", action="store_true")
+    parser.add_argument("--trace-log", default="")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -145,6 +168,8 @@ def main() -> None:
 
         basic = base64.b64encode(f"{args.user}:{args.password}".encode()).decode()
         app = _BearerOrBasic(app, args.token, f"Basic {basic}")
+    if args.trace_log:
+        app = _TraceLog(app, args.trace_log)
     server = wsgi.Server(("127.0.0.1", args.port), app, numthreads=8)
     try:
         server.start()

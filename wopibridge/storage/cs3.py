@@ -55,6 +55,7 @@ from wopibridge.storage.base import Capabilities, FileContent, FileStat
 from wopibridge.storage.httpbody import HttpFileContent
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
+from wopibridge.storage.propagation import grpc_metadata
 
 log = logging.getLogger("wopibridge.storage.cs3")
 
@@ -214,7 +215,9 @@ class Cs3Storage:
     async def _call(self, method: str, request: Any) -> Any:
         rpc = getattr(self._stub(), method)
         try:
-            return await rpc(request, metadata=self._metadata(), timeout=self.config.timeout)
+            return await rpc(
+                request, metadata=grpc_metadata(self._metadata()), timeout=self.config.timeout
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 raise NotImplementedOperation(
@@ -489,7 +492,7 @@ class Cs3Storage:
         try:
             await stub.Stat(
                 sp.StatRequest(ref=spr.Reference(path=self.config.root)),
-                metadata=(("x-access-token", self._token),) if self._token else (),
+                metadata=grpc_metadata((("x-access-token", self._token),) if self._token else ()),
                 timeout=min(self.config.timeout, 5.0),
             )
         except grpc.aio.AioRpcError as exc:
