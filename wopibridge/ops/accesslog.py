@@ -15,7 +15,6 @@ import logging
 import time
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
 from wopibridge import keys
@@ -106,28 +105,3 @@ async def traced_access_log(request: web.Request, handler: Handler) -> web.Strea
 
 def request_middleware(traced: bool) -> Middleware:
     return traced_access_log if traced else access_log
-
-
-class MalformedRequestFilter(logging.Filter):
-    """aiohttp logs a request it cannot parse (a request line over the size limit, a broken
-    header) at ERROR with a traceback and the first bytes of the offending line, which may
-    start an access token. Anyone can send such a request, so it is the client's fault, not
-    the server's: the record becomes one WARNING line naming the error class, nothing more.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError):
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.msg = "malformed request from %s refused (%s, HTTP %d)"
-            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
-            record.args = (peer, type(exc).__name__, exc.code)
-            record.exc_info = record.exc_text = None
-        return True
-
-
-def quiet_malformed_requests() -> None:
-    """Install :class:`MalformedRequestFilter` on aiohttp's server logger (once)."""
-    server_log = logging.getLogger("aiohttp.server")
-    if not any(isinstance(f, MalformedRequestFilter) for f in server_log.filters):
-        server_log.addFilter(MalformedRequestFilter())
