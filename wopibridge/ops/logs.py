@@ -15,9 +15,9 @@ The access log writes a line per request, so its cost is the server's cost
   second; python-json-logger, tried first, took twice as long per record;
 - the logging module's documented optimisations: no caller lookup, no thread or process-name
   lookups (``process`` is kept when there are several workers);
-- lines are written to a buffer flushed by the event loop a moment later (50 ms), not one
-  write per line; records of level WARNING and above, records from other threads and records
-  outside the event loop are flushed at once, and the buffer is flushed at exit.
+- access lines are written to a buffer flushed by the event loop a moment later (50 ms), not
+  one write per line; every other record is written at once (with the access lines before it),
+  and the buffer is flushed at exit.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def formatter(log_format: str, process: bool = False) -> logging.Formatter:
 
 
 class StderrHandler(logging.StreamHandler[TextIO]):
-    """Writes to stderr through a buffer that the running event loop flushes shortly after."""
+    """Writes records to stderr at once, and access lines through a buffer that the running
+    event loop flushes shortly after."""
 
     def __init__(self, log_format: str = "json", process: bool = False) -> None:
         stream = io.TextIOWrapper(
@@ -127,11 +128,11 @@ class StderrHandler(logging.StreamHandler[TextIO]):
             line = f"{stamp},{int(now % 1 * 1000):03d} INFO {logger}{pid} {message}"
         with self.lock:  # type: ignore[union-attr]
             self.stream.write(line + "\n")
-            self.flush()
+            self._flush_soon()
 
-    def flush(self) -> None:
-        """Called by ``emit`` after each record: deferred to the event loop when there is one
-        in this thread (a forked worker starts afresh)."""
+    def _flush_soon(self) -> None:
+        """Flush within :data:`FLUSH_DELAY` when an event loop runs in this thread (a forked
+        worker starts afresh), at once otherwise."""
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -146,11 +147,9 @@ class StderrHandler(logging.StreamHandler[TextIO]):
         self._pending_loop = loop
         self._pending = loop.call_later(FLUSH_DELAY, self._scheduled)
 
-    def handle(self, record: logging.LogRecord) -> bool:
-        emitted = super().handle(record)
-        if record.levelno >= logging.WARNING:
-            self.flush_now()
-        return bool(emitted)
+    def flush(self) -> None:
+        """Every record is written at once (with the access lines buffered before it)."""
+        self.flush_now()
 
     def _scheduled(self) -> None:
         self._pending = self._pending_loop = None
