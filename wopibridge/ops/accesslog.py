@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from wopibridge import keys
+from wopibridge.ops.logs import StderrHandler
 from wopibridge.ops.metrics import REQUEST_METRICS, operation_of
 
 log = logging.getLogger("wopibridge.access")
@@ -45,7 +46,15 @@ def _record(
         }
         if trace_id:
             fields["trace_id"] = trace_id
-        log.info("%s %s %s %d %.2fms", request.method, path, operation, status, ms, extra=fields)
+        handlers = log.handlers
+        if handlers and isinstance(handlers[0], StderrHandler):
+            # the server's own handler: the line is written without a LogRecord
+            message = f"{request.method} {path} {operation} {status} {ms:.2f}ms"
+            handlers[0].write_line(log.name, message, fields)
+        else:
+            log.info(
+                "%s %s %s %d %.2fms", request.method, path, operation, status, ms, extra=fields
+            )
 
 
 @web.middleware
