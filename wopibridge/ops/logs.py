@@ -51,6 +51,7 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, process: bool = False) -> None:
         super().__init__()
         self._process = process
+        self.encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
         self._second = -1
         self._stamp = ""
 
@@ -77,7 +78,7 @@ class JsonFormatter(logging.Formatter):
             data["exc_info"] = self.formatException(record.exc_info)
         if record.stack_info:
             data["stack_info"] = self.formatStack(record.stack_info)
-        return json.dumps(data, ensure_ascii=False, default=str)
+        return self.encode(data)
 
 
 def formatter(log_format: str, process: bool = False) -> logging.Formatter:
@@ -121,7 +122,7 @@ class StderrHandler(logging.StreamHandler[TextIO]):
             if self._process:
                 data["process"] = os.getpid()
             data.update(fields)
-            line = json.dumps(data, ensure_ascii=False, default=str)
+            line = self._clock.encode(data)
         else:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
             pid = f"[{os.getpid()}]" if self._process else ""
