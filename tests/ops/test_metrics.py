@@ -102,3 +102,15 @@ def _new_series_lines(before: str, after: str) -> int:
     }
     assert all('operation="CheckFileInfo",status_class="4xx"' in s for s in new), new
     return len(new)
+
+
+def test_every_route_has_an_operation_name(make_settings) -> None:
+    """A route added without a name would be counted as ``other``: name it in
+    ``ROUTE_OPERATIONS``."""
+    from wopibridge.app import create_app
+    from wopibridge.ops.metrics import ROUTE_OPERATIONS, WOPI_FILES
+
+    app = create_app(make_settings())
+    for resource in app.router.resources():
+        canonical = resource.canonical
+        assert canonical.startswith(WOPI_FILES) or canonical in ROUTE_OPERATIONS, canonical

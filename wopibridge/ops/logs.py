@@ -55,7 +55,7 @@ class JsonFormatter(logging.Formatter):
         self._second = -1
         self._stamp = ""
 
-    def _time(self, created: float) -> str:
+    def timestamp(self, created: float) -> str:
         second = int(created)
         if second != self._second:
             self._second = second
@@ -64,7 +64,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
-            "time": self._time(record.created),
+            "time": self.timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -103,7 +103,7 @@ class StderrHandler(logging.StreamHandler[TextIO]):
         self.setFormatter(formatter(log_format, process))
         self._json = log_format == "json"
         self._process = os.getpid() if process else 0
-        self._clock = JsonFormatter()
+        self._json_format = JsonFormatter()
         self._pending: asyncio.TimerHandle | None = None
         self._pending_loop: asyncio.AbstractEventLoop | None = None
         self._pid = os.getpid()
@@ -114,7 +114,7 @@ class StderrHandler(logging.StreamHandler[TextIO]):
         now = time.time()
         if self._json:
             data: dict[str, Any] = {
-                "time": self._clock._time(now),
+                "time": self._json_format.timestamp(now),
                 "level": "INFO",
                 "logger": logger,
                 "message": message,
@@ -122,7 +122,7 @@ class StderrHandler(logging.StreamHandler[TextIO]):
             if self._process:
                 data["process"] = os.getpid()
             data.update(fields)
-            line = self._clock.encode(data)
+            line = self._json_format.encode(data)
         else:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
             pid = f"[{os.getpid()}]" if self._process else ""
