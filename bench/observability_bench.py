@@ -10,7 +10,7 @@ that a noisy neighbour hurts every variant alike:
 - tracing: the defaults plus ``OTEL_EXPORTER_OTLP_ENDPOINT`` pointing at a local OTLP/HTTP
   sink, every request sampled and exported.
 
-    python3 bench/observability_bench.py [--seconds 3] [--rounds 3] [--concurrency 8]
+    python3 bench/observability_bench.py [--seconds 3] [--rounds 3] [--concurrency 8] [--control]
 
 Targets: the access log costs at most 10% (defaults vs no access log), and CheckFileInfo at
 the defaults reaches at least 45% of the bare baseline.
@@ -99,7 +99,10 @@ async def main(args: argparse.Namespace) -> None:
     }
     servers = {
         "defaults (access log on)": ServerProcess(work / "defaults"),
-        "access log off (WARNING)": ServerProcess(work / "quiet", server={"log_level": "WARNING"}),
+        # --control runs the defaults here too: the difference then is the bench's noise floor
+        "access log off (WARNING)": ServerProcess(
+            work / "quiet", server={"log_level": "INFO" if args.control else "WARNING"}
+        ),
         "tracing on (OTLP/HTTP)": TracedServer(work / "traced", otel),
     }
     for server in servers.values():
@@ -161,6 +164,7 @@ async def main(args: argparse.Namespace) -> None:
         f"\nCheckFileInfo, {os.cpu_count()} cores, concurrency {args.concurrency}, "
         f"{args.rounds} interleaved rounds of {args.seconds:.0f} s, median, "
         "load from the aiohttp client"
+        + (" -- CONTROL RUN: 'access log off' runs the defaults" if args.control else "")
     )
     for name, value in median.items():
         runs = ", ".join(f"{v:.0f}" for v in rates[name])
@@ -193,4 +197,9 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="run the 'access log off' server with the defaults too (an A/A noise check)",
+    )
     asyncio.run(main(parser.parse_args()))
