@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -82,9 +83,12 @@ def test_serve_stops_with_one_line(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "wopibridge: invalid configuration: server.port: must be an integer between 1 and 65535"
-    ]
+    [line] = result.stderr.strip().splitlines()
+    record = json.loads(line)
+    assert record["level"] == "ERROR" and record["key"] == "server.port"
+    assert record["message"] == (
+        "invalid configuration: server.port: must be an integer between 1 and 65535"
+    )
 
 
 def test_readme_documents_every_key() -> None:

@@ -7,16 +7,19 @@ every access, and it sat on every WOPI request several times.
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
 
 from wopibridge import keys
 from wopibridge.bridge import setup_bridge
 from wopibridge.config import Settings
 from wopibridge.errors import error_middleware
+from wopibridge.instruments import Instruments
 from wopibridge.opening.wiring import setup_editors
-from wopibridge.ops import endpoints, status
-from wopibridge.ops.accesslog import access_log
-from wopibridge.ops.metrics import Metrics
+from wopibridge.ops import endpoints, status, tracing
+from wopibridge.ops.accesslog import request_middleware
+from wopibridge.ops.metrics import setup_metrics
 from wopibridge.ops.workers import worker_ctx
 from wopibridge.resources import CONTEXTS
 from wopibridge.security.proof.check import PROOF_SOURCE, check_proof, proof_keys_ctx
@@ -24,15 +27,21 @@ from wopibridge.wopi import routes as wopi_routes
 
 
 def create_app(settings: Settings) -> web.Application:
+    provider = tracing.tracer_provider(os.environ)
+    tracer = provider.get_tracer("wopibridge") if provider is not None else None
     app = web.Application(
-        middlewares=[access_log, error_middleware],
+        middlewares=[request_middleware(traced=tracer is not None), error_middleware],
         client_max_size=1024 * 1024,
         # An access token carrying a sealed Reva token runs to a few kilobytes, in the query
         # (the request line) or in Authorization; allow twice aiohttp's default for both.
         handler_args={"max_field_size": 16384, "max_line_size": 16384},
     )
     app[keys.SETTINGS] = settings
-    app[keys.METRICS] = Metrics()
+    setup_metrics(app, Instruments.create(tracer))
+    app[keys.TRACE_CONFIGS] = tracing.client_trace_configs(provider)
+    if provider is not None:
+        app[tracing.PROVIDER] = provider
+    app.cleanup_ctx.append(tracing.tracing_ctx)  # first in, last out: every span gets sent
     app.cleanup_ctx.extend(CONTEXTS)
     if settings.server.workers > 1:
         app.cleanup_ctx.append(worker_ctx)
@@ -41,7 +50,8 @@ def create_app(settings: Settings) -> web.Application:
     status.add_routes(app)
     setup_bridge(app)  # before the editors: the app registry lists the bridged apps too
     setup_editors(app)
-    app[keys.CONFLICTS].kept.on_drop = app[keys.METRICS].count_kept_dropped
+    dropped = app[keys.INSTRUMENTS].kept_copies_dropped
+    app[keys.CONFLICTS].kept.on_drop = lambda reason: dropped.labels(reason).inc()
     app[PROOF_SOURCE] = app[keys.DISCOVERY]
     wopi_routes.add_routes(app, check_proof)
     return app

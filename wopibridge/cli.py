@@ -1,8 +1,11 @@
-"""The ``wopibridge`` command: ``serve`` (settings → checked app → bound socket) and ``validate``.
+"""The ``wopibridge`` command: ``serve`` (settings → logging → checked app → bound socket) and
+``validate``.
 
 ``serve`` starts the application before it claims the port, so a bad setting is reported as
 one line naming its key, a port in use as "cannot listen", and "listening on" is logged only
-once the socket is bound: what the operator reads is what happened.
+once the socket is bound: what the operator reads is what happened. Every message of
+``serve``, a refused start included, is a log record on stderr in ``server.log_format`` (json
+when the settings themselves cannot be read).
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from typing import Any
 from aiohttp import web
 
 from wopibridge import __version__
-from wopibridge.config import ConfigError, Settings, load_settings
-from wopibridge.ops.accesslog import quiet_malformed_requests
+from wopibridge.config import SCHEMA, ConfigError, Settings, load_settings
+from wopibridge.ops.logs import configure_logging
 from wopibridge.ops.workers import serve_workers
 from wopibridge.validator import cli as validator_cli
 
@@ -55,26 +58,27 @@ def serve(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
     except ConfigError as exc:
-        print(f"wopibridge: {exc}", file=sys.stderr)
+        configure_logging("INFO", SCHEMA["server"]["log_format"].default)
+        _refused(exc)
         return 2
-    process = "[%(process)d]" if settings.server.workers > 1 else ""
-    logging.basicConfig(
-        level=settings.server.log_level,
-        format=f"%(asctime)s %(levelname)s %(name)s{process} %(message)s",
-    )
-    quiet_malformed_requests()
-    if settings.server.workers > 1:
+    server = settings.server
+    configure_logging(server.log_level, server.log_format, process=server.workers > 1)
+    if server.workers > 1:
         from wopibridge.app import create_app
 
         try:
             return serve_workers(settings, lambda: create_app(settings))
         except ConfigError as exc:
-            print(f"wopibridge: {exc}", file=sys.stderr)
+            _refused(exc)
             return 2
         except OSError as exc:
-            print(f"wopibridge: {_listen_problem(settings, exc)}", file=sys.stderr)
+            log.error("%s", _listen_problem(settings, exc))
             return 1
     return asyncio.run(_serve_one(settings))
+
+
+def _refused(exc: ConfigError) -> None:
+    log.error("%s", exc, extra={"key": exc.key})
 
 
 def _listen_problem(settings: Settings, exc: OSError) -> str:
@@ -96,24 +100,24 @@ async def _serve_one(settings: Settings) -> int:
     try:
         app = create_app(settings)
     except ConfigError as exc:
-        print(f"wopibridge: {exc}", file=sys.stderr)
+        _refused(exc)
         return 2
     runner = web.AppRunner(app, access_log=None)
     try:
         try:
             await runner.setup()
         except ConfigError as exc:
-            print(f"wopibridge: {exc}", file=sys.stderr)
+            _refused(exc)
             return 2
         except OSError as exc:
             name = f" {exc.filename}" if exc.filename else ""
-            print(f"wopibridge: cannot start: {exc.strerror or exc}{name}", file=sys.stderr)
+            log.error("cannot start: %s%s", exc.strerror or exc, name)
             return 1
         site = web.TCPSite(runner, settings.server.host, settings.server.port)
         try:
             await site.start()
         except OSError as exc:
-            print(f"wopibridge: {_listen_problem(settings, exc)}", file=sys.stderr)
+            log.error("%s", _listen_problem(settings, exc))
             return 1
         log.info(
             "listening on http://%s:%d (public URL %s)",

@@ -105,6 +105,13 @@ def _as_log_level(value: Any) -> str:
     return level
 
 
+def _as_log_format(value: Any) -> str:
+    text = _as_str(value).strip().lower()
+    if text not in ("json", "text"):
+        raise ValueError('must be "json" or "text"')
+    return text
+
+
 def _as_optional_str(value: Any) -> str:
     return "" if value is None else _as_str(value)
 
@@ -130,6 +137,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
             1024 * 1024 * 1024, _as_positive, "Largest accepted upload in bytes (413 above)."
         ),
         "log_level": Key("INFO", _as_log_level, "Python log level."),
+        "log_format": Key(
+            "json", _as_log_format, "`json` (one JSON object a line on stderr) or `text`."
+        ),
         "workers": Key(
             1, _as_positive, "Server processes sharing the port; above 1 needs Redis locks."
         ),
@@ -170,6 +180,7 @@ class ServerSettings:
     state_dir: Path
     max_upload_size: int
     log_level: str
+    log_format: str
     workers: int
     min_free_space: int
 

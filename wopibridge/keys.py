@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession, TraceConfig, web
 
 if TYPE_CHECKING:
     from wopibridge.apps.discovery import DiscoveryCache
     from wopibridge.apps.registry import AppRegistry, SessionHolder
     from wopibridge.config import Settings
+    from wopibridge.instruments import Instruments
     from wopibridge.locks.base import LockStore
-    from wopibridge.ops.metrics import Metrics
     from wopibridge.security.secrets import Secrets
     from wopibridge.security.tokens import AccessToken, TokenCodec
     from wopibridge.storage.factory import MeshRegistry
@@ -26,8 +26,11 @@ SECRETS: web.AppKey[Secrets] = web.AppKey("secrets")
 TOKENS: web.AppKey[TokenCodec] = web.AppKey("tokens")
 LOCKS: web.AppKey[LockStore] = web.AppKey("locks")
 STORAGES: web.AppKey[MeshRegistry] = web.AppKey("storages")
-METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+#: Metric families and tracer (see :mod:`wopibridge.instruments`).
+INSTRUMENTS: web.AppKey[Instruments] = web.AppKey("instruments")
 HTTP: web.AppKey[ClientSession] = web.AppKey("http")
+#: Added to every outgoing HTTP session: client spans and ``traceparent`` (empty when off).
+TRACE_CONFIGS: web.AppKey[list[TraceConfig]] = web.AppKey("trace_configs")
 
 #: The configured editors, their discovery documents and their HTTP session holder.
 EDITORS: web.AppKey[AppRegistry] = web.AppKey("editors")

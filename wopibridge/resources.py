@@ -15,6 +15,7 @@ from wopibridge import keys
 from wopibridge.errors import Unavailable
 from wopibridge.locks import open_lock_store
 from wopibridge.locks.handles import RedisHandleStore
+from wopibridge.locks.instrumented import InstrumentedLockStore
 from wopibridge.security.handles import HandleStore, MemoryHandleStore
 from wopibridge.security.secrets import load_secrets
 from wopibridge.security.tokens import TokenCodec
@@ -43,9 +44,12 @@ async def security_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One client session for every outgoing call (discovery, editors, WebDAV)."""
+    """One client session for every outgoing call (discovery, editors, WebDAV); with tracing
+    on, each call is a client span and carries ``traceparent``."""
     session = ClientSession(
-        cookie_jar=DummyCookieJar(), timeout=ClientTimeout(total=None, sock_connect=10)
+        cookie_jar=DummyCookieJar(),
+        timeout=ClientTimeout(total=None, sock_connect=10),
+        trace_configs=app[keys.TRACE_CONFIGS],
     )
     app[keys.HTTP] = session
     yield
@@ -54,7 +58,9 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def locks_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS].locks
-    store = open_lock_store(settings.url, settings.prefix)
+    store = InstrumentedLockStore(
+        open_lock_store(settings.url, settings.prefix), app[keys.INSTRUMENTS]
+    )
     try:
         await store.ping()
     except Unavailable as exc:
@@ -68,7 +74,9 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     """Every configured storage (``storage.root`` plus ``[storages.<name>]``), on the shared
     HTTP session; the sealing key for users' storage credentials derives from the token secret."""
     settings = app[keys.SETTINGS]
-    registry = build_registry(settings, app[keys.HTTP], app[keys.SECRETS].token_secret)
+    registry = build_registry(
+        settings, app[keys.HTTP], app[keys.SECRETS].token_secret, app[keys.INSTRUMENTS]
+    )
     for storage in registry:
         await storage.start()
     app[keys.STORAGES] = registry

@@ -52,12 +52,16 @@ async def test_edit_saved_after_interval_and_on_close(make_host, etherpad: Ether
     took = await wait_for(lambda: host.read("notes.txt") == b"first line\nsecond line\n")
     assert took < 5
     assert await host.lock_of(stat) == lock_id(pad)  # still open: still locked
+    metrics = host.app[keys.INSTRUMENTS].registry
+    await wait_for(lambda: metrics.get_sample_value("wopibridge_open_edit_sessions") == 1)
 
     await pad_api(etherpad, "setText", padID=pad, text="last words")
     assert await host.webhook(pad, stat, close=True) == 202
     await wait_for(lambda: host.read("notes.txt") == b"last words\n", timeout=3)
     await wait_for(_unlocked(host, stat), timeout=5)
     assert await host.open_docs() == []
+    assert metrics.get_sample_value("wopibridge_bridge_saves_total", {"outcome": "saved"}) == 2
+    await wait_for(lambda: metrics.get_sample_value("wopibridge_open_edit_sessions") == 0)
 
 
 def _unlocked(host: Host, stat):
@@ -139,6 +143,10 @@ async def test_outside_change_goes_to_a_conflict_copy(make_host, etherpad: Ether
 
     await wait_for(lambda: len(copies()) == 1)
     (name,) = copies()
+    metrics = host.app[keys.INSTRUMENTS].registry
+    assert metrics.get_sample_value("wopibridge_conflict_copies_total", {"where": "storage"}) == 1
+    saves = {"outcome": "conflict_copy"}
+    assert metrics.get_sample_value("wopibridge_bridge_saves_total", saves) == 1
     assert name.startswith("c (conflict Ann ") and name.endswith(" UTC).txt")
     assert host.read(name) == b"edited in the pad\n"
     assert host.read("c.txt") == b"changed outside\n"

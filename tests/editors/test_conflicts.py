@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from wopibridge.errors import Locked, VersionConflict
+from wopibridge.instruments import Instruments
 from wopibridge.storage.base import Capabilities
 from wopibridge.storage.local import LocalStorage
 from wopibridge.wopi.conflicts import ConflictKeeper, conflict_name
@@ -57,7 +58,8 @@ def test_conflict_name(name, user, expected):
 
 async def test_one_copy_per_user_file_and_minute_then_recovery(storage, tmp_path, caplog):
     clock = Clock()
-    keeper = ConflictKeeper(tmp_path / "state" / "recovery", clock=clock)
+    instruments = Instruments.create()
+    keeper = ConflictKeeper(tmp_path / "state" / "recovery", clock=clock, instruments=instruments)
     stat = await storage.resolve("docs/q3 report.odt")
     first = await keeper.keep(storage, stat.file_id, stat, "Ada", body(b"mine ", b"v1"), "lock")
     assert first.where == "storage"
@@ -80,6 +82,9 @@ async def test_one_copy_per_user_file_and_minute_then_recovery(storage, tmp_path
     assert later.name == "q3 report (conflict Ada 2026-11-25 0533 UTC).odt"
     assert (tmp_path / "data" / "docs" / "q3 report.odt").read_bytes() == b"original"
     assert sorted(p.name for p in (tmp_path / "state" / "recovery").iterdir()) == [second.path.name]
+    kept = instruments.registry.get_sample_value
+    assert kept("wopibridge_conflict_copies_total", {"where": "storage"}) == 3
+    assert kept("wopibridge_conflict_copies_total", {"where": "recovery"}) == 1
 
 
 async def test_guarded_write_keeps_a_body_the_storage_consumed_then_refused(storage, tmp_path):

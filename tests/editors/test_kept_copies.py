@@ -61,7 +61,7 @@ async def dropped(client: TestClient, reason: str) -> int:
     line = f'wopibridge_kept_copies_dropped_total{{reason="{reason}"}} '
     for row in text.splitlines():
         if row.startswith(line):
-            return int(row[len(line) :])
+            return int(float(row[len(line) :]))
     return 0
 
 

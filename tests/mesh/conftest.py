@@ -33,6 +33,7 @@ class DavServer:
     root: Path
     fileids: bool = False
     hide_locks: bool = False
+    trace_log: Path | None = None
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -58,6 +59,7 @@ class DavServer:
                 DAV_TOKEN,
                 *(["--fileids"] if self.fileids else []),
                 *(["--hide-locks"] if self.hide_locks else []),
+                *(["--trace-log", str(self.trace_log)] if self.trace_log else []),
             ],
             cwd=REPO,
             stdout=subprocess.DEVNULL,

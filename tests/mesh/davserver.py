@@ -18,6 +18,9 @@ file and move it into place, and give every state its own etag):
 With ``--hide-locks``, PROPFIND never reports ``lockdiscovery`` (as servers without it do): a
 locked file is then refused only once its PUT arrives, after cheroot's ``100 Continue``.
 
+With ``--trace-log FILE``, each request's method, path and ``traceparent`` header are appended
+to FILE, one tab-separated line per request (the tracing tests check what reached the server).
+
 With ``--user``, Basic authentication is required; with ``--token``, the same user also
 accepts ``Authorization: Bearer <token>`` (as an OCM share's shared secret is sent).
 """
@@ -127,6 +130,25 @@ class _HideLocks:
         return self.app(environ, start_response)
 
 
+class _TraceLog:
+    """WSGI wrapper: append ``method, path, traceparent`` of each request to a file."""
+
+    def __init__(self, app, path: str) -> None:  # type: ignore[no-untyped-def]
+        self.app, self.path = app, path
+
+    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+        line = "\t".join(
+            (
+                environ["REQUEST_METHOD"],
+                environ.get("PATH_INFO", ""),
+                environ.get("HTTP_TRACEPARENT", ""),
+            )
+        )
+        with open(self.path, "a") as handle:
+            handle.write(line + "\n")
+        return self.app(environ, start_response)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -136,6 +158,7 @@ def main() -> None:
     parser.add_argument("--token", default="")
     parser.add_argument("--fileids", action="store_true")
     parser.add_argument("--hide-locks", action="store_true")
+    parser.add_argument("--trace-log", default="")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -168,6 +191,8 @@ def main() -> None:
         app = _BearerOrBasic(app, args.token, f"Basic {basic}")
     if args.hide_locks:
         app = _HideLocks(app)
+    if args.trace_log:
+        app = _TraceLog(app, args.trace_log)
     server = wsgi.Server(("127.0.0.1", args.port), app, numthreads=8)
     try:
         server.start()

@@ -72,12 +72,16 @@ class FakeGateway(gw_grpc.GatewayAPIServicer):
     transfers: dict[str, _Transfer] = field(default_factory=dict)
     data_url: str = ""
     calls: list[str] = field(default_factory=list)
+    #: The ``traceparent`` metadata of every call that carried one.
+    traceparents: list[str] = field(default_factory=list)
 
     # -- helpers -----------------------------------------------------------------------
 
     def _user(self, context: grpc.aio.ServicerContext) -> str | None:
-        token = dict(context.invocation_metadata() or ()).get("x-access-token", "")
-        return self.tokens.get(token)
+        metadata = dict(context.invocation_metadata() or ())
+        if "traceparent" in metadata:
+            self.traceparents.append(metadata["traceparent"])
+        return self.tokens.get(metadata.get("x-access-token", ""))
 
     def _token(self, context: grpc.aio.ServicerContext) -> str:
         return dict(context.invocation_metadata() or ()).get("x-access-token", "")

@@ -45,6 +45,7 @@ from wopibridge.errors import (
     VersionConflict,
     WopiError,
 )
+from wopibridge.instruments import Instruments
 from wopibridge.locks.base import LockStore
 from wopibridge.security.tokens import AccessToken
 from wopibridge.storage.base import FileStat, Storage
@@ -104,6 +105,7 @@ class Bridge:
     http: ClientSession
     key: bytes
     instance: str = field(default_factory=lambda: uuid.uuid4().hex)
+    instruments: Instruments | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _polled: dict[str, float] = field(default_factory=dict)
     _refreshed: dict[str, float] = field(default_factory=dict)
@@ -243,6 +245,12 @@ class Bridge:
                 await self.process(docid)
             except WopiError as exc:
                 log.warning("bridge document %s: %s", docid, exc.message)
+        if self.instruments is not None:
+            self.instruments.open_sessions.set(len(self._held))
+
+    def _count_save(self, outcome: str) -> None:
+        if self.instruments is not None:
+            self.instruments.bridge_saves.labels(outcome).inc()
 
     def _forget(self, docid: str) -> None:
         self._held.discard(docid)
@@ -329,12 +337,13 @@ class Bridge:
             content = await editor.fetch(self.http, loaded, state.name)
             digest = digest_of(content)
             if digest != state.digest:
-                await self._write(state, content)
+                self._count_save(await self._write(state, content))
                 state.digest = digest
                 log.info(
                     "bridge saved %s (%d bytes) to %s", state.docid, len(content), state.file_id
                 )
         except WopiError as exc:
+            self._count_save("failed")
             state.dirty = True
             state.failures += 1
             delay = min(MAX_BACKOFF_SECONDS, 2.0 ** min(state.failures, 12))
@@ -352,8 +361,10 @@ class Bridge:
         state.failures = 0
         state.next_try = 0.0
 
-    async def _write(self, state: DocState, content: bytes) -> None:
-        """PutFile's rule: write only under our own lock and onto the version we loaded."""
+    async def _write(self, state: DocState, content: bytes) -> str:
+        """PutFile's rule: write only under our own lock and onto the version we loaded.
+
+        Answers the outcome: ``saved``, or ``conflict_copy`` when the content went beside."""
         storage, backend_id = self.storages.for_file(state.file_id)
         stat = await storage.stat(backend_id)
         current = await self.locks.get(state.identity)
@@ -361,18 +372,19 @@ class Bridge:
             current = (await self.locks.lock(state.identity, state.lock_id)).current
         if current != state.lock_id:
             await self._conflict_copy(state, storage, backend_id, content, "the lock was lost")
-            return
+            return "conflict_copy"
         if stat.version != state.version:
             await self._conflict_copy(state, storage, backend_id, content, "the file changed")
-            return
+            return "conflict_copy"
         try:
             written = await storage.write(
                 backend_id, _once(content), expected_version=state.version
             )
         except VersionConflict:
             await self._conflict_copy(state, storage, backend_id, content, "the file changed")
-            return
+            return "conflict_copy"
         state.version = written.version
+        return "saved"
 
     async def _conflict_copy(
         self, state: DocState, storage: Storage, backend_id: str, content: bytes, why: str
@@ -388,6 +400,8 @@ class Bridge:
         else:
             raise Conflict("No free name for a conflict copy")
         log.warning("bridge saved %s to conflict copy %r: %s", state.docid, copy.name, why)
+        if self.instruments is not None:
+            self.instruments.conflict_copies.labels("storage").inc()
         await self.locks.unlock(state.identity, state.lock_id)
         await self.locks.lock(copy.identity, state.lock_id)
         state.file_id = self.storages.wopi_id(storage, copy.file_id)

@@ -64,7 +64,11 @@ async def _bridge_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     store = open_bridge_store(settings.locks.url, settings.locks.prefix)
     timeout = aiohttp.ClientTimeout(total=60, connect=5)
-    http = aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar())
+    http = aiohttp.ClientSession(
+        timeout=timeout,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trace_configs=app.get(keys.TRACE_CONFIGS),
+    )
     bridge = Bridge(
         editors=app[BRIDGE_EDITORS],
         store=store,
@@ -72,6 +76,7 @@ async def _bridge_context(app: web.Application) -> AsyncIterator[None]:
         locks=app[keys.LOCKS],
         http=http,
         key=derive_key(app[keys.SECRETS].token_secret),
+        instruments=app.get(keys.INSTRUMENTS),
     )
     app[BRIDGE] = bridge
     task = asyncio.create_task(bridge.run()) if bridge.editors else None

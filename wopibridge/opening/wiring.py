@@ -46,6 +46,7 @@ def setup_editors(app: web.Application) -> None:
     app[keys.CONFLICTS] = ConflictKeeper(
         settings.server.state_dir / "recovery",
         limits=KeepLimits(recovery.max_bytes, recovery.max_bytes_per_user, recovery.max_age),
+        instruments=app.get(keys.INSTRUMENTS),
     )
     app.cleanup_ctx.append(_kept_copies_ctx)
     if aiohttp_jinja2.APP_KEY not in app:

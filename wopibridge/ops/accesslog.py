@@ -1,34 +1,62 @@
-"""One structured log line per request, and the request metrics.
+"""One log line per request, its metrics and, with tracing on, its server span.
 
 aiohttp's own access log prints the query string, which carries ``access_token``; it is switched
-off and replaced by this middleware, which logs the path only, the operation, the status, the
-duration and the file id. Tokens and secrets never reach the log.
+off and replaced by this middleware, which logs the path only (percent-encoded, so a line stays
+one line in the text format), the operation, the status, the duration, the file id and, when
+tracing, the trace id. Tokens and secrets never reach the log or the span.
+
+Two middlewares, picked once at start: :func:`access_log` when tracing is off, so that untraced
+requests pay nothing for it, and :func:`traced_access_log` otherwise.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from wopibridge import keys
-from wopibridge.wopi.routes import operation_name
+from wopibridge.ops.logs import StderrHandler
+from wopibridge.ops.metrics import REQUEST_METRICS, operation_of
 
 log = logging.getLogger("wopibridge.access")
 
 
-def _operation(request: web.Request) -> tuple[str, str]:
-    path = request.path
-    if path.startswith("/wopi/files/"):
-        rest = path[len("/wopi/files/") :]
-        file_id, _, tail = rest.partition("/")
-        override = request.headers.get("X-WOPI-Override")
-        return operation_name(request.method, tail, override), file_id
-    return path, ""
+def _record(
+    request: web.Request,
+    operation: str,
+    file_id: str,
+    status: int,
+    elapsed: float,
+    trace_id: str = "",
+) -> None:
+    request.app[REQUEST_METRICS].observe(operation, status, elapsed)
+    # the open endpoints name the file they resolved (their query has only its path)
+    file_id = request.get(keys.FILE_ID) or file_id
+    if log.isEnabledFor(logging.INFO):
+        path = request.rel_url.raw_path
+        ms = round(elapsed * 1000, 2)
+        fields = {
+            "method": request.method,
+            "path": path,
+            "op": operation,
+            "status": status,
+            "ms": ms,
+            "file_id": file_id,
+        }
+        if trace_id:
+            fields["trace_id"] = trace_id
+        handlers = log.handlers
+        if handlers and isinstance(handlers[0], StderrHandler):
+            # the server's own handler: the line is written without a LogRecord
+            message = f"{request.method} {path} {operation} {status} {ms:.2f}ms"
+            handlers[0].write_line(log.name, message, fields)
+        else:
+            log.info(
+                "%s %s %s %d %.2fms", request.method, path, operation, status, ms, extra=fields
+            )
 
 
 @web.middleware
@@ -43,46 +71,48 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         status = exc.status
         raise
     finally:
-        elapsed = time.perf_counter() - started
-        operation, file_id = _operation(request)
-        # the open endpoints name the file they resolved (the query has only its path)
-        file_id = request.get(keys.FILE_ID) or file_id
-        request.app[keys.METRICS].observe(operation, status, elapsed)
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                json.dumps(
-                    {
-                        "method": request.method,
-                        "path": request.path,
-                        "op": operation,
-                        "status": status,
-                        "ms": round(elapsed * 1000, 2),
-                        "file_id": file_id,
-                    }
-                )
-            )
+        operation, file_id = operation_of(request)
+        _record(request, operation, file_id, status, time.perf_counter() - started)
 
 
-class MalformedRequestFilter(logging.Filter):
-    """aiohttp logs a request it cannot parse (a request line over the size limit, a broken
-    header) at ERROR with a traceback and the first bytes of the offending line, which may
-    start an access token. Anyone can send such a request, so it is the client's fault, not
-    the server's: the record becomes one WARNING line naming the error class, nothing more.
-    """
+@web.middleware
+async def traced_access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """:func:`access_log` inside a server span that continues the caller's ``traceparent``."""
+    from opentelemetry import propagate
+    from opentelemetry.trace import SpanKind, Status, StatusCode, use_span
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError):
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.msg = "malformed request from %s refused (%s, HTTP %d)"
-            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
-            record.args = (peer, type(exc).__name__, exc.code)
-            record.exc_info = record.exc_text = None
-        return True
+    tracer = request.app[keys.INSTRUMENTS].tracer
+    assert tracer is not None
+    started = time.perf_counter()
+    operation, file_id = operation_of(request)
+    attributes: dict[str, str] = {"http.request.method": request.method}
+    if file_id:
+        attributes["wopi.file_id"] = file_id
+    resource = request.match_info.route.resource
+    if resource is not None:
+        attributes["http.route"] = resource.canonical
+    span = tracer.start_span(
+        operation,
+        context=propagate.extract(request.headers),
+        kind=SpanKind.SERVER,
+        attributes=attributes,
+    )
+    status = 500
+    with use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            trace_id = format(span.get_span_context().trace_id, "032x")
+            _record(request, operation, file_id, status, time.perf_counter() - started, trace_id)
 
 
-def quiet_malformed_requests() -> None:
-    """Install :class:`MalformedRequestFilter` on aiohttp's server logger (once)."""
-    server_log = logging.getLogger("aiohttp.server")
-    if not any(isinstance(f, MalformedRequestFilter) for f in server_log.filters):
-        server_log.addFilter(MalformedRequestFilter())
+def request_middleware(traced: bool) -> Middleware:
+    return traced_access_log if traced else access_log

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from wopibridge import keys
 from wopibridge.errors import Unavailable
-from wopibridge.ops.workers import all_metrics
+from wopibridge.ops.metrics import metrics
 
 
 async def health(request: web.Request) -> web.Response:
@@ -95,10 +95,6 @@ def _editors(app: web.Application) -> dict[str, str]:
     if cache is None:
         return {}
     return {f"discovery:{name}": state for name, state in cache.status().items()}
-
-
-async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=all_metrics(request.app).render(), content_type="text/plain")
 
 
 def add_routes(app: web.Application) -> None:

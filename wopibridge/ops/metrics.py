@@ -1,85 +1,129 @@
-"""Request counters and durations, exposed in the Prometheus text format at ``/metrics``.
+"""Request metrics and the ``/metrics`` exposition, on prometheus_client.
 
-With several worker processes each counts its own requests; :meth:`Metrics.snapshot` and
-:meth:`Metrics.combined` let one worker answer for all of them (see :mod:`.workers`).
+Each request is counted once under a bounded label set: the operation named by the route table
+(:func:`operation_of`; ``other`` for anything else, unknown paths included) and the status
+class. What a client sends never becomes a label value, so the exposition cannot be grown or
+injected into by requests.
+
+With several workers (``server.workers``), prometheus_client's multiprocess mode keeps every
+worker's values in files under ``<state_dir>/metrics`` (see :mod:`.workers`) and any worker
+answers the sum; a single process exposes its registry and its process metrics directly.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterable
-from typing import Any
+import os
 
-Snapshot = dict[str, Any]
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+    multiprocess,
+)
+
+from wopibridge import keys
+from wopibridge.instruments import OTHER, Instruments
+from wopibridge.wopi.routes import operation_name
+
+#: Operations of the routes outside ``/wopi/files``, by the route's path in the route table.
+ROUTE_OPERATIONS = {
+    "/health": "Health",
+    "/ready": "Ready",
+    "/metrics": "Metrics",
+    "/wopi/open": "Open",
+    "/wopi/host": "HostPage",
+    "/wopi/iop/openinapp": "OpenInApp",
+    "/wopi/bridge/open": "BridgeOpen",
+    "/wopi/bridge/{docid}": "BridgeSave",
+    "/wopi/iop/new": "NewInApp",
+    "/wopi/templates/{ref}": "TemplateSource",
+    "/": "Status",
+    "/docs": "Docs",
+}
+WOPI_FILES = "/wopi/files/{file_id}"
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-class Metrics:
-    def __init__(self) -> None:
-        self.requests: Counter[tuple[str, int]] = Counter()
-        self.seconds: defaultdict[str, float] = defaultdict(float)
-        self.counts: Counter[str] = Counter()
-        self.kept_dropped: Counter[str] = Counter()
+def operation_of(request: web.Request) -> tuple[str, str]:
+    """The request's operation and WOPI file id (``""`` outside ``/wopi/files``).
+
+    Read from the matched route, never from the raw path: a path the router does not know is
+    ``other``, whatever it contains.
+    """
+    resource = request.match_info.route.resource
+    if resource is None:  # no route matched: 404, or 405 on a known path
+        return OTHER, ""
+    canonical = resource.canonical
+    if canonical.startswith(WOPI_FILES):
+        tail = "contents" if canonical.endswith("/contents") else ""
+        name = operation_name(request.method, tail, request.headers.get("X-WOPI-Override"))
+        return (OTHER if name == "Unknown" else name), request.match_info.get("file_id", "")
+    return ROUTE_OPERATIONS.get(canonical, OTHER), ""
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx" if 100 <= status < 600 else OTHER
+
+
+class RequestMetrics:
+    """Observes answered requests; the labelled children are looked up once per label set."""
+
+    def __init__(self, instruments: Instruments) -> None:
+        self._instruments = instruments
+        self._children: dict[tuple[str, int], tuple[Counter, Histogram, Counter | None]] = {}
 
     def observe(self, operation: str, status: int, seconds: float) -> None:
-        self.requests[(operation, status)] += 1
-        self.seconds[operation] += seconds
-        self.counts[operation] += 1
-
-    def count_kept_dropped(self, reason: str) -> None:
-        """A refused save was not kept, or a kept copy was removed (``duplicate``, ``quota``,
-        ``expired``, ``disk_full``)."""
-        self.kept_dropped[reason] += 1
-
-    def snapshot(self) -> Snapshot:
-        """The counters as plain JSON-ready data."""
-        return {
-            "requests": [[op, status, n] for (op, status), n in self.requests.items()],
-            "seconds": dict(self.seconds),
-            "counts": dict(self.counts),
-            "kept_dropped": dict(self.kept_dropped),
-        }
-
-    @classmethod
-    def combined(cls, snapshots: Iterable[Snapshot]) -> Metrics:
-        """The sum of several processes' counters."""
-        total = cls()
-        for snap in snapshots:
-            for op, status, n in snap["requests"]:
-                total.requests[(str(op), int(status))] += int(n)
-            for op, seconds in snap["seconds"].items():
-                total.seconds[op] += float(seconds)
-            for op, n in snap["counts"].items():
-                total.counts[op] += int(n)
-            for reason, n in snap.get("kept_dropped", {}).items():
-                total.kept_dropped[str(reason)] += int(n)
-        return total
-
-    def render(self) -> str:
-        lines = [
-            "# HELP wopibridge_requests_total Requests answered, by operation and status.",
-            "# TYPE wopibridge_requests_total counter",
-        ]
-        for (operation, status), count in sorted(self.requests.items()):
-            lines.append(
-                f'wopibridge_requests_total{{operation="{operation}",status="{status}"}} {count}'
+        children = self._children.get((operation, status))
+        if children is None:
+            labels = (operation, status_class(status))
+            conflict = self._instruments.conflicts.labels(operation) if status == 409 else None
+            children = (
+                self._instruments.requests.labels(*labels),
+                self._instruments.request_seconds.labels(*labels),
+                conflict,
             )
-        lines += [
-            "# HELP wopibridge_request_duration_seconds Time spent answering, by operation.",
-            "# TYPE wopibridge_request_duration_seconds summary",
-        ]
-        for operation in sorted(self.counts):
-            label = f'{{operation="{operation}"}}'
-            lines.append(
-                f"wopibridge_request_duration_seconds_sum{label} {self.seconds[operation]:.6f}"
-            )
-            lines.append(
-                f"wopibridge_request_duration_seconds_count{label} {self.counts[operation]}"
-            )
-        lines += [
-            "# HELP wopibridge_kept_copies_dropped_total Refused saves not kept, and kept copies"
-            " removed, by reason.",
-            "# TYPE wopibridge_kept_copies_dropped_total counter",
-        ]
-        for reason, count in sorted(self.kept_dropped.items()):
-            lines.append(f'wopibridge_kept_copies_dropped_total{{reason="{reason}"}} {count}')
-        return "\n".join(lines) + "\n"
+            self._children[(operation, status)] = children
+        requests, durations, conflicts = children
+        requests.inc()
+        durations.observe(seconds)
+        if conflicts is not None:
+            conflicts.inc()
+
+
+#: This app's request metrics (set by :func:`setup_metrics`).
+REQUEST_METRICS: web.AppKey[RequestMetrics] = web.AppKey("request_metrics", RequestMetrics)
+
+
+def setup_metrics(app: web.Application, instruments: Instruments) -> None:
+    """The instruments on the app, with the process metrics when this is the only process."""
+    app[keys.INSTRUMENTS] = instruments
+    app[REQUEST_METRICS] = RequestMetrics(instruments)
+    if not multiprocess_dir():
+        ProcessCollector(registry=instruments.registry)
+        PlatformCollector(registry=instruments.registry)
+        GCCollector(registry=instruments.registry)
+
+
+def multiprocess_dir() -> str:
+    """The folder of prometheus_client's multiprocess mode, ``""`` in a single process."""
+    return os.environ.get(MULTIPROCESS_ENV, "")
+
+
+def exposition(app: web.Application) -> bytes:
+    folder = multiprocess_dir()
+    if not folder:
+        return generate_latest(app[keys.INSTRUMENTS].registry)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = exposition(request.app)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -15,16 +15,18 @@ gracefully (each saves its bridged documents) and then the supervisor. Workers r
 own process group, so Ctrl+C in a terminal reaches the supervisor alone and each worker is
 told to stop exactly once. A worker whose supervisor vanished (SIGKILL) stops by itself.
 
-Every worker counts its own requests and writes them to ``<state_dir>/workers/`` every
-second; ``/metrics`` on any worker answers the sum, so counters never go backwards whichever
-worker a scrape reaches. A worker killed outright loses at most its last second of counts.
+Metrics use prometheus_client's multiprocess mode: the supervisor points
+``PROMETHEUS_MULTIPROC_DIR`` at an emptied ``<state_dir>/metrics`` before the fork, every worker
+writes its values there as it counts (memory-mapped files), and ``/metrics`` on any worker
+answers the sum, dead workers included, so counters never go backwards whichever worker a
+scrape reaches. Process metrics are per worker there (``wopibridge_worker_*``, with a ``pid``
+label), since the library's ``process_*`` describe one process only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -34,29 +36,41 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import prometheus_client.values
 from aiohttp import web
+from prometheus_client import Gauge, ProcessCollector, multiprocess
 
-from wopibridge import keys
 from wopibridge.config import ConfigError, Settings
-from wopibridge.ops.metrics import Metrics, Snapshot
+from wopibridge.ops.metrics import MULTIPROCESS_ENV
 from wopibridge.security.secrets import load_secrets
 
 log = logging.getLogger("wopibridge.workers")
 
-#: Where the workers of a server leave their counters; set on each worker's app.
-METRICS_DIR: web.AppKey[Path] = web.AppKey("worker_metrics_dir", Path)
 #: The supervisor's pid, taken right after the fork: by the time the app starts, the
 #: supervisor may already be gone and the worker adopted by another process.
 SUPERVISOR: web.AppKey[int] = web.AppKey("worker_supervisor", int)
 
-SNAPSHOT_INTERVAL = 1.0
+BEAT_INTERVAL = 1.0
 #: A worker that dies sooner than this after its start is replaced only after a pause.
 QUICK_DEATH = 5.0
 CONFIG_ERROR_EXIT = 2
 
 
 def metrics_dir(settings: Settings) -> Path:
-    return settings.server.state_dir / "workers"
+    return settings.server.state_dir / "metrics"
+
+
+def _multiprocess_metrics(folder: Path) -> None:
+    """Switch prometheus_client to multiprocess mode, in this process and the workers it forks.
+
+    The library picks its value class from the environment when first imported; it is picked
+    again here because this process imported it before the settings said how many workers.
+    """
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ[MULTIPROCESS_ENV] = str(folder)
+    values = prometheus_client.values
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
 def serve_workers(settings: Settings, make_app: Callable[[], web.Application]) -> int:
@@ -67,8 +81,7 @@ def serve_workers(settings: Settings, make_app: Callable[[], web.Application]) -
     """
     load_secrets(settings)
     shared = metrics_dir(settings)
-    shutil.rmtree(shared, ignore_errors=True)
-    shared.mkdir(parents=True)
+    _multiprocess_metrics(shared)
     claim = _claim_port(settings.server.host, settings.server.port)
     children: dict[int, tuple[int, float]] = {}  # pid -> (slot, started)
     stopping = False
@@ -113,6 +126,7 @@ def serve_workers(settings: Settings, make_app: Callable[[], web.Application]) -
             if pid not in children:
                 continue
             slot, started = children.pop(pid)
+            multiprocess.mark_process_dead(pid, str(shared))  # type: ignore[no-untyped-call]
             code = os.waitstatus_to_exitcode(status)
             if stopping:
                 continue
@@ -173,12 +187,9 @@ def _run_worker(
 
 
 async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx of a worker: its counters written for the others, its supervisor watched."""
-    folder = metrics_dir(app[keys.SETTINGS])
-    folder.mkdir(parents=True, exist_ok=True)
-    app[METRICS_DIR] = folder
-    own = folder / f"{os.getpid()}.json"
+    """cleanup_ctx of a worker: its supervisor watched, its process metrics kept current."""
     supervisor = app.get(SUPERVISOR, os.getppid())
+    process = _WorkerProcessMetrics()
 
     async def beat() -> None:
         while True:
@@ -186,35 +197,46 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
                 log.warning("the supervisor is gone; stopping this worker")
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
-            await asyncio.sleep(SNAPSHOT_INTERVAL)
-            _write_snapshot(own, app[keys.METRICS].snapshot())
+            process.update()
+            await asyncio.sleep(BEAT_INTERVAL)
 
     task = asyncio.create_task(beat())
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    _write_snapshot(own, app[keys.METRICS].snapshot())
 
 
-def _write_snapshot(path: Path, snapshot: Snapshot) -> None:
-    temp = path.with_suffix(".tmp")
-    temp.write_text(json.dumps(snapshot))
-    os.replace(temp, path)
+class _WorkerProcessMetrics:
+    """This worker's memory, CPU time and open files, read from ``/proc`` by the library's
+    process collector and kept as gauges the multiprocess mode can sum per ``pid``."""
 
+    def __init__(self) -> None:
+        self._collector = ProcessCollector(registry=None)
+        self._gauges = {
+            "process_resident_memory_bytes": Gauge(
+                "wopibridge_worker_resident_memory_bytes",
+                "Resident memory of each worker process.",
+                registry=None,
+                multiprocess_mode="liveall",
+            ),
+            "process_cpu_seconds_total": Gauge(
+                "wopibridge_worker_cpu_seconds",
+                "CPU time used by each worker process.",
+                registry=None,
+                multiprocess_mode="liveall",
+            ),
+            "process_open_fds": Gauge(
+                "wopibridge_worker_open_fds",
+                "Open file descriptors of each worker process.",
+                registry=None,
+                multiprocess_mode="liveall",
+            ),
+        }
 
-def all_metrics(app: web.Application) -> Metrics:
-    """This worker's live counters plus the last ones every other worker wrote, dead workers
-    included (their requests were answered; dropping them would make counters go back)."""
-    own = app[keys.METRICS]
-    folder = app.get(METRICS_DIR)
-    if folder is None:
-        return own
-    snapshots = [own.snapshot()]
-    mine = f"{os.getpid()}.json"
-    for path in folder.glob("*.json"):
-        if path.name == mine:
-            continue
-        with contextlib.suppress(OSError, ValueError):
-            snapshots.append(json.loads(path.read_text()))
-    return Metrics.combined(snapshots)
+    def update(self) -> None:
+        for family in self._collector.collect():
+            for sample in family.samples:
+                gauge = self._gauges.get(sample.name)
+                if gauge is not None:
+                    gauge.set(sample.value)

@@ -35,12 +35,14 @@ from aiohttp import web
 from wopibridge import keys
 from wopibridge.config import ConfigError, Settings
 from wopibridge.errors import NotFound
+from wopibridge.instruments import Instruments
 from wopibridge.locks.base import LockStore
 from wopibridge.locks.sitelocks import SiteLockStore
 from wopibridge.security.crypto import CREDENTIAL_CLAIM, CredentialBox
 from wopibridge.security.tokens import AccessToken
 from wopibridge.storage import cs3, fileids, webdav
 from wopibridge.storage.base import Storage
+from wopibridge.storage.instrumented import InstrumentedStorage
 from wopibridge.storage.local import LocalStorage
 from wopibridge.storage.registry import StorageRegistry
 
@@ -163,9 +165,15 @@ class MeshRegistry(StorageRegistry):
 
 
 def build_registry(
-    settings: Settings, http: aiohttp.ClientSession, token_secret: str
+    settings: Settings,
+    http: aiohttp.ClientSession,
+    token_secret: str,
+    instruments: Instruments | None = None,
 ) -> MeshRegistry:
-    """Every configured storage, on the app's shared HTTP session. Raises ``ConfigError``."""
+    """Every configured storage, on the app's shared HTTP session. Raises ``ConfigError``.
+
+    With ``instruments``, each storage is wrapped so that its calls are timed and traced.
+    """
     storages: dict[str, Storage] = {}
     if DEFAULT_STORAGE not in settings.storages:
         try:
@@ -187,6 +195,10 @@ def build_registry(
         except ValueError as exc:
             key, _, problem = str(exc).partition(": ")
             raise ConfigError(key, problem or str(exc)) from None
+    if instruments is not None:
+        storages = {
+            name: InstrumentedStorage(storage, instruments) for name, storage in storages.items()
+        }
     return MeshRegistry(storages, DEFAULT_STORAGE, CredentialBox(token_secret))
 
 

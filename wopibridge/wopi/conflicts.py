@@ -43,6 +43,7 @@ from wopibridge.errors import (
     Unavailable,
     WopiError,
 )
+from wopibridge.instruments import Instruments
 from wopibridge.storage.base import FileStat, Storage
 from wopibridge.storage.tempfiles import TempFile, read_chunks, sweep
 from wopibridge.wopi.body import SaveBody
@@ -132,6 +133,7 @@ class ConflictKeeper:
         recovery_dir: Path,
         clock: Callable[[], datetime] | None = None,
         limits: KeepLimits | None = None,
+        instruments: Instruments | None = None,
     ) -> None:
         self.recovery_dir = recovery_dir
         self.kept = KeptCopies(
@@ -140,6 +142,12 @@ class ConflictKeeper:
             limits or KeepLimits(),
         )
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._instruments = instruments
+
+    def _counted(self, kept: KeptCopy) -> KeptCopy:
+        if self._instruments is not None and kept.where != "dropped":
+            self._instruments.conflict_copies.labels(kept.where).inc()
+        return kept
 
     def _folder(self) -> Path:
         self.recovery_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -226,7 +234,7 @@ class ConflictKeeper:
         except BaseException:
             body.discard()
             raise
-        return await self._place(storage, backend_id, stat, user, body, reason)
+        return self._counted(await self._place(storage, backend_id, stat, user, body, reason))
 
     async def guarded_write(
         self,
@@ -253,7 +261,7 @@ class ConflictKeeper:
                     backend_id, staged.path, expected_version=expected_version
                 )
             except WopiError as exc:
-                await self._place(storage, backend_id, stat, user, body, exc.message)
+                self._counted(await self._place(storage, backend_id, stat, user, body, exc.message))
                 raise
             except BaseException:
                 body.discard()
@@ -271,7 +279,7 @@ class ConflictKeeper:
             except BaseException:
                 await body.aclose()
                 raise
-            await self._place(storage, backend_id, stat, user, body, exc.message)
+            self._counted(await self._place(storage, backend_id, stat, user, body, exc.message))
             raise
         except BaseException:
             await body.aclose()
@@ -316,7 +324,7 @@ class ConflictKeeper:
             user,
             target,
         )
-        return KeptCopy("recovery", target.name, path=target)
+        return self._counted(KeptCopy("recovery", target.name, path=target))
 
     # -- where a refused body goes ----------------------------------------------------------
 

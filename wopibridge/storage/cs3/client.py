@@ -26,6 +26,7 @@ from wopibridge.errors import (
     WopiError,
 )
 from wopibridge.storage.cs3.config import Cs3Config
+from wopibridge.storage.propagation import grpc_metadata
 
 
 @dataclass(slots=True)
@@ -69,7 +70,9 @@ class GatewayClient:
     async def call(self, method: str, request: Any) -> Any:
         rpc = getattr(self.stub(), method)
         try:
-            return await rpc(request, metadata=self.metadata(), timeout=self.config.timeout)
+            return await rpc(
+                request, metadata=grpc_metadata(self.metadata()), timeout=self.config.timeout
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 raise NotImplementedOperation(
@@ -115,7 +118,7 @@ class GatewayClient:
         try:
             await self.stub().Stat(
                 sp.StatRequest(ref=spr.Reference(path=self.config.root)),
-                metadata=(("x-access-token", self.token),) if self.token else (),
+                metadata=grpc_metadata((("x-access-token", self.token),) if self.token else ()),
                 timeout=min(self.config.timeout, 5.0),
             )
         except grpc.aio.AioRpcError as exc:
