@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from wopibridge.config import ConfigError, Settings, load_settings
 from wopibridge.ops.accesslog import quiet_malformed_requests
+from wopibridge.ops.server import run
 from wopibridge.ops.workers import serve_workers
 from wopibridge.validator import cli as validator_cli
 
@@ -49,12 +48,11 @@ def serve(args: argparse.Namespace) -> int:
     try:
         if settings.server.workers > 1:
             return serve_workers(settings, lambda: create_app(settings))
-        web.run_app(
+        run(
             create_app(settings),
             host=settings.server.host,
             port=settings.server.port,
-            access_log=None,
-            print=None,
+            header_timeout=settings.server.header_timeout,
         )
     except ConfigError as exc:
         print(f"wopibridge: {exc}", file=sys.stderr)

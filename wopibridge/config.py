@@ -106,6 +106,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "workers": Key(
             1, _as_positive, "Server processes sharing the port; above 1 needs Redis locks."
         ),
+        "header_timeout": Key(
+            10, _as_positive, "Seconds a client has to send a request's line and headers."
+        ),
     },
     "storage": {
         "root": Key("./data", _as_str, "Folder of the local storage, created on first run."),
@@ -133,6 +136,7 @@ class ServerSettings:
     max_upload_size: int
     log_level: str
     workers: int
+    header_timeout: int = 10
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ The decisions are :func:`wopibridge.opening.common.open_document`'s.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -31,6 +30,8 @@ from wopibridge import keys
 from wopibridge.errors import BadRequest
 from wopibridge.opening.common import check_iop_secret, open_document
 from wopibridge.opening.hostpage import HostLinks, HostPage, render
+from wopibridge.security.jsoninput import read_json
+from wopibridge.wopi.links import is_web_url
 
 MODES = ("view", "edit", "editnew", "embedview")
 USER_TYPES = ("regular", "federated", "ocm", "anonymous", "guest")
@@ -49,10 +50,7 @@ def _text(body: dict[str, Any], key: str, *, required: bool = False, limit: int 
 
 async def open_file(request: web.Request) -> web.Response:
     check_iop_secret(request)
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("The request body is not valid JSON") from None
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object")
     user = body.get("user") or {}
@@ -65,11 +63,11 @@ async def open_file(request: web.Request) -> web.Response:
     if user_type not in USER_TYPES:
         raise BadRequest(f"user.type must be one of {', '.join(USER_TYPES)}")
     close_url = _text(body, "close_url", limit=2048)
-    if close_url and urlsplit(close_url).scheme not in ("http", "https"):
+    if close_url and not is_web_url(close_url):
         raise BadRequest("close_url must be an http(s) URL")
 
     storages = request.app[keys.STORAGES]
-    path, file_id = _text(body, "path", limit=4096), _text(body, "file_id", limit=1100)
+    path, file_id = _text(body, "path", limit=4096), _text(body, "file_id", limit=6100)
     if bool(path) == bool(file_id):
         raise BadRequest("Give either path or file_id")
     if file_id:

@@ -12,7 +12,7 @@ from wopibridge import keys
 from wopibridge.errors import BadRequest, NotFound
 from wopibridge.opening.common import check_iop_secret, discovery_app_url, open_file
 from wopibridge.security.tokens import Mode
-from wopibridge.wopi.links import with_wopisrc
+from wopibridge.wopi.links import is_web_url, with_wopisrc
 
 VIEW_MODES: dict[str, Mode] = {
     "VIEW_MODE_READ_WRITE": "edit",
@@ -44,6 +44,9 @@ async def openinapp(request: web.Request) -> web.Response:
     # folderurl becomes CloseUrl; the editor URLs let PutRelativeFile name HostEditUrl and
     # HostViewUrl for the new file.
     extra = {name: query[name] for name in ("folderurl", "appurl", "appviewurl") if query.get(name)}
+    for name, url in extra.items():
+        if not is_web_url(url):
+            raise BadRequest(f"{name} must be an http(s) URL")
     endpoint = query.get("endpoint", "")
     storage_name, ref = _storage_for_endpoint(request, endpoint, query["fileid"])
     opened = await open_file(

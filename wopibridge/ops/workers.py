@@ -39,6 +39,7 @@ from aiohttp import web
 from wopibridge import keys
 from wopibridge.config import ConfigError, Settings
 from wopibridge.ops.metrics import Metrics, Snapshot
+from wopibridge.ops.server import run
 from wopibridge.security.secrets import load_secrets
 
 log = logging.getLogger("wopibridge.workers")
@@ -158,13 +159,13 @@ def _run_worker(
     app = make_app()
     app[SUPERVISOR] = supervisor
     try:
-        web.run_app(
+        run(
             app,
             host=settings.server.host,
             port=settings.server.port,
+            header_timeout=settings.server.header_timeout,
             reuse_port=True,
-            access_log=None,
-            print=lambda _banner: log.info("worker listening"),
+            on_listen=lambda: log.info("worker listening"),
         )
     except ConfigError as exc:
         log.error("%s", exc)
