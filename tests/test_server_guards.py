@@ -20,7 +20,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     workdir = tmp_path_factory.mktemp("guards")
     (workdir / "data").mkdir()
     (workdir / "data" / "a.docx").write_bytes(b"a")
-    with running_server(workdir, server={"header_timeout": 1}) as started:
+    with running_server(workdir, server={"header_timeout": 1, "read_timeout": 1}) as started:
         yield started
 
 
@@ -66,6 +66,52 @@ async def test_trickled_request_heads_are_cut_off(server: ServerProcess) -> None
     # the server still answers promptly afterwards
     async with aiohttp.ClientSession() as session, session.get(f"{server.url}/health") as r:
         assert r.status == 200
+
+
+async def test_a_stalled_body_closes_the_connection(server: ServerProcess) -> None:
+    """Headers announce 100 bytes, 10 arrive, then nothing: closed after read_timeout (1 s),
+    and nothing is stored."""
+    async with aiohttp.ClientSession() as session:
+        wopi_src, token = await open_remote(session, server.url, "a.docx")
+    path = wopi_src.split("127.0.0.1", 1)[1].split("/", 1)[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    started = time.monotonic()
+    writer.write(
+        f"POST /{path}?access_token={token} HTTP/1.1\r\n"
+        "Host: x\r\nX-WOPI-Override: PUT_USER_INFO\r\nContent-Length: 100\r\n\r\n".encode()
+        + b"0123456789"
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), timeout=10)
+    closed_after = time.monotonic() - started
+    writer.close()
+    assert 0.9 < closed_after < 4, closed_after
+    assert not answer.startswith(b"HTTP/1.1 200"), answer
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(wopi_src, params={"access_token": token}) as resp,
+    ):
+        assert (await resp.json())["UserInfo"] == ""
+
+
+async def test_a_slow_but_steady_body_is_not_cut(server: ServerProcess) -> None:
+    async with aiohttp.ClientSession() as session:
+        wopi_src, token = await open_remote(session, server.url, "a.docx")
+
+        async def steady():
+            for _ in range(6):
+                yield b"x" * 10
+                await asyncio.sleep(0.5)
+
+        async with session.post(
+            wopi_src,
+            params={"access_token": token},
+            headers={"X-WOPI-Override": "PUT_USER_INFO"},
+            data=steady(),
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+        async with session.get(wopi_src, params={"access_token": token}) as resp:
+            assert (await resp.json())["UserInfo"] == "x" * 60
 
 
 async def _read_ready(reader: asyncio.StreamReader, wait: float) -> bytes | None:

@@ -53,6 +53,7 @@ def serve(args: argparse.Namespace) -> int:
             host=settings.server.host,
             port=settings.server.port,
             header_timeout=settings.server.header_timeout,
+            read_timeout=settings.server.read_timeout,
         )
     except ConfigError as exc:
         print(f"wopibridge: {exc}", file=sys.stderr)

@@ -109,6 +109,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "header_timeout": Key(
             10, _as_positive, "Seconds a client has to send a request's line and headers."
         ),
+        "read_timeout": Key(
+            60, _as_positive, "Seconds a request body may stall before the connection closes."
+        ),
     },
     "storage": {
         "root": Key("./data", _as_str, "Folder of the local storage, created on first run."),
@@ -137,6 +140,7 @@ class ServerSettings:
     log_level: str
     workers: int
     header_timeout: int = 10
+    read_timeout: int = 60
 
 
 @dataclass(frozen=True)

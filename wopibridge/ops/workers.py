@@ -164,6 +164,7 @@ def _run_worker(
             host=settings.server.host,
             port=settings.server.port,
             header_timeout=settings.server.header_timeout,
+            read_timeout=settings.server.read_timeout,
             reuse_port=True,
             on_listen=lambda: log.info("worker listening"),
         )
