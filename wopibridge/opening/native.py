@@ -17,7 +17,9 @@ Answer 200::
      "host_url": "<short-lived link to the host page>",
      "forced_viewmode_reason": "..."}   # only when an edit was downgraded
 
-The decisions are :func:`wopibridge.opening.common.open_document`'s.
+The body is read with a size and depth cap (:mod:`wopibridge.security.jsoninput`); ``close_url``
+must be an absolute http(s) URL. The decisions are
+:func:`wopibridge.opening.common.open_document`'s.
 """
 
 from __future__ import annotations
