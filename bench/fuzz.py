@@ -114,6 +114,7 @@ async def main(args: argparse.Namespace) -> int:
         redis = None
         lock_url = "memory://"
         if args.redis:
+            (work / "redis").mkdir()
             redis = RedisServer(work / "redis")
             redis.start()
             lock_url = redis.url
