@@ -1,7 +1,7 @@
 """Lock+Unlock cycles/s on ``.odt`` files with desktop lock files on, beside the same with them
 off, in one run; and how long after the WOPI answer the lock file appears and goes.
 
-    python3 bench/lockfiles_bench.py [--seconds 5] [--clients 8] [--trials 50]
+    python3 bench/lockfiles_bench.py [--seconds 5] [--clients 8] [--trials 50] [--rounds 3]
 
 Two ``wopibridge serve`` processes, identical but for ``[apps.collabora] lock_files``, each on
 its own data folder of ``.odt`` files; each client alternates LOCK and UNLOCK on its own file,
@@ -124,14 +124,21 @@ async def main(args: argparse.Namespace) -> None:
         for srv in (off, on):
             srv.start()
         try:
-            without = await cycles(off, args.seconds, args.clients)
-            with_files = await cycles(on, args.seconds, args.clients)
+            # alternated, so that a load change on a shared machine hits both alike
+            offs, ons = [], []
+            for _ in range(args.rounds):
+                offs.append(await cycles(off, args.seconds, args.clients))
+                ons.append(await cycles(on, args.seconds, args.clients))
+            without, with_files = sum(offs) / len(offs), sum(ons) / len(ons)
             appear, vanish = await latencies(on, args.trials)
         finally:
             for srv in (off, on):
                 srv.stop()
     ratio = with_files / without
-    print(f"Lock+Unlock on .odt, {args.clients} clients, {args.seconds:.0f} s each")
+    print(
+        f"Lock+Unlock on .odt, {args.clients} clients, {args.rounds} alternated rounds"
+        f" of {args.seconds:.0f} s each"
+    )
     print(f"  lock files off  {without:9.0f} cycles/s")
     print(f"  lock files on   {with_files:9.0f} cycles/s   ratio {ratio:.2f} (target >= 0.50)")
     for what, times in (("appears after the LOCK", appear), ("gone after the UNLOCK", vanish)):
@@ -147,4 +154,5 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--trials", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
     asyncio.run(main(parser.parse_args()))

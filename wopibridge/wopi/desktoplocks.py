@@ -13,9 +13,10 @@ host field is ``wopibridge``, which is how our own lock files are told apart fro
 
 Writing a lock file is a create with fsyncs, several times the cost of the lock itself, so it
 runs after the answer: :class:`LockFileWriter` applies, per file and in order, the latest
-wanted state (written, removed, moved by a rename). A lock file appears a few milliseconds after
-its lock is granted. Lock files follow renames, and at start :func:`sweep_stale_lock_files`
-removes ours that no WOPI lock backs any more (a crash, a restart with in-process locks).
+wanted state (written, removed, moved by a rename). A lock file appears about a tenth of a
+second after its lock is granted. Lock files follow renames, and at start
+:func:`sweep_stale_lock_files` removes ours that no WOPI lock backs any more (a crash, a
+restart with in-process locks).
 """
 
 from __future__ import annotations
@@ -220,14 +221,18 @@ async def sweep_stale_lock_files(storage: Storage, locks: LockStore) -> int:
 
 Job = Callable[[], Awaitable[None]]
 DRAIN_SECONDS = 5.0
+SETTLE_SECONDS = 0.1
 
 
 class LockFileWriter:
     """Lock-file work done after the answer, in order per file, latest wish first.
 
-    Each file (keyed by its lock identity) has at most one worker; a job submitted while
-    another waits replaces it, so a burst of Lock/Unlock cycles costs one write and one
-    removal at most, and the file ends in the state of the last WOPI lock operation.
+    Each file (keyed by its lock identity) has at most one worker. It waits
+    :data:`SETTLE_SECONDS` before doing the latest job submitted, and a job submitted while
+    another waits replaces it: a lock released again within that time never touches the
+    storage beyond one look, a burst of Lock/Unlock cycles costs one write and one removal at
+    most, and the file always ends in the state of the last WOPI lock operation, well within
+    a second of it.
     """
 
     def __init__(self) -> None:
@@ -241,7 +246,11 @@ class LockFileWriter:
 
     async def _run(self, key: str) -> None:
         try:
-            while (job := self._wanted.pop(key, None)) is not None:
+            while True:
+                await asyncio.sleep(SETTLE_SECONDS)
+                job = self._wanted.pop(key, None)
+                if job is None:
+                    return
                 try:
                     await job()
                 except Exception:  # a courtesy file never takes the server down
