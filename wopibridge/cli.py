@@ -24,6 +24,7 @@ from aiohttp import web
 from wopibridge import __version__
 from wopibridge.config import SCHEMA, ConfigError, Settings, load_settings
 from wopibridge.ops.logs import configure_logging
+from wopibridge.ops.server import GuardedRunner
 from wopibridge.ops.workers import serve_workers
 from wopibridge.validator import cli as validator_cli
 
@@ -102,7 +103,12 @@ async def _serve_one(settings: Settings) -> int:
     except ConfigError as exc:
         _refused(exc)
         return 2
-    runner = web.AppRunner(app, access_log=None)
+    runner = GuardedRunner(
+        app,
+        header_timeout=settings.server.header_timeout,
+        read_timeout=settings.server.read_timeout,
+        access_log=None,
+    )
     try:
         try:
             await runner.setup()

@@ -146,6 +146,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "min_free_space": Key(
             1024**3, _as_positive, "`/ready` warns when the state or a data folder has less."
         ),
+        "header_timeout": Key(
+            10, _as_positive, "Seconds a client has to send a request's line and headers."
+        ),
+        "read_timeout": Key(
+            60, _as_positive, "Seconds a request body may stall before the connection closes."
+        ),
     },
     "recovery": {
         "max_bytes": Key(10 * 1024**3, _as_positive, "Bytes of kept refused saves in all."),
@@ -183,6 +189,8 @@ class ServerSettings:
     log_format: str
     workers: int
     min_free_space: int
+    header_timeout: int = 10
+    read_timeout: int = 60
 
 
 @dataclass(frozen=True)

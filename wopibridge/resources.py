@@ -6,6 +6,8 @@ setup succeeded. Nothing is opened at import time.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -19,7 +21,8 @@ from wopibridge.locks.instrumented import InstrumentedLockStore
 from wopibridge.security.handles import HandleStore, MemoryHandleStore
 from wopibridge.security.secrets import load_secrets
 from wopibridge.security.tokens import TokenCodec
-from wopibridge.storage.factory import build_registry
+from wopibridge.storage.factory import build_registry, file_locks
+from wopibridge.wopi.desktoplocks import sweep_stale_lock_files
 
 log = logging.getLogger("wopibridge")
 
@@ -84,4 +87,25 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     await registry.close()
 
 
-CONTEXTS = (security_ctx, http_ctx, locks_ctx, storage_ctx)
+async def lock_files_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sweep, in the background, the desktop lock files of ours that no WOPI lock backs any
+    more: after a crash, or a restart that lost in-process locks, desktop users would otherwise
+    see the documents as in use for good."""
+    site = app[keys.SETTINGS].server.public_url
+
+    async def sweep() -> None:
+        for storage in app[keys.STORAGES]:
+            locks = file_locks(storage, app[keys.LOCKS], site)
+            try:
+                await sweep_stale_lock_files(storage, locks)
+            except Unavailable as exc:
+                log.warning("storage %s: lock files not swept: %s", storage.name, exc.message)
+
+    task = asyncio.create_task(sweep())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+CONTEXTS = (security_ctx, http_ctx, locks_ctx, storage_ctx, lock_files_ctx)

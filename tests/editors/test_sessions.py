@@ -7,6 +7,7 @@ discovery served from the real discovery documents (with the test's proof key in
 
 from __future__ import annotations
 
+from tests.support.waiting import eventually
 from wopibridge import keys
 
 from .conftest import IOP
@@ -22,7 +23,9 @@ async def test_collabora_session(bridge, signer):
     assert info["UserFriendlyName"] == "Ada Lovelace"
     assert info["PostMessageOrigin"] == bridge.base
     assert info["SupportsLocks"] is True and info["UserCanWrite"] is True
-    assert (bridge.root / ".~lock.q3.odt#").read_bytes().startswith(b"Ada Lovelace,wopibridge")
+    lock_file = bridge.root / ".~lock.q3.odt#"
+    await eventually(lock_file.exists)
+    assert lock_file.read_bytes().startswith(b"Ada Lovelace,wopibridge")
     # LOCK again is Collabora's refresh
     assert (await cool.refresh()).status == 200
     # saves round-trip LastModifiedTime from the PutFile answer

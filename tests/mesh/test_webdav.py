@@ -231,3 +231,23 @@ async def test_oc_fileid_is_the_identity(tmp_path: Path, http: aiohttp.ClientSes
         assert (await dav.resolve("other.docx")).identity != first.identity
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    "name", ["what?.odt", "a#b.txt", "back\\slash.txt", "12:30 notes.txt", 'say "hi".docx']
+)
+async def test_names_users_already_have(
+    dav_server: DavServer, dav_root: Path, http: aiohttp.ClientSession, name: str
+) -> None:
+    """Legal names reach the WebDAV server escaped, and their lock files can sit beside them."""
+    (dav_root / name).write_bytes(b"v0")
+    dav = storage(http, f"{dav_server.url}/{dav_root.name}", auth="bearer", token=DAV_TOKEN)
+    stat = await dav.resolve(name)
+    assert stat.name == name and stat.size == 2
+    await dav.write(stat.file_id, chunks_of(b"v1"))
+    assert (dav_root / name).read_bytes() == b"v1"
+    lock_name = f".~lock.{name}#"
+    assert await dav.find_sibling(stat.file_id, lock_name) is None
+    await dav.create(stat.file_id, lock_name, chunks_of(b"lock"))
+    assert (dav_root / lock_name).read_bytes() == b"lock"
+    assert await dav.find_sibling(stat.file_id, lock_name) is not None

@@ -32,6 +32,7 @@ import aiohttp
 from wopibridge.apps.filetypes import mime_type_of, normalize_ext
 from wopibridge.errors import Unavailable
 from wopibridge.security.proof.source import ProofKeyAttrs
+from wopibridge.wopi.links import is_web_url
 
 log = logging.getLogger("wopibridge.discovery")
 
@@ -76,6 +77,8 @@ class Discovery:
         for action in self.actions:
             if not action.urlsrc:
                 continue  # Collabora's template lists actions before coolwsd fills urlsrc
+            if not is_web_url(action.urlsrc):
+                continue  # an editor URL ends up in the user's browser: http(s) only
             if action.ext:
                 key = (action.ext, action.name)
                 index = self._by_ext

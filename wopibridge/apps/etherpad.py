@@ -13,7 +13,6 @@ again on save, so opening and saving an unchanged file never changes its bytes.
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -22,6 +21,7 @@ import aiohttp
 from wopibridge.apps._bridged import BridgedAppBase
 from wopibridge.apps.bridged import Loaded
 from wopibridge.errors import BadRequest, PayloadTooLarge, Unavailable
+from wopibridge.security.jsoninput import parse_json
 
 API = "/api/1.2.15"
 DEFAULT_EXTENSIONS = (".etherpad", ".txt")
@@ -32,11 +32,11 @@ def _pad_text(export: bytes) -> str:
     if not export.strip():
         return ""
     try:
-        data = json.loads(export)
+        data = parse_json(export, max_depth=64, what="The Etherpad export")
         for key, value in data.items():
             if key.startswith("pad:") and ":" not in key[4:] and isinstance(value, dict):
                 return str(value["atext"]["text"])
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (BadRequest, KeyError, TypeError, AttributeError):
         pass
     raise BadRequest("The file is not a valid Etherpad export")
 

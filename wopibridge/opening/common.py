@@ -16,19 +16,27 @@ from aiohttp import web
 from wopibridge import keys
 from wopibridge.apps.base import EditorApp, OpenRequest
 from wopibridge.errors import BadRequest, Unauthorized
+from wopibridge.security.failures import FailureLog
 from wopibridge.security.tokens import AccessToken, Mode
 from wopibridge.storage.base import FileStat, Storage
 from wopibridge.storage.factory import locked_elsewhere, with_credential
 from wopibridge.wopi.desktoplocks import desktop_lock_holder
 
+#: Refused iop secrets, logged with the peer address at a bounded rate.
+IOP_FAILURES: web.AppKey[FailureLog] = web.AppKey("iop_failures", FailureLog)
+
 
 def check_iop_secret(request: web.Request) -> None:
-    """Constant-time check of ``Authorization: Bearer <iop secret>``."""
+    """Constant-time check of ``Authorization: Bearer <iop secret>``; a refusal is logged
+    (rate-limited) with the peer's address."""
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     expected = request.app[keys.SECRETS].iop_secret
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         given.strip().encode(), expected.encode()
     ):
+        failures = request.app.get(IOP_FAILURES)
+        if failures is not None:
+            failures.record(request.remote)
         raise Unauthorized("Client not authorized")
 
 

@@ -26,13 +26,14 @@ A new document (``"mode": "new"``) names where it goes instead of ``path``/``fil
 It is created under the first free variant of ``name`` (``Q4 (1).docx``…) and opened for
 editing; the answer adds ``"name"``, the name it got (:mod:`wopibridge.opening.newdoc`).
 
-The decisions are :func:`wopibridge.opening.common.open_document`'s.
+The body is read with a size and depth cap (:mod:`wopibridge.security.jsoninput`); ``close_url``
+must be an absolute http(s) URL. The decisions are
+:func:`wopibridge.opening.common.open_document`'s.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -41,7 +42,9 @@ from wopibridge.errors import BROWSER_PAGE, BadRequest
 from wopibridge.opening.common import check_iop_secret, open_document
 from wopibridge.opening.hostpage import HostLinks, HostPage, render
 from wopibridge.opening.newdoc import create_document, resolve_template
+from wopibridge.security.jsoninput import read_json
 from wopibridge.storage.base import FileStat, Storage
+from wopibridge.wopi.links import is_web_url
 from wopibridge.wopi.names import check_editor_name, split_ext
 
 MODES = ("view", "edit", "editnew", "embedview", "secureview", "new")
@@ -61,10 +64,7 @@ def _text(body: dict[str, Any], key: str, *, required: bool = False, limit: int 
 
 async def open_file(request: web.Request) -> web.Response:
     check_iop_secret(request)
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("The request body is not valid JSON") from None
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object")
     user = body.get("user") or {}
@@ -77,7 +77,7 @@ async def open_file(request: web.Request) -> web.Response:
     if user_type not in USER_TYPES:
         raise BadRequest(f"user.type must be one of {', '.join(USER_TYPES)}")
     close_url = _text(body, "close_url", limit=2048)
-    if close_url and urlsplit(close_url).scheme not in ("http", "https"):
+    if close_url and not is_web_url(close_url):
         raise BadRequest("close_url must be an http(s) URL")
 
     app_name = _text(body, "app", limit=64)
@@ -140,7 +140,7 @@ async def open_file(request: web.Request) -> web.Response:
 
 async def _existing(request: web.Request, body: dict[str, Any]) -> tuple[Storage, FileStat]:
     storages = request.app[keys.STORAGES]
-    path, file_id = _text(body, "path", limit=4096), _text(body, "file_id", limit=1100)
+    path, file_id = _text(body, "path", limit=4096), _text(body, "file_id", limit=6100)
     if bool(path) == bool(file_id):
         raise BadRequest("Give either path or file_id")
     if file_id:

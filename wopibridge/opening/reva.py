@@ -24,7 +24,7 @@ from wopibridge.opening.common import (
     open_file,
 )
 from wopibridge.security.tokens import Mode
-from wopibridge.wopi.links import with_wopisrc, without_wopisrc
+from wopibridge.wopi.links import is_web_url, with_wopisrc, without_wopisrc
 
 #: Reva's view mode → the token's mode and the discovery action ("" = from the token).
 VIEW_MODES: dict[str, tuple[Mode, str]] = {
@@ -58,6 +58,9 @@ async def openinapp(request: web.Request) -> web.Response:
     # folderurl becomes CloseUrl; the editor URLs let PutRelativeFile name HostEditUrl and
     # HostViewUrl for the new file.
     extra = {name: query[name] for name in ("folderurl", "appurl", "appviewurl") if query.get(name)}
+    for name, url in extra.items():
+        if not is_web_url(url):
+            raise BadRequest(f"{name} must be an http(s) URL")
     if query.get("email"):  # for the secure-view watermark's {email}
         extra["email"] = query["email"][:256]
     configured = _configured(request.app, app_name)

@@ -24,9 +24,14 @@ from wopibridge.apps.hooks import EditorHooks
 from wopibridge.apps.registry import AppContext, SessionHolder, build_registry
 from wopibridge.bridge.keys import BRIDGE_EDITORS
 from wopibridge.opening import native, reva, revanew
+from wopibridge.opening.common import IOP_FAILURES
+from wopibridge.security.failures import FailureLog
 from wopibridge.wopi.conflicts import ConflictKeeper
 from wopibridge.wopi.hooks import HOOKS
 from wopibridge.wopi.keptcopies import KeepLimits
+
+#: The editor hooks as built here, for their teardown (``HOOKS`` holds them as the Protocol).
+EDITOR_HOOKS: web.AppKey[EditorHooks] = web.AppKey("editor_hooks", EditorHooks)
 
 #: How long the start waits for the first discovery fetch before serving anyway.
 STARTUP_DISCOVERY_WAIT = 3.0
@@ -41,7 +46,7 @@ def setup_editors(app: web.Application) -> None:
     bridged = app.get(BRIDGE_EDITORS, {})
     registry = build_registry(settings, AppContext(settings, holder, cache), prebuilt=bridged)
     app[keys.EDITORS] = registry
-    app[HOOKS] = EditorHooks(registry)
+    app[HOOKS] = app[EDITOR_HOOKS] = EditorHooks(registry)
     recovery = settings.recovery
     app[keys.CONFLICTS] = ConflictKeeper(
         settings.server.state_dir / "recovery",
@@ -53,6 +58,7 @@ def setup_editors(app: web.Application) -> None:
         aiohttp_jinja2.setup(
             app, loader=jinja2.PackageLoader("wopibridge", "templates"), autoescape=True
         )
+    app[IOP_FAILURES] = FailureLog("iop secret")
     app.cleanup_ctx.append(_editors_ctx)
 
     app.router.add_post("/wopi/open", native.open_file)
@@ -93,5 +99,6 @@ async def _editors_ctx(app: web.Application) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await app[EDITOR_HOOKS].close()  # lock files still queued are written or removed
         if own is not None:
             await own.close()

@@ -42,6 +42,7 @@ from prometheus_client import Gauge, ProcessCollector, multiprocess
 
 from wopibridge.config import ConfigError, Settings
 from wopibridge.ops.metrics import MULTIPROCESS_ENV
+from wopibridge.ops.server import run
 from wopibridge.security.secrets import load_secrets
 
 log = logging.getLogger("wopibridge.workers")
@@ -172,13 +173,14 @@ def _run_worker(
     app = make_app()
     app[SUPERVISOR] = supervisor
     try:
-        web.run_app(
+        run(
             app,
             host=settings.server.host,
             port=settings.server.port,
+            header_timeout=settings.server.header_timeout,
+            read_timeout=settings.server.read_timeout,
             reuse_port=True,
-            access_log=None,
-            print=lambda _banner: log.info("worker listening"),
+            on_listen=lambda: log.info("worker listening"),
         )
     except ConfigError as exc:
         log.error("%s", exc)

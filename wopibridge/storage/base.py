@@ -184,4 +184,9 @@ class Storage(Protocol):
     async def check(self) -> None:
         """Raise ``Unavailable`` when the storage cannot serve requests (readiness)."""
 
+    async def lock_file_ids(self) -> list[str]:
+        """Ids of the LibreOffice lock files (``.~lock.<name>#``) the storage can list cheaply,
+        for the start-up sweep of lock files no WOPI lock backs. A remote storage answers none:
+        walking it over the network at every start would cost more than a stale lock file."""
+
     async def close(self) -> None: ...

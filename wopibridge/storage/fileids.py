@@ -2,7 +2,8 @@
 
 The editor treats the id as opaque; wopibridge needs it to say which configured storage a file
 lives on. Both parts are URL-safe (storage names are ``[a-z0-9-]``, backend ids are URL-safe by
-contract), so the id needs no escaping inside a WOPISrc.
+contract), so the id needs no escaping inside a WOPISrc. A backend id may run to 6,000
+characters: WebDAV ids are the base64 of a path, and a deep path of long names is still a file.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from wopibridge.errors import NotFound
 
 _STORAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-_BACKEND_ID = re.compile(r"^[A-Za-z0-9_~-]{1,512}$")
+_BACKEND_ID = re.compile(r"^[A-Za-z0-9_~-]{1,6000}$")
 
 
 def valid_storage_name(name: str) -> bool:

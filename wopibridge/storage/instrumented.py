@@ -146,5 +146,8 @@ class InstrumentedStorage:
         with self._measure("check"):
             await self.inner.check()
 
+    async def lock_file_ids(self) -> list[str]:
+        return await self.inner.lock_file_ids()
+
     async def close(self) -> None:
         await self.inner.close()

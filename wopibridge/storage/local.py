@@ -43,7 +43,7 @@ from wopibridge.errors import (
 from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import CHUNK_SIZE, Capabilities, FileContent, FileStat
 from wopibridge.storage.index import FileIndex
-from wopibridge.storage.names import check_name
+from wopibridge.storage.names import check_plain_name
 from wopibridge.storage.tempfiles import WRITE_BATCH, TempFile, sweep
 
 log = logging.getLogger("wopibridge.storage.local")
@@ -107,10 +107,15 @@ class LocalStorage:
     # -- paths -------------------------------------------------------------------------
 
     def _relative(self, ref: str) -> str:
-        """Normalise a user-given path; refuse anything that could leave the root."""
-        if not ref or "\x00" in ref or ref.startswith(("/", "\\")) or ":" in ref[:3]:
+        """Normalise a user-given path; refuse anything that could leave the root.
+
+        Only ``/`` separates folders: ``\\``, ``:``, ``?`` and the like are ordinary
+        characters of POSIX names (``back\\slash.txt``, ``12:30 notes.txt``) and files
+        carrying them must open like any other.
+        """
+        if not ref or "\x00" in ref or ref.startswith("/"):
             raise BadRequest("Invalid file reference")
-        parts = PurePosixPath(ref.replace("\\", "/")).parts
+        parts = PurePosixPath(ref).parts
         if any(part in ("..", ".") for part in parts) or not parts:
             raise BadRequest("Invalid file reference")
         return "/".join(parts)
@@ -240,7 +245,7 @@ class LocalStorage:
 
     async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
         folder = self._path_of(file_id).parent
-        target = folder / check_name(name)
+        target = folder / check_plain_name(name)
         try:
             st = await asyncio.to_thread(os.stat, target)
         except OSError:
@@ -325,7 +330,7 @@ class LocalStorage:
     async def adopt(self, sibling_of: str, name: str, staged: Path) -> FileStat:
         """Link ``staged`` beside ``sibling_of`` as ``name`` (refused if the name is taken)."""
         folder = self._path_of(sibling_of).parent
-        target = folder / check_name(name)
+        target = folder / check_plain_name(name)
         async with self._lock_for(target):
             try:
                 await asyncio.to_thread(os.chmod, staged, 0o644)
@@ -357,7 +362,7 @@ class LocalStorage:
     async def _create_at(
         self, folder: Path, name: str, chunks: AsyncIterable[bytes], overwrite: bool
     ) -> FileStat:
-        target = folder / check_name(name)
+        target = folder / check_plain_name(name)
         temp = await self._write_temp(folder, chunks, 0o644)
         try:
             async with self._lock_for(target):
@@ -374,7 +379,7 @@ class LocalStorage:
 
     async def rename(self, file_id: str, new_name: str) -> FileStat:
         path = self._path_of(file_id)
-        target = path.parent / check_name(new_name)
+        target = path.parent / check_plain_name(new_name)
         if target == path:
             return await self.stat(file_id)
         async with self._lock_for(path):
@@ -424,6 +429,10 @@ class LocalStorage:
     async def start(self) -> None:
         await self.sweep_temporaries()
         log.info("storage %s: local folder %s", self.name, self.root)
+
+    async def lock_file_ids(self) -> list[str]:
+        relatives = await asyncio.to_thread(_lock_files, self.root)
+        return [self._index.id_for(relative) for relative in relatives]
 
     async def sweep_temporaries(self) -> int:
         """Remove the temporary files a crash left behind (whose writer no longer holds their
@@ -481,3 +490,13 @@ def _rename_noreplace(source: Path, target: Path) -> None:
 
 def _writable_dir(path: Path) -> bool:
     return os.path.isdir(path) and os.access(path, os.W_OK)
+
+
+def _lock_files(root: Path) -> list[str]:
+    """Paths, relative to ``root``, of every ``.~lock.<name>#`` file under it."""
+    found = []
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            if name.startswith(".~lock.") and name.endswith("#"):
+                found.append((Path(folder) / name).relative_to(root).as_posix())
+    return found

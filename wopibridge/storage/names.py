@@ -1,8 +1,10 @@
 """File names and paths as storages accept them.
 
-:func:`check_name` is the portable rule the local folder applies; :func:`check_plain_name` and
-:func:`check_path` are what a remote storage (WebDAV, CS3), which judges names itself, needs
-from us: nothing that could leave the folder it was given.
+:func:`check_name` is the portable rule for names an editor asks wopibridge to create (Save
+As, rename; see :mod:`wopibridge.wopi.names`). Names that already exist are the filesystem's
+business: :func:`check_plain_name` and :func:`check_path` refuse only what could leave the
+folder a storage was given, so ``what?.odt``, ``12:30 notes.txt`` or ``back\\slash.txt``
+open like any other file. Only ``/`` separates folders; ``\\`` is a character of a POSIX name.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ def check_name(name: str) -> str:
 def check_path(ref: str, *, error: WopiError | None = None) -> str:
     """Normalise a path relative to the storage URL; refuse anything that could escape it."""
     bad = error or BadRequest("Invalid file reference")
-    if not ref or "\x00" in ref or ref.startswith(("/", "\\")):
+    if not ref or "\x00" in ref or ref.startswith("/"):
         raise bad
-    parts = ref.replace("\\", "/").split("/")
+    parts = ref.split("/")
     if any(part in ("", ".", "..") for part in parts):
         raise bad
     return "/".join(parts)
@@ -41,7 +43,7 @@ def check_path(ref: str, *, error: WopiError | None = None) -> str:
 
 def check_plain_name(name: str) -> str:
     """A name the remote storage will judge itself: only what could leave the folder is refused."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+    if not name or name in (".", "..") or "/" in name or "\x00" in name:
         raise InvalidFileName("The file name is not valid")
     if len(name.encode()) > MAX_NAME_BYTES:
         raise InvalidFileName("The file name is too long")

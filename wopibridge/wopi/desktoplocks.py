@@ -10,16 +10,25 @@ with a reason naming the holder.
 While a web editor holds a WOPI lock on an ODF file, wopibridge writes a LibreOffice-style lock
 file so desktop users get LibreOffice's "document in use" dialog, and removes it on unlock. Its
 host field is ``wopibridge``, which is how our own lock files are told apart from desktop ones.
+
+Writing a lock file is a create with fsyncs, several times the cost of the lock itself, so it
+runs after the answer: :class:`LockFileWriter` applies, per file and in order, the latest
+wanted state (written, removed, moved by a rename). A lock file appears about a tenth of a
+second after its lock is granted. Lock files follow renames, and at start
+:func:`sweep_stale_lock_files` removes ours that no WOPI lock backs any more (a crash, a
+restart with in-process locks).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 from wopibridge.errors import FileExists, NotFound, WopiError
+from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import FileStat, Storage
 
 log = logging.getLogger("wopibridge.desktoplocks")
@@ -55,6 +64,16 @@ def microsoft_owner_names(name: str) -> list[str]:
     ``~$``; Excel and PowerPoint keep the whole name."""
     names = [f"~${name}", f"~${name[1:]}", f"~${name[2:]}"]
     return list(dict.fromkeys(n for n in names if len(n) > 2))
+
+
+def parse_own_file_id(data: bytes) -> str | None:
+    """The backend id of the document a lock file of ours names (its profile field
+    ``wopibridge:<id>``), or ``None`` for any other lock file."""
+    fields = data.decode("utf-8", "replace").split(";", 1)[0].split(",")
+    if len(fields) < 5 or fields[2].strip() != OWN_HOST:
+        return None
+    kind, _, file_id = fields[4].strip().partition(":")
+    return file_id if kind == OWN_HOST and file_id else None
 
 
 def parse_libreoffice_lock(data: bytes) -> tuple[str, str]:
@@ -157,3 +176,95 @@ async def remove_lock_file(storage: Storage, backend_id: str, stat: FileStat) ->
             await storage.delete(found.file_id)
     except (WopiError, OSError) as exc:
         log.info("could not remove the lock file beside %s: %s", stat.file_id, exc)
+
+
+async def move_lock_file(
+    storage: Storage, backend_id: str, before: FileStat, after: FileStat, user: str | None
+) -> None:
+    """After a rename: remove our lock file beside the old name and, when ``user`` still holds
+    the WOPI lock, write one beside the new name."""
+    if before.name == after.name:
+        return
+    await remove_lock_file(storage, backend_id, before)
+    if user is not None:
+        await write_lock_file(storage, backend_id, after, user)
+
+
+async def sweep_stale_lock_files(storage: Storage, locks: LockStore) -> int:
+    """Remove the lock files of ours on ``storage`` that no WOPI lock backs (the document is
+    gone, renamed, or unlocked); desktop clients' lock files are never touched."""
+    removed = 0
+    for lock_id in await storage.lock_file_ids():
+        try:
+            file_id = parse_own_file_id(await _read_small(storage, lock_id))
+            if file_id is None:
+                continue
+            lock_stat = await storage.stat(lock_id)
+            try:
+                document = await storage.stat(file_id)
+            except NotFound:
+                document = None
+            if (
+                document is not None
+                and libreoffice_lock_name(document.name) == lock_stat.name
+                and await locks.get(document.identity)
+            ):
+                continue
+            await storage.delete(lock_id)
+            removed += 1
+        except (WopiError, OSError) as exc:
+            log.info("could not check the lock file %s: %s", lock_id, exc)
+    if removed:
+        log.info("storage %s: removed %d lock files no WOPI lock backs", storage.name, removed)
+    return removed
+
+
+Job = Callable[[], Awaitable[None]]
+DRAIN_SECONDS = 5.0
+SETTLE_SECONDS = 0.1
+
+
+class LockFileWriter:
+    """Lock-file work done after the answer, in order per file, latest wish first.
+
+    Each file (keyed by its lock identity) has at most one worker. It waits
+    :data:`SETTLE_SECONDS` before doing the latest job submitted, and a job submitted while
+    another waits replaces it: a lock released again within that time never touches the
+    storage beyond one look, a burst of Lock/Unlock cycles costs one write and one removal at
+    most, and the file always ends in the state of the last WOPI lock operation, well within
+    a second of it.
+    """
+
+    def __init__(self) -> None:
+        self._wanted: dict[str, Job] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+
+    def submit(self, key: str, job: Job) -> None:
+        self._wanted[key] = job
+        if key not in self._workers:
+            self._workers[key] = asyncio.get_running_loop().create_task(self._run(key))
+
+    async def _run(self, key: str) -> None:
+        try:
+            while True:
+                await asyncio.sleep(SETTLE_SECONDS)
+                job = self._wanted.pop(key, None)
+                if job is None:
+                    return
+                try:
+                    await job()
+                except Exception:  # a courtesy file never takes the server down
+                    log.exception("lock file work on %s failed", key)
+        finally:
+            self._workers.pop(key, None)
+
+    async def drain(self) -> None:
+        """Finish what is queued (at shutdown, for :data:`DRAIN_SECONDS` at most), then
+        cancel whatever is still running."""
+        pending = set(self._workers.values())
+        if pending:
+            await asyncio.wait(pending, timeout=DRAIN_SECONDS)
+        for task in list(self._workers.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -6,6 +6,7 @@ from typing import Any
 
 from wopibridge.security.tokens import AccessToken
 from wopibridge.storage.base import FileStat
+from wopibridge.wopi.links import is_web_url
 
 USER_INFO_KEY = "userinfo:"
 
@@ -52,8 +53,8 @@ def file_info(access: AccessToken, stat: FileStat, user_info: str) -> dict[str, 
     }
     if access.secure:
         info.update(SECURE_VIEW)
-    folder_url = access.extra.get("folderurl")
-    if folder_url:
+    folder_url = access.extra.get("folderurl", "")
+    if is_web_url(folder_url):  # tokens minted before URLs were checked may carry others
         info["BreadcrumbFolderUrl"] = folder_url
         info["CloseUrl"] = folder_url
     return info

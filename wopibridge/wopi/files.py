@@ -7,13 +7,20 @@ from urllib.parse import quote
 from aiohttp import web
 
 from wopibridge import keys
-from wopibridge.errors import BadRequest, Conflict, FileExists, LockMismatch, PayloadTooLarge
+from wopibridge.errors import (
+    BadRequest,
+    Conflict,
+    FileExists,
+    InvalidFileName,
+    LockMismatch,
+    PayloadTooLarge,
+)
 from wopibridge.storage.base import FileStat
 from wopibridge.wopi.contents import body_chunks, upload_limit
 from wopibridge.wopi.context import WopiRequest
 from wopibridge.wopi.fileinfo import USER_INFO_KEY, file_info
 from wopibridge.wopi.hooks import hooks_of
-from wopibridge.wopi.links import with_wopisrc
+from wopibridge.wopi.links import is_web_url, with_wopisrc
 from wopibridge.wopi.names import (
     check_editor_name,
     decode_utf7,
@@ -76,13 +83,19 @@ async def put_relative_file(wopi: WopiRequest) -> web.Response:
     stat = await wopi.stat()
     overwrite = False
     if suggested is not None:
-        wanted = decode_utf7(suggested, "X-WOPI-SuggestedTarget")
+        wanted = decode_utf7(suggested, "X-WOPI-SuggestedTarget").strip()
+        if not wanted or not wanted.strip("."):
+            raise InvalidFileName("The suggested name is empty")
         if wanted.startswith("."):
             wanted = split_ext(stat.name)[0] + wanted
+        elif not split_ext(wanted)[1]:  # a bare name keeps the document's type
+            wanted += stat.extension
         name = await _free_name(wopi, sanitize_name(wanted))
     else:
         assert relative is not None
         name = check_editor_name(decode_utf7(relative, "X-WOPI-RelativeTarget"))
+        if not split_ext(name)[1]:
+            raise InvalidFileName("The new name has no extension")
         overwrite = (wopi.header("X-WOPI-OverwriteRelativeTarget") or "").lower() == "true"
         existing = await wopi.storage.find_sibling(wopi.backend_id, name)
         if existing is not None:
@@ -106,9 +119,9 @@ async def put_relative_file(wopi: WopiRequest) -> web.Response:
     answer = {"Name": created.name, "Url": url}
     edit_url = wopi.access.extra.get("appurl")
     view_url = wopi.access.extra.get("appviewurl") or edit_url
-    if edit_url:
+    if edit_url and is_web_url(edit_url):
         answer["HostEditUrl"] = with_wopisrc(edit_url, wopi_src)
-    if view_url:
+    if view_url and is_web_url(view_url):
         answer["HostViewUrl"] = with_wopisrc(view_url, wopi_src)
     return web.json_response(answer)
 
@@ -119,6 +132,8 @@ async def rename_file(wopi: WopiRequest) -> web.Response:
     if requested is None:
         raise BadRequest("Missing X-WOPI-RequestedName header")
     stem = decode_utf7(requested, "X-WOPI-RequestedName")
+    if not stem.strip(" ."):  # "" would turn keep.txt into the hidden file .txt
+        raise InvalidFileName("The new name is empty")
     stat = await wopi.stat()
     extension = stat.extension
     check_editor_name(stem + extension)
@@ -130,6 +145,9 @@ async def rename_file(wopi: WopiRequest) -> web.Response:
             renamed = await wopi.storage.rename(wopi.backend_id, candidate)
         except FileExists:
             continue
+        await hooks_of(wopi.request.app).renamed(
+            wopi.access, wopi.storage, wopi.backend_id, stat, renamed, locked=bool(current)
+        )
         return web.json_response({"Name": split_ext(renamed.name)[0]})
     raise BadRequest("No free file name could be found")
 
@@ -145,13 +163,27 @@ async def delete_file(wopi: WopiRequest) -> web.Response:
     return web.Response()
 
 
+async def _read_small_body(wopi: WopiRequest, limit: int) -> bytes | None:
+    """The whole body up to ``limit`` bytes, however many TCP segments it arrives in;
+    ``None`` when it is longer. (One ``read(n)`` returns what has arrived so far.)"""
+    raw = bytearray()
+    async for chunk in wopi.request.content.iter_any():
+        raw += chunk
+        if len(raw) > limit:
+            return None
+    return bytes(raw)
+
+
 async def put_user_info(wopi: WopiRequest) -> web.Response:
-    raw = await wopi.request.content.read(MAX_USER_INFO * 4 + 1)
+    raw = await _read_small_body(wopi, MAX_USER_INFO * 4)
+    too_long = BadRequest(f"The user info is longer than {MAX_USER_INFO} characters")
+    if raw is None:
+        raise too_long
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("The user info must be UTF-8 text") from None
-    if len(text) > MAX_USER_INFO or not wopi.request.content.at_eof():
-        raise BadRequest(f"The user info is longer than {MAX_USER_INFO} characters")
+    if len(text) > MAX_USER_INFO:
+        raise too_long
     await wopi.storage.set_meta(wopi.backend_id, USER_INFO_KEY + wopi.access.user_id, text)
     return web.Response()

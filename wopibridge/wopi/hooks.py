@@ -1,4 +1,5 @@
-"""The hooks the WOPI layer calls around locks and CheckFileInfo, implemented by the editor layer.
+"""The hooks the WOPI layer calls around locks, renames and CheckFileInfo, implemented by the
+editor layer.
 
 The WOPI handlers know nothing of editors: they call these hooks, and the editor layer
 (:class:`wopibridge.apps.hooks.EditorHooks`) implements them. An application assembled without
@@ -36,6 +37,18 @@ class WopiHooks(Protocol):
     ) -> None:
         """After a WOPI lock was released by Unlock."""
 
+    async def renamed(
+        self,
+        access: AccessToken,
+        storage: Storage,
+        backend_id: str,
+        before: FileStat,
+        after: FileStat,
+        *,
+        locked: bool,
+    ) -> None:
+        """After RenameFile; ``locked`` says whether the caller holds the file's WOPI lock."""
+
 
 class _NoHooks:
     def file_info(self, access: AccessToken, stat: FileStat) -> Mapping[str, Any]:
@@ -48,6 +61,18 @@ class _NoHooks:
 
     async def unlocked(
         self, access: AccessToken, storage: Storage, backend_id: str, stat: FileStat
+    ) -> None:
+        return None
+
+    async def renamed(
+        self,
+        access: AccessToken,
+        storage: Storage,
+        backend_id: str,
+        before: FileStat,
+        after: FileStat,
+        *,
+        locked: bool,
     ) -> None:
         return None
 

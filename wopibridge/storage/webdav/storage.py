@@ -435,6 +435,9 @@ class WebDavStorage:
         if response.status not in expected:
             raise Unavailable(f"The storage {self.name} answered {response.status}")
 
+    async def lock_file_ids(self) -> list[str]:
+        return []  # see Storage.lock_file_ids: no walk over the network
+
     async def close(self) -> None:
         """The session belongs to the app; nothing of our own to close."""
         return None
