@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from wopibridge.apps.registry import AppRegistry, SessionHolder
     from wopibridge.config import Settings
     from wopibridge.locks.base import LockStore
+    from wopibridge.locks.client import RedisConnection
     from wopibridge.ops.metrics import Metrics
     from wopibridge.security.secrets import Secrets
     from wopibridge.security.tokens import AccessToken, TokenCodec
@@ -25,6 +26,8 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SECRETS: web.AppKey[Secrets] = web.AppKey("secrets")
 TOKENS: web.AppKey[TokenCodec] = web.AppKey("tokens")
 LOCKS: web.AppKey[LockStore] = web.AppKey("locks")
+#: The Redis client behind the locks and the bridge state; ``None`` with ``memory://``.
+REDIS: web.AppKey[RedisConnection | None] = web.AppKey("redis")
 STORAGES: web.AppKey[MeshRegistry] = web.AppKey("storages")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 HTTP: web.AppKey[ClientSession] = web.AppKey("http")

@@ -13,7 +13,7 @@ from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, web
 
 from wopibridge import keys
 from wopibridge.errors import Unavailable
-from wopibridge.locks import open_lock_store
+from wopibridge.locks import MemoryLockStore, RedisConnection, RedisLockStore
 from wopibridge.security.secrets import load_secrets
 from wopibridge.security.tokens import TokenCodec
 from wopibridge.storage.factory import build_registry
@@ -39,12 +39,22 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def locks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The lock store and, with Redis, the one client it shares with the bridge state."""
     settings = app[keys.SETTINGS].locks
-    store = open_lock_store(settings.url, settings.prefix)
+    target = settings.target
+    if target.topology == "memory":
+        app[keys.REDIS] = None
+        app[keys.LOCKS] = memory = MemoryLockStore()
+        yield
+        await memory.close()
+        return
+    redis = RedisConnection(target, settings.timeout)
+    store = RedisLockStore(redis, settings.prefix, settings.min_replicas)
     try:
         await store.ping()
     except Unavailable as exc:
         log.warning("%s; starting anyway, /ready reports it", exc.message)
+    app[keys.REDIS] = redis
     app[keys.LOCKS] = store
     yield
     await store.close()

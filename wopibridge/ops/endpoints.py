@@ -8,6 +8,7 @@ from aiohttp import web
 
 from wopibridge import keys
 from wopibridge.errors import Unavailable
+from wopibridge.ops.redismetrics import render_redis
 from wopibridge.ops.workers import all_metrics
 
 
@@ -33,12 +34,13 @@ async def ready(request: web.Request) -> web.Response:
             failures[name] = "no answer within 5 s"
         elif isinstance(result, BaseException):
             failures[name] = type(result).__name__
-    apps = _editors(request.app)
+    body: dict[str, object] = {"editors": _editors(request.app)}
+    redis = app[keys.REDIS]
+    if redis is not None:
+        body["redis"] = redis.describe()
     if failures:
-        return web.json_response(
-            {"status": "unavailable", "failing": failures, "editors": apps}, status=503
-        )
-    return web.json_response({"status": "ready", "editors": apps})
+        return web.json_response({"status": "unavailable", "failing": failures, **body}, status=503)
+    return web.json_response({"status": "ready", **body})
 
 
 def _editors(app: web.Application) -> dict[str, str]:
@@ -51,7 +53,8 @@ def _editors(app: web.Application) -> dict[str, str]:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=all_metrics(request.app).render(), content_type="text/plain")
+    text = all_metrics(request.app).render() + render_redis(request.app[keys.REDIS])
+    return web.Response(text=text, content_type="text/plain")
 
 
 def add_routes(app: web.Application) -> None:
