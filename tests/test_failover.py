@@ -11,6 +11,7 @@ topology and ``/metrics`` counted the failover.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -65,6 +66,16 @@ def _kill_primary(topology: SentinelSet | ClusterSet, key: str) -> Callable[[], 
     return recover
 
 
+@pytest.fixture(autouse=True)
+def _collect_dropped_connections() -> Iterator[None]:
+    """Collect what a failover left behind while this test's warning filter applies."""
+    yield
+    gc.collect()
+
+
+# When a primary dies mid-call, redis-py can drop a connection object without closing its
+# socket (the garbage collector closes it): tolerated here, and only here.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.slow
 async def test_locks_survive_a_primary_kill(
     topology: SentinelSet | ClusterSet,
@@ -138,7 +149,8 @@ async def test_locks_survive_a_primary_kill(
 
     assert set(statuses) <= {200, 409, 503}, sorted(set(statuses))
     assert 503 in statuses, "the kill was not seen: the test proves nothing"
-    assert slowest < TIMEOUT + 2.0, f"a call took {slowest:.1f} s"
+    # the timeout, plus slack for HTTP and the event loop on a busy shared test machine
+    assert slowest < TIMEOUT + 3.0, f"a call took {slowest:.1f} s"
     for i in range(FILES):
         assert len(granted[i]) == 1, f"file {i}: winners {granted[i]}"
         winner = next(iter(granted[i]))

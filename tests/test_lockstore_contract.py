@@ -67,10 +67,11 @@ async def test_unlock_and_relock(store: LockStore) -> None:
 
 async def test_refresh(store: LockStore) -> None:
     assert not (await store.refresh("f", "A")).ok
-    await store.lock("f", "A", ttl=0.3)
-    await asyncio.sleep(0.2)
-    assert (await store.refresh("f", "A", ttl=0.3)).ok
-    await asyncio.sleep(0.2)
+    # timers wide enough for a replica's acknowledgement on a busy machine
+    await store.lock("f", "A", ttl=1.0)
+    await asyncio.sleep(0.6)
+    assert (await store.refresh("f", "A", ttl=1.0)).ok
+    await asyncio.sleep(0.6)
     assert await store.get("f") == "A"
     wrong = await store.refresh("f", "B")
     assert not wrong.ok and wrong.current == "A"

@@ -27,16 +27,19 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from weakref import WeakSet
 
 from redis import asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from wopibridge.errors import Unavailable
-from wopibridge.lockurl import RedisTarget
+from wopibridge.locks.batching import Batcher
+from wopibridge.lockurl import RedisTarget, parse_lock_url
 
 log = logging.getLogger("wopibridge.redis")
 #: TCP keepalive: a peer gone without a word (host down, partition) is found in about 20 s.
@@ -61,8 +64,22 @@ class Script:
         return cls(source, hashlib.sha1(source.encode()).hexdigest())
 
 
-class ReplicasMissing(Exception):
-    """Fewer replicas than required acknowledged a write within the timeout."""
+def _track_cluster_connections(cluster: RedisCluster, opened: WeakSet[Connection]) -> None:
+    """Make every connection the Cluster client opens join ``opened``.
+
+    redis-py drops the node objects of a failed node when it learns the new slot owners,
+    and with them connections it never closed; :meth:`RedisConnection.close` closes those.
+    """
+    base: type[Connection] = cluster.connection_kwargs.get("connection_class", Connection)
+
+    class Tracked(base):  # type: ignore[valid-type,misc]
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            opened.add(self)
+
+    cluster.connection_kwargs["connection_class"] = Tracked
+    for node in cluster.nodes_manager.startup_nodes.values():
+        node.connection_class = Tracked
 
 
 def _build(target: RedisTarget, timeout: float) -> tuple[Client, Sentinel | None]:
@@ -105,54 +122,6 @@ def _build(target: RedisTarget, timeout: float) -> tuple[Client, Sentinel | None
     return client, None
 
 
-class _Batcher:
-    """Sends the commands issued in one turn of the event loop as one pipeline.
-
-    Concurrent WOPI requests each make one Redis call; sent one by one, each pays redis-py's
-    per-call costs (pool checkout, retry wrapper, one socket write and one wake-up). Collected
-    over one loop turn, they share one connection, one write and one read loop. Each command
-    keeps its own reply or error; a lone command goes out as a plain call.
-    """
-
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._client = client
-        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def submit(self, *args: Any) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
-        self._pending.append((args, future))
-        return future
-
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.get_running_loop().create_task(self._send(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
-        try:
-            if len(batch) == 1:
-                replies: list[Any] = [await self._client.execute_command(*batch[0][0])]  # type: ignore[no-untyped-call]
-            else:
-                pipe = self._client.pipeline(transaction=False)
-                for args, _ in batch:
-                    pipe.execute_command(*args)
-                replies = await pipe.execute(raise_on_error=False)
-        except Exception as exc:  # the connection failed: every caller learns it
-            replies = [exc] * len(batch)
-        for (_, future), reply in zip(batch, replies, strict=True):
-            if future.done():  # its caller gave up (timeout, cancellation)
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
-
-
 def _consume(future: asyncio.Future[Any]) -> None:
     """Retrieve the outcome of a call nobody waits for any more (no "never retrieved")."""
     if not future.cancelled():
@@ -164,11 +133,17 @@ class RedisConnection:
         self.target = target
         self.timeout = timeout
         self.client, self._sentinel = _build(target, timeout)
-        self._batcher = None if isinstance(self.client, RedisCluster) else _Batcher(self.client)
+        self._opened: WeakSet[Connection] = WeakSet()
+        if isinstance(self.client, RedisCluster):
+            _track_cluster_connections(self.client, self._opened)
+        self._batcher = (
+            None if isinstance(self.client, RedisCluster) else Batcher(self.client, timeout)
+        )
         self.reconnects = 0
         self.failovers = 0
         self._failing = False
         self._primary = ""
+        self._tasks: set[asyncio.Future[None]] = set()
 
     @property
     def topology(self) -> str:
@@ -176,11 +151,11 @@ class RedisConnection:
 
     @classmethod
     def from_url(cls, url: str, timeout: float = 3.0) -> RedisConnection:
-        from wopibridge.lockurl import parse_lock_url
-
         return cls(parse_lock_url(url), timeout)
 
-    async def call(self, what: str, make: Callable[[], Awaitable[T]]) -> T:
+    async def call(
+        self, what: str, make: Callable[[], Awaitable[T]], within: float | None = None
+    ) -> T:
         """Run one client call within the timeout; failures to reach Redis become 503.
 
         On timeout the call is left to finish in the background rather than cancelled: a
@@ -188,15 +163,20 @@ class RedisConnection:
         next call on a live Redis should not pay for the dead one. Background calls end when
         Redis answers or their connection breaks (TCP keepalive finds dead peers).
         """
-        future = asyncio.ensure_future(make())
-        if not future.done():
-            future.add_done_callback(_consume)  # whoever stops waiting for it, timeout or not
-            done, _ = await asyncio.wait((future,), timeout=self.timeout)
-            if not done:
-                self._failing = True
-                raise Unavailable(f"{what} (Redis) did not answer within {self.timeout:g} s")
+        awaitable = make()
         try:
-            result = future.result()
+            if isinstance(awaitable, asyncio.Future):  # from the batcher, which bounds it
+                result: T = await awaitable
+            else:
+                future = asyncio.ensure_future(awaitable)
+                future.add_done_callback(_consume)  # whoever stops waiting, timeout or not
+                done, _ = await asyncio.wait((future,), timeout=within or self.timeout)
+                if not done:
+                    raise TimeoutError
+                result = future.result()
+        except TimeoutError:
+            self._failing = True
+            raise Unavailable(f"{what} (Redis) did not answer within {self.timeout:g} s") from None
         except (NoScriptError, Unavailable):
             raise
         except (RedisError, RedisClusterException, OSError) as exc:
@@ -209,7 +189,10 @@ class RedisConnection:
         if self._failing:
             self._failing = False
             self.reconnects += 1
-            await self._note_primary()
+            # off the request path: finding the primary may wait on a node still going down
+            task = asyncio.ensure_future(self._note_primary())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return result
 
     async def script(
@@ -222,19 +205,27 @@ class RedisConnection:
     ) -> Any:
         """Run ``script`` atomically; with ``replicas``, answer only once that many replicas
         hold its writes (else ``Unavailable``)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             return await self.call(what, lambda: self._run(script, False, keys, args, replicas))
         except NoScriptError:  # the primary lost its script cache: send the source once
-            return await self.call(what, lambda: self._run(script, True, keys, args, replicas))
+            # within what is left of the timeout, so the request still answers in time
+            left = self.timeout - (loop.time() - started)
+            return await self.call(
+                what, lambda: self._run(script, True, keys, args, replicas), max(left, 0.001)
+            )
 
     def _run(
         self, script: Script, source: bool, keys: Sequence[str], args: Sequence[Any], replicas: int
     ) -> Awaitable[Any]:
         code = ("EVAL", script.source) if source else ("EVALSHA", script.sha)
         command = (*code, len(keys), *keys, *args)
-        if not replicas:
-            return self.execute(*command)
-        return self._acked(command, keys[0], replicas)
+        if replicas:
+            return self._acked(command, keys[0], replicas)
+        if source:  # rare: not batched, so that call() bounds it by what time is left
+            return self.client.execute_command(*command)
+        return self.execute(*command)
 
     async def _acked(self, command: tuple[Any, ...], key: str, replicas: int) -> Any:
         """The command and ``WAIT replicas`` on one connection to the node owning ``key``."""
@@ -279,7 +270,8 @@ class RedisConnection:
         """After a reconnect: count a failover when the primary changed."""
         try:
             primary = await self.primary()
-        except (RedisError, RedisClusterException, OSError):
+        except Exception as exc:  # bookkeeping only: the next reconnect looks again
+            log.debug("could not tell the Redis primary: %r", exc)
             return
         if self._primary and primary != self._primary:
             self.failovers += 1
@@ -309,6 +301,13 @@ class RedisConnection:
         return {"topology": self.topology, "node": self._primary or "?"}
 
     async def close(self) -> None:
+        if self._tasks:  # let them end (a cancelled redis-py connect leaves its socket open)
+            _, late = await asyncio.wait(self._tasks, timeout=self.timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         await self.client.aclose()
+        for connection in list(self._opened):
+            await connection.disconnect()
         if self._sentinel is not None:
             await self._sentinel.aclose()
