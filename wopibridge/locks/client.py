@@ -83,9 +83,8 @@ def _track_cluster_connections(cluster: RedisCluster, opened: WeakSet[Connection
 
 
 def _build(target: RedisTarget, timeout: float) -> tuple[Client, Sentinel | None]:
-    # No socket_timeout: redis-py would wrap every read in a timer of its own, which costs
-    # more than the call; RedisConnection.call bounds the whole call instead, and a read
-    # cancelled there closes its connection.
+    # No socket_timeout on data connections: redis-py would wrap every read in a timer of its
+    # own, which costs more than the call; RedisConnection.call bounds each call instead.
     common: dict[str, Any] = {
         "socket_connect_timeout": min(timeout, 2.0),
         "username": target.username or None,
@@ -306,6 +305,8 @@ class RedisConnection:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        if self._batcher is not None:
+            await self._batcher.close()
         await self.client.aclose()
         for connection in list(self._opened):
             await connection.disconnect()
