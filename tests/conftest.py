@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.support.procs import RedisServer
+from tests.support.topologies import ClusterSet, SentinelSet
 from tests.support.wopi import IOP_SECRET, TOKEN_SECRET
 from wopibridge.app import create_app
 from wopibridge.config import Settings, load_settings
@@ -24,6 +25,28 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def sentinel_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSet]:
+    """One primary, two replicas, three sentinels, shared by the tests that do not kill them."""
+    topology = SentinelSet(tmp_path_factory.mktemp("sentinel"))
+    try:
+        topology.start()
+        yield topology
+    finally:
+        topology.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSet]:
+    """Three primaries with a replica each, shared by the tests that do not kill them."""
+    topology = ClusterSet(tmp_path_factory.mktemp("cluster"))
+    try:
+        topology.start()
+        yield topology
+    finally:
+        topology.stop()
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -24,7 +24,10 @@ async def test_ready_names_the_failing_lock_store(aiohttp_client, make_settings,
     redis = RedisServer(tmp_path)
     redis.start()
     client = await aiohttp_client(create_app(make_settings(redis.url)))
-    assert (await client.get("/ready")).status == 200
+    ready = await client.get("/ready")
+    assert ready.status == 200
+    node = {"topology": "redis", "node": f"127.0.0.1:{redis.port}"}
+    assert (await ready.json())["redis"] == node
     redis.kill()
     resp = await client.get("/ready")
     assert resp.status == 503
@@ -33,6 +36,10 @@ async def test_ready_names_the_failing_lock_store(aiohttp_client, make_settings,
     assert (await client.get("/health")).status == 200
     redis.start()
     assert (await client.get("/ready")).status == 200
+    # the lost connection and the recovery were counted; the primary stayed the same
+    metrics = await (await client.get("/metrics")).text()
+    assert 'wopibridge_redis_reconnects_total{topology="redis"} 1' in metrics
+    assert 'wopibridge_redis_failovers_total{topology="redis"} 0' in metrics
     redis.stop()
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from wopibridge.lockurl import DEFAULT_MIN_REPLICAS, RedisTarget, parse_lock_url
+
 ENV_PREFIX = "WOPIBRIDGE_"
 NAMED_TABLES = ("apps", "storages")
 
@@ -81,9 +83,7 @@ def _as_http_url(value: Any) -> str:
 
 def _as_lock_url(value: Any) -> str:
     url = _as_str(value)
-    scheme = urlsplit(url).scheme
-    if scheme not in ("memory", "redis", "rediss", "unix"):
-        raise ValueError("must be memory://, redis://host:port/db or rediss://...")
+    parse_lock_url(url)
     return url
 
 
@@ -110,6 +110,35 @@ def _as_log_format(value: Any) -> str:
     if text not in ("json", "text"):
         raise ValueError('must be "json" or "text"')
     return text
+
+
+def _as_prefix(value: Any) -> str:
+    prefix = _as_str(value)
+    if "{" in prefix or "}" in prefix:
+        raise ValueError("must not contain { or }: keys carry Redis Cluster hash tags")
+    return prefix
+
+
+def _as_replicas(value: Any) -> int:
+    """``auto`` (-1, resolved per topology) or a number of replicas, 0 and up."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return -1
+    number = _as_int(value)
+    if number < 0:
+        raise ValueError("must be auto or an integer >= 0")
+    return number
+
+
+def _as_seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("must be a number of seconds")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("must be a number of seconds") from None
+    if not 0 < seconds <= 300:
+        raise ValueError("must be above 0 and at most 300 seconds")
+    return seconds
 
 
 def _as_optional_str(value: Any) -> str:
@@ -162,8 +191,22 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "root": Key("./data", _as_str, "Folder of the local storage, created on first run."),
     },
     "locks": {
-        "url": Key("memory://", _as_lock_url, "`memory://` or `redis://host:port/db`."),
-        "prefix": Key("wopibridge:", _as_str, "Namespace of every Redis key."),
+        "url": Key(
+            "memory://",
+            _as_lock_url,
+            "`memory://`, `redis://`, `rediss://`, `unix://`, `redis+sentinel://` or "
+            "`redis+cluster://` (see Locks and bridge state in Redis).",
+        ),
+        "prefix": Key("wopibridge:", _as_prefix, "Namespace of every Redis key (no braces)."),
+        "min_replicas": Key(
+            "auto",
+            _as_replicas,
+            "Replicas a Lock write must reach before 200 (`WAIT`); `auto`: 1 with Sentinel "
+            "or Cluster, 0 otherwise.",
+        ),
+        "timeout": Key(
+            3.0, _as_seconds, "Seconds a Redis call may take before the request answers 503."
+        ),
     },
     "security": {
         "token_secret": Key("", _as_optional_str, "Secret signing access tokens."),
@@ -209,6 +252,12 @@ class StorageSettings:
 class LockSettings:
     url: str
     prefix: str
+    min_replicas: int
+    timeout: float
+
+    @property
+    def target(self) -> RedisTarget:
+        return parse_lock_url(self.url)
 
 
 @dataclass(frozen=True)
@@ -381,6 +430,8 @@ def load_settings(
     storage = _section(raw, "storage", sources)
     storage["root"] = Path(storage["root"])
     locks = _section(raw, "locks", sources)
+    if locks["min_replicas"] < 0:
+        locks["min_replicas"] = DEFAULT_MIN_REPLICAS[parse_lock_url(locks["url"]).topology]
     if server["workers"] > 1 and urlsplit(locks["url"]).scheme == "memory":
         raise ConfigError(
             "server.workers",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from wopibridge.config import Settings
     from wopibridge.instruments import Instruments
     from wopibridge.locks.base import LockStore
+    from wopibridge.locks.client import RedisConnection
     from wopibridge.security.secrets import Secrets
     from wopibridge.security.tokens import AccessToken, TokenCodec
     from wopibridge.storage.factory import MeshRegistry
@@ -25,6 +26,8 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SECRETS: web.AppKey[Secrets] = web.AppKey("secrets")
 TOKENS: web.AppKey[TokenCodec] = web.AppKey("tokens")
 LOCKS: web.AppKey[LockStore] = web.AppKey("locks")
+#: The Redis client behind the locks and the bridge state; ``None`` with ``memory://``.
+REDIS: web.AppKey[RedisConnection | None] = web.AppKey("redis")
 STORAGES: web.AppKey[MeshRegistry] = web.AppKey("storages")
 #: Metric families and tracer (see :mod:`wopibridge.instruments`).
 INSTRUMENTS: web.AppKey[Instruments] = web.AppKey("instruments")

@@ -15,7 +15,7 @@ from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, web
 
 from wopibridge import keys
 from wopibridge.errors import Unavailable
-from wopibridge.locks import open_lock_store
+from wopibridge.locks import MemoryLockStore, RedisConnection, RedisLockStore
 from wopibridge.locks.handles import RedisHandleStore
 from wopibridge.locks.instrumented import InstrumentedLockStore
 from wopibridge.security.handles import HandleStore, MemoryHandleStore
@@ -36,7 +36,7 @@ async def security_ctx(app: web.Application) -> AsyncIterator[None]:
         handles = (
             MemoryHandleStore()
             if url.startswith("memory:")
-            else RedisHandleStore.from_url(url, prefix)
+            else RedisHandleStore.from_target(settings.locks.target, settings.locks.timeout, prefix)
         )
     app[keys.TOKENS] = TokenCodec(
         secrets.token_secret, settings.security.token_ttl, handles=handles
@@ -60,14 +60,24 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def locks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The lock store and, with Redis, the one client it shares with the bridge state."""
     settings = app[keys.SETTINGS].locks
+    target = settings.target
+    if target.topology == "memory":
+        app[keys.REDIS] = None
+        app[keys.LOCKS] = memory = InstrumentedLockStore(MemoryLockStore(), app[keys.INSTRUMENTS])
+        yield
+        await memory.close()
+        return
+    redis = RedisConnection(target, settings.timeout)
     store = InstrumentedLockStore(
-        open_lock_store(settings.url, settings.prefix), app[keys.INSTRUMENTS]
+        RedisLockStore(redis, settings.prefix, settings.min_replicas), app[keys.INSTRUMENTS]
     )
     try:
         await store.ping()
     except Unavailable as exc:
         log.warning("%s; starting anyway, /ready reports it", exc.message)
+    app[keys.REDIS] = redis
     app[keys.LOCKS] = store
     yield
     await store.close()

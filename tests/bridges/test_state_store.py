@@ -1,4 +1,5 @@
-"""One contract for both bridge state stores: in-process and Redis (a redis-server of our own)."""
+"""One contract for the bridge state stores: in-process, and Redis as one server of our own,
+behind Sentinel and as a Cluster (every script touches one slot)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,17 @@ from wopibridge.bridge.state import BridgeStore, DocState
 from wopibridge.errors import Unavailable
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "sentinel", "cluster"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[BridgeStore]:
     if request.param == "memory":
         yield MemoryBridgeStore()
         return
-    server: RedisServer = request.getfixturevalue("redis_server")
-    redis = RedisBridgeStore.from_url(server.url, prefix=f"t{id(request)}:")
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        url = server.url
+    else:
+        url = request.getfixturevalue(f"{request.param}_set").url()
+    redis = RedisBridgeStore.from_url(url, prefix=f"t{id(request)}:")
     await redis.client.flushdb()
     try:
         yield redis

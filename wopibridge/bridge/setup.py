@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -29,13 +28,6 @@ BRIDGED_KINDS: Mapping[str, Callable[[str, Mapping[str, Any], str], BridgedEdito
     "codimd": CodiMDApp.from_config,
 }
 
-_STORES: Mapping[str, Callable[[str, str], BridgeStore]] = {
-    "memory": lambda url, prefix: MemoryBridgeStore(),
-    "redis": RedisBridgeStore.from_url,
-    "rediss": RedisBridgeStore.from_url,
-    "unix": RedisBridgeStore.from_url,
-}
-
 
 def bridged_apps(settings: Settings) -> dict[str, BridgedEditor]:
     """Every configured bridged app by name (these are also ``EditorApp`` objects)."""
@@ -48,9 +40,12 @@ def bridged_apps(settings: Settings) -> dict[str, BridgedEditor]:
     return editors
 
 
-def open_bridge_store(url: str, prefix: str) -> BridgeStore:
-    """The bridge state next to the locks: same backend, same Redis, its own keys."""
-    return _STORES[urlsplit(url).scheme](url, prefix)
+def open_bridge_store(app: web.Application) -> BridgeStore:
+    """The bridge state next to the locks: same backend, the same Redis client, its own keys."""
+    redis = app[keys.REDIS]
+    if redis is None:
+        return MemoryBridgeStore()
+    return RedisBridgeStore(redis, app[keys.SETTINGS].locks.prefix)
 
 
 def setup_bridge(app: web.Application) -> None:
@@ -61,8 +56,7 @@ def setup_bridge(app: web.Application) -> None:
 
 
 async def _bridge_context(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    store = open_bridge_store(settings.locks.url, settings.locks.prefix)
+    store = open_bridge_store(app)
     timeout = aiohttp.ClientTimeout(total=60, connect=5)
     http = aiohttp.ClientSession(
         timeout=timeout,

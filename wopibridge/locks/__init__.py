@@ -1,18 +1,27 @@
-"""Lock stores, chosen by the scheme of ``locks.url`` from an explicit table."""
+"""Lock stores, chosen by the topology of ``locks.url`` from an explicit table."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from wopibridge.locks.base import LockResult, LockStore
+from wopibridge.locks.client import RedisConnection
 from wopibridge.locks.memory import MemoryLockStore
 from wopibridge.locks.redis import RedisLockStore
+from wopibridge.lockurl import parse_lock_url
 
-__all__ = ["LockResult", "LockStore", "MemoryLockStore", "RedisLockStore", "open_lock_store"]
+__all__ = [
+    "LockResult",
+    "LockStore",
+    "MemoryLockStore",
+    "RedisConnection",
+    "RedisLockStore",
+    "open_lock_store",
+]
 
 
-def open_lock_store(url: str, prefix: str = "wopibridge:") -> LockStore:
-    scheme = urlsplit(url).scheme
-    if scheme == "memory":
+def open_lock_store(
+    url: str, prefix: str = "wopibridge:", min_replicas: int = 0, timeout: float = 3.0
+) -> LockStore:
+    target = parse_lock_url(url)
+    if target.topology == "memory":
         return MemoryLockStore()
-    return RedisLockStore.from_url(url, prefix)
+    return RedisLockStore(RedisConnection(target, timeout), prefix, min_replicas)

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from wopibridge import keys
 from wopibridge.errors import Unavailable
-from wopibridge.ops.metrics import metrics
+from wopibridge.ops.metrics import CONTENT_TYPE, exposition
+from wopibridge.ops.redismetrics import render_redis
 
 
 async def health(request: web.Request) -> web.Response:
@@ -46,7 +47,10 @@ async def ready(request: web.Request) -> web.Response:
     failures = {name: state for name, state in checks.items() if state != "ok"}
     apps = _editors(request.app)
     warnings = await asyncio.to_thread(_low_space, request.app)
-    extra = {"warnings": warnings} if warnings else {}
+    extra: dict[str, object] = {"warnings": warnings} if warnings else {}
+    redis = request.app.get(keys.REDIS)
+    if redis is not None:
+        extra["redis"] = redis.describe()
     if failures:
         return web.json_response(
             {
@@ -101,3 +105,10 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """The registry's exposition, plus the Redis client's reconnect and failover counters
+    (read off the one client of this process)."""
+    body = exposition(request.app) + render_redis(request.app.get(keys.REDIS)).encode()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
