@@ -51,6 +51,8 @@ class FileStat:
     identity: str
     owner_id: str = ""
     folder: str = ""
+    #: why the file may only be viewed, whatever the token allows (a hard-linked local file)
+    read_only_reason: str = ""
 
     @property
     def last_modified(self) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -40,7 +41,9 @@ from wopibridge.security.crypto import CREDENTIAL_CLAIM, CredentialBox
 from wopibridge.security.tokens import AccessToken
 from wopibridge.storage import cs3, fileids, webdav
 from wopibridge.storage.base import Storage
+from wopibridge.storage.idmap import IdMap, SqliteIdMap
 from wopibridge.storage.local import LocalStorage
+from wopibridge.storage.redis_idmap import RedisIdMap
 from wopibridge.storage.registry import StorageRegistry
 
 DEFAULT_STORAGE = "local"
@@ -54,7 +57,18 @@ def _local(name: str, table: Mapping[str, Any], settings: Settings, _: Any) -> S
         raise ValueError(f"storages.{name}.{sorted(unknown)[0]}: unknown key")
     if not table.get("root"):
         raise ValueError(f"storages.{name}.root: required for a local storage")
-    return LocalStorage(name, Path(str(table["root"])), settings.server.state_dir)
+    return LocalStorage(
+        name, Path(str(table["root"])), settings.server.state_dir, open_id_map(name, settings)
+    )
+
+
+def open_id_map(name: str, settings: Settings) -> IdMap:
+    """Where a local storage's ids are mapped to paths: in Redis, seen by every instance,
+    when the locks are there; in the state folder when locks are in process (one instance)."""
+    locks = settings.locks
+    if urlsplit(locks.url).scheme == "memory":
+        return SqliteIdMap(settings.server.state_dir / f"{name}-files.sqlite3")
+    return RedisIdMap.from_url(locks.url, locks.prefix, name)
 
 
 def _webdav(name: str, table: Mapping[str, Any], _: Settings, http: Any) -> Storage:

@@ -11,7 +11,7 @@ USER_INFO_KEY = "userinfo:"
 
 
 def file_info(access: AccessToken, stat: FileStat, user_info: str) -> dict[str, Any]:
-    can_write = access.can_write
+    can_write = access.can_write and not stat.read_only_reason
     info: dict[str, Any] = {
         "BaseFileName": stat.name,
         "OwnerId": stat.owner_id or "unknown",
