@@ -29,6 +29,7 @@ class Fleet:
         self, workdir: Path, redis_url: str, size: int = 3, **sections: dict[str, Any]
     ) -> None:
         prefix = f"fleet{next(_fleets)}-{workdir.name}:"
+        self.redis_url = redis_url
         self.servers = [
             ServerProcess(
                 workdir / f"instance{i}",
