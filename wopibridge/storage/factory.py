@@ -71,8 +71,11 @@ def open_id_map(name: str, settings: Settings) -> IdMap:
     return RedisIdMap.from_url(locks.url, locks.prefix, name)
 
 
-def _webdav(name: str, table: Mapping[str, Any], _: Settings, http: Any) -> Storage:
-    return webdav.build(name, table, http)
+def _webdav(name: str, table: Mapping[str, Any], settings: Settings, http: Any) -> Storage:
+    ids: IdMap | None = None  # in-process locks: renames are remembered in this process
+    if urlsplit(settings.locks.url).scheme != "memory":
+        ids = RedisIdMap.from_url(settings.locks.url, settings.locks.prefix, name)
+    return webdav.build(name, table, http, ids)
 
 
 def _cs3(name: str, table: Mapping[str, Any], _: Settings, http: Any) -> Storage:

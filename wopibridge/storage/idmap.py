@@ -43,7 +43,9 @@ class IdMap(Protocol):
 
     async def claim(self, path: str, candidate: str) -> str:
         """The id recorded for ``path``, recording ``candidate`` when there is none (atomic:
-        two instances claiming one path agree on one id). For files without their own id."""
+        two instances claiming one path agree on one id). ``""`` when ``candidate`` already
+        names a file elsewhere (a renamed file's old path-based id). For files without ids
+        of their own."""
 
     async def place(self, file_id: str, path: str) -> None:
         """``file_id`` lives at ``path`` (found there, or created there); an id recorded at
@@ -152,3 +154,77 @@ class SqliteIdMap:
 
     async def close(self) -> None:
         self._index.close()
+
+
+class MemoryIdMap:
+    """The id map in this process, for storages whose ids are their paths (WebDAV) when
+    locks are in process too: it only remembers renames, and forgets the oldest past
+    :data:`MAX_MEMORY_ENTRIES`."""
+
+    MAX_MEMORY_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry] = {}
+        self._ids: dict[str, str] = {}
+        self._meta: dict[tuple[str, str], str] = {}
+
+    def _bound(self) -> None:
+        if len(self._entries) > self.MAX_MEMORY_ENTRIES:
+            self._entries.pop(next(iter(self._entries)))
+        if len(self._ids) > self.MAX_MEMORY_ENTRIES:
+            self._ids.pop(next(iter(self._ids)))
+
+    async def lookup(self, file_id: str) -> Entry | None:
+        return self._entries.get(file_id)
+
+    async def claim(self, path: str, candidate: str) -> str:
+        found = self._ids.get(path)
+        if found is not None:
+            return found
+        if candidate in self._entries:
+            return ""
+        self._ids[path] = candidate
+        self._entries[candidate] = Entry(path)
+        self._bound()
+        return candidate
+
+    async def place(self, file_id: str, path: str) -> None:
+        old = self._entries.get(file_id)
+        if old is not None and old.path and self._ids.get(old.path) == file_id:
+            del self._ids[old.path]
+        displaced = self._ids.get(path)
+        if displaced is not None and displaced != file_id:
+            self._entries.pop(displaced, None)
+        self._ids[path] = file_id
+        self._entries[file_id] = Entry(path)
+        self._bound()
+
+    async def begin_move(self, file_id: str, new_path: str) -> None:
+        old = self._entries.get(file_id)
+        self._entries[file_id] = Entry(old.path if old else None, new_path)
+
+    async def finish_move(self, file_id: str, old_path: str, new_path: str) -> None:
+        await self.place(file_id, new_path)
+
+    async def abort_move(self, file_id: str) -> None:
+        old = self._entries.get(file_id)
+        if old is not None:
+            self._entries[file_id] = Entry(old.path)
+
+    async def forget(self, file_id: str, path: str) -> None:
+        self._entries.pop(file_id, None)
+        if self._ids.get(path) == file_id:
+            del self._ids[path]
+        self._meta = {k: v for k, v in self._meta.items() if k[0] != file_id}
+
+    async def get_meta(self, file_id: str, key: str) -> str | None:
+        return self._meta.get((file_id, key))
+
+    async def set_meta(self, file_id: str, key: str, value: str) -> None:
+        self._meta[(file_id, key)] = value
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

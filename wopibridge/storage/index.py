@@ -80,14 +80,14 @@ class FileIndex:
 
     def id_for(self, path: str, candidate: str | None = None) -> str:
         """The id of ``path``, assigning ``candidate`` (or a new id) on first sight; safe
-        against concurrent callers."""
+        against concurrent callers. ``""`` when ``candidate`` names another path already."""
         found = self.id_at(path)
         if found is not None:
             return found
         self._db.execute(
             "INSERT OR IGNORE INTO files (id, path) VALUES (?, ?)", (candidate or new_id(), path)
         )
-        return str(self.id_at(path))
+        return self.id_at(path) or ""
 
     def place(self, file_id: str, path: str) -> None:
         """Record that ``file_id`` lives at ``path`` now; an id recorded there before is

@@ -30,10 +30,12 @@ T = TypeVar("T")
 _RETRIES = 8
 
 # KEYS[1] path key, KEYS[2] id key of the candidate; ARGV[1] candidate id, ARGV[2] path.
-# Returns the id recorded at the path: the existing one, or the candidate, now recorded.
+# Returns the id recorded at the path: the existing one, or the candidate, now recorded; ""
+# when the candidate names another path already.
 CLAIM = """
 local cur = redis.call('GET', KEYS[1])
 if cur then return cur end
+if redis.call('EXISTS', KEYS[2]) == 1 then return '' end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], 'path', ARGV[2])
 return ARGV[1]
