@@ -28,6 +28,7 @@ from wopibridge.storage.idmap import Entry, MetaCache
 T = TypeVar("T")
 
 _RETRIES = 8
+POOL_SIZE = 32
 
 # KEYS[1] path key, KEYS[2] id key of the candidate; ARGV[1] candidate id, ARGV[2] path.
 # Returns the id recorded at the path: the existing one, or the candidate, now recorded; ""
@@ -86,10 +87,17 @@ class RedisIdMap:
 
     @classmethod
     def from_url(cls, url: str, prefix: str, storage: str) -> RedisIdMap:
-        client = aioredis.Redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+        """A client whose pool makes a burst of requests wait for a connection (up to
+        :data:`POOL_SIZE`) instead of failing, as redis-py's default pool does past 100."""
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=POOL_SIZE,
+            timeout=5,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            health_check_interval=30,
         )
-        return cls(client, prefix, storage)
+        return cls(aioredis.Redis.from_pool(pool), prefix, storage)
 
     def _id(self, file_id: str) -> str:
         return f"{self._base}id:{file_id}"

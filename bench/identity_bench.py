@@ -1,0 +1,230 @@
+"""Finding a file by id or by path does not get slower as the folder grows.
+
+CheckFileInfo and openinapp (which finds the file by its path and reads its id from the file)
+are measured over a folder of 10 files and one of ``--files`` files (100,000 by default), with
+both id maps (SQLite with in-process locks, Redis with Redis locks), beside a bare aiohttp
+handler answering a fixed JSON document, all in one run. Before each server starts, every file
+of its folder is given its id and entered in the map (through the storage itself), so the map
+holds as many entries as the folder has files.
+
+    python3 bench/identity_bench.py [--files 100000] [--seconds 3] [--concurrency 16]
+
+Targets: the large folder within 10% of the small one; CheckFileInfo with Redis at or above 40%
+of the bare baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import unquote
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.wopi_bench import BASELINE, hammer  # noqa: E402
+from tests.support.procs import RedisServer, free_port, wait_for_port  # noqa: E402
+from tests.support.server import ServerProcess  # noqa: E402
+from tests.support.wopi import IOP_SECRET  # noqa: E402
+from wopibridge.storage.idmap import IdMap, SqliteIdMap  # noqa: E402
+from wopibridge.storage.local import LocalStorage  # noqa: E402
+from wopibridge.storage.redis_idmap import RedisIdMap  # noqa: E402
+
+
+def make_folder(folder: Path, count: int) -> list[str]:
+    folder.mkdir(parents=True)
+    names = [f"f{i:06d}.docx" for i in range(count)]
+    for name in names:
+        fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"x")
+        os.close(fd)
+    return names
+
+
+async def populate(folder: Path, names: list[str], ids: IdMap) -> float:
+    """Give every file its id and enter it in the map; returns files/s."""
+    storage = LocalStorage("local", folder, folder.parent / "unused-state", ids)
+    started = time.perf_counter()
+    for start in range(0, len(names), 256):
+        await asyncio.gather(*(storage.resolve(n) for n in names[start : start + 256]))
+    rate = len(names) / (time.perf_counter() - started)
+    await storage.close()
+    return rate
+
+
+async def open_many(
+    session: aiohttp.ClientSession, base: str, names: list[str]
+) -> list[tuple[str, str]]:
+    opened = []
+    for name in names:
+        async with session.get(
+            f"{base}/wopi/iop/openinapp",
+            params={
+                "fileid": name,
+                "viewmode": "VIEW_MODE_READ_WRITE",
+                "userid": "u@idp",
+                "username": "U",
+                "appurl": "https://editor/x?",
+            },
+            headers={"Authorization": f"Bearer {IOP_SECRET}"},
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            body = await resp.json()
+        src = unquote(body["app-url"].split("WOPISrc=", 1)[1])
+        opened.append((src, body["form-parameters"]["access_token"]))
+    return opened
+
+
+Probe = Callable[[], Awaitable[None]]
+
+
+def cfi_probe(session: aiohttp.ClientSession, opened: list[tuple[str, str]]) -> Probe:
+    cycle = itertools.cycle(opened)
+
+    async def cfi() -> None:
+        url, token = next(cycle)
+        async with session.get(url, params={"access_token": token}) as r:
+            assert r.status == 200
+            await r.read()
+
+    return cfi
+
+
+def open_probe(session: aiohttp.ClientSession, base: str, names: list[str]) -> Probe:
+    paths = itertools.cycle(names)
+
+    async def open_one() -> None:
+        async with session.get(
+            f"{base}/wopi/iop/openinapp",
+            params={
+                "fileid": next(paths),
+                "viewmode": "VIEW_MODE_READ_WRITE",
+                "userid": "u@idp",
+                "username": "U",
+                "appurl": "https://editor/x?",
+            },
+            headers={"Authorization": f"Bearer {IOP_SECRET}"},
+        ) as r:
+            assert r.status == 200
+            await r.read()
+
+    return open_one
+
+
+async def main(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="wopibench-ids-"))
+    print(f"creating folders of 10 and {args.files} files in {work}", flush=True)
+    folders = {10: work / "small", args.files: work / "large"}
+    names = {count: make_folder(folder, count) for count, folder in folders.items()}
+    (work / "redis").mkdir()
+    redis = RedisServer(work / "redis")
+    redis.start()
+    base_port = free_port()
+    baseline = subprocess.Popen(
+        [sys.executable, "-c", BASELINE, str(base_port), str(work / "small" / "f000000.docx")]
+    )
+    servers: dict[tuple[str, int], ServerProcess] = {}
+    fill: dict[tuple[str, int], float] = {}
+    rates: dict[str, list[float]] = {}
+    try:
+        for store in ("sqlite", "redis"):
+            for count, folder in folders.items():
+                home = work / f"srv-{store}-{count}"
+                prefix = f"bench-{store}-{count}:"
+                ids: IdMap
+                if store == "sqlite":
+                    ids = SqliteIdMap(home / "state" / "local-files.sqlite3")
+                else:
+                    ids = RedisIdMap.from_url(redis.url, prefix, "local")
+                fill[(store, count)] = await populate(folder, names[count], ids)
+                print(f"  {store:<6} {count:>7} files given ids", flush=True)
+                servers[(store, count)] = ServerProcess(
+                    home,
+                    lock_url="memory://" if store == "sqlite" else redis.url,
+                    storage={"root": str(folder)},
+                    locks={"prefix": prefix},
+                    server={"log_level": "WARNING"},
+                )
+        for server in servers.values():
+            server.start()
+        wait_for_port(base_port)
+        connector = aiohttp.TCPConnector(limit=args.concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            probes: dict[str, Probe] = {}
+            for (store, count), server in servers.items():
+                # the same ten files in both folders: only the folder's size differs
+                sample = names[count][:: max(1, count // 10)][:10]
+                opened = await open_many(session, server.url, sample)
+                probes[f"{store} CheckFileInfo {count}"] = cfi_probe(session, opened)
+                probes[f"{store} openinapp {count}"] = open_probe(session, server.url, sample)
+
+            async def bare() -> None:
+                async with session.get(f"http://127.0.0.1:{base_port}/info") as r:
+                    await r.read()
+
+            probes["bare"] = bare
+            for probe in probes.values():
+                await hammer(session, probe, 0.3, args.concurrency)
+            # rounds, each measuring everything once in a new order: the machine's load
+            # drifts, and the median of interleaved runs compares like with like
+            order = list(probes)
+            for round_ in range(args.rounds):
+                random.Random(round_).shuffle(order)
+                for name in order:
+                    rate = await hammer(session, probes[name], args.seconds, args.concurrency)
+                    rates.setdefault(name, []).append(rate)
+                print(f"  round {round_ + 1}/{args.rounds} done", flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+        baseline.terminate()
+        baseline.wait()
+        redis.stop()
+    med = {name: statistics.median(values) for name, values in rates.items()}
+    bare_rps = med["bare"]
+    large = args.files
+    print(
+        f"\nfinding files: {os.cpu_count()} cores, concurrency {args.concurrency}, "
+        f"{args.rounds} interleaved rounds of {args.seconds:.1f} s per rate (medians), "
+        "10 files cycled in each folder, aiohttp client"
+    )
+    print(
+        f"bare JSON baseline: {bare_rps:.0f} req/s (rounds: "
+        + ", ".join(f"{r:.0f}" for r in rates["bare"])
+        + ")"
+    )
+    print(
+        f"{'store':<8}{'operation':<15}{'10 files':>10}{f'{large} files':>15}"
+        f"{'large/small':>13}{'large vs bare':>15}"
+    )
+    for store in ("sqlite", "redis"):
+        for op in ("CheckFileInfo", "openinapp"):
+            small, big = med[f"{store} {op} 10"], med[f"{store} {op} {large}"]
+            print(
+                f"{store:<8}{op:<15}{small:>10.0f}{big:>15.0f}{big / small * 100:>12.1f}%"
+                f"{big / bare_rps * 100:>14.1f}%"
+            )
+    for store in ("sqlite", "redis"):
+        print(f"{store:<8}ids given and mapped: {fill[(store, large)]:.0f} files/s")
+    print("targets: large/small >= 90%; CheckFileInfo with redis >= 40% of baseline")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=5)
+    asyncio.run(main(parser.parse_args()))
