@@ -95,9 +95,15 @@ async def wopi(
 
 
 async def open_on(
-    session: aiohttp.ClientSession, fleet: Fleet, index: int, ref: str, **params: str
+    session: aiohttp.ClientSession,
+    fleet: Fleet,
+    index: int,
+    ref: str,
+    token_header: str = "",
+    **params: str,
 ) -> tuple[str, str, dict[str, Any]]:
-    """Open ``ref`` through instance ``index``: WOPISrc, token and the openinapp answer."""
+    """Open ``ref`` through instance ``index``: WOPISrc, token and the openinapp answer.
+    ``token_header`` is the user's Reva token, as Reva sends it."""
     async with session.get(
         f"{fleet[index].url}/wopi/iop/openinapp",
         params={
@@ -108,7 +114,10 @@ async def open_on(
             "appurl": "https://editor/x?",
             **params,
         },
-        headers={"Authorization": f"Bearer {IOP_SECRET}"},
+        headers={
+            "Authorization": f"Bearer {IOP_SECRET}",
+            **({"TokenHeader": token_header} if token_header else {}),
+        },
     ) as resp:
         assert resp.status == 200, await resp.text()
         body = await resp.json()
