@@ -177,14 +177,24 @@ async def main(args: argparse.Namespace) -> None:
             probes["bare"] = bare
             for probe in probes.values():
                 await hammer(session, probe, 0.3, args.concurrency)
-            # rounds, each measuring everything once in a new order: the machine's load
-            # drifts, and the median of interleaved runs compares like with like
-            order = list(probes)
+            # Rounds, each measuring everything once in a new order, the two folders of a
+            # store back to back: the machine's load drifts, so ratios are taken within a
+            # round, and the medians over rounds are reported.
+            pairs = [
+                f"{store} {op}"
+                for store in ("sqlite", "redis")
+                for op in ("CheckFileInfo", "openinapp")
+            ]
             for round_ in range(args.rounds):
+                order = [*pairs, "bare"]
                 random.Random(round_).shuffle(order)
                 for name in order:
-                    rate = await hammer(session, probes[name], args.seconds, args.concurrency)
-                    rates.setdefault(name, []).append(rate)
+                    targets = [name] if name == "bare" else [f"{name} 10", f"{name} {args.files}"]
+                    if round_ % 2:
+                        targets.reverse()
+                    for target in targets:
+                        rate = await hammer(session, probes[target], args.seconds, args.concurrency)
+                        rates.setdefault(target, []).append(rate)
                 print(f"  round {round_ + 1}/{args.rounds} done", flush=True)
     finally:
         for server in servers.values():
@@ -195,10 +205,18 @@ async def main(args: argparse.Namespace) -> None:
     med = {name: statistics.median(values) for name, values in rates.items()}
     bare_rps = med["bare"]
     large = args.files
+
+    def ratio(top: str, bottom: str) -> float:
+        """The median over rounds of ``top / bottom`` measured in the same round."""
+        return (
+            statistics.median(a / b for a, b in zip(rates[top], rates[bottom], strict=True)) * 100
+        )
+
     print(
         f"\nfinding files: {os.cpu_count()} cores, concurrency {args.concurrency}, "
-        f"{args.rounds} interleaved rounds of {args.seconds:.1f} s per rate (medians), "
-        "10 files cycled in each folder, aiohttp client"
+        f"{args.rounds} interleaved rounds of {args.seconds:.1f} s per rate, "
+        "10 files cycled in each folder, aiohttp client; rates are medians, ratios are "
+        "medians of the ratios within each round"
     )
     print(
         f"bare JSON baseline: {bare_rps:.0f} req/s (rounds: "
@@ -211,10 +229,10 @@ async def main(args: argparse.Namespace) -> None:
     )
     for store in ("sqlite", "redis"):
         for op in ("CheckFileInfo", "openinapp"):
-            small, big = med[f"{store} {op} 10"], med[f"{store} {op} {large}"]
+            small, big = f"{store} {op} 10", f"{store} {op} {large}"
             print(
-                f"{store:<8}{op:<15}{small:>10.0f}{big:>15.0f}{big / small * 100:>12.1f}%"
-                f"{big / bare_rps * 100:>14.1f}%"
+                f"{store:<8}{op:<15}{med[small]:>10.0f}{med[big]:>15.0f}"
+                f"{ratio(big, small):>12.1f}%{ratio(big, 'bare'):>14.1f}%"
             )
     for store in ("sqlite", "redis"):
         print(f"{store:<8}ids given and mapped: {fill[(store, large)]:.0f} files/s")
@@ -224,7 +242,7 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=100_000)
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     asyncio.run(main(parser.parse_args()))

@@ -317,7 +317,21 @@ class LocalStorage:
         relative, path = self._canonical(self._relative(ref))
         st = await asyncio.to_thread(self._os_stat, path)
         self._make_stat("", path, st)  # only regular files
-        return self._make_stat(await self._identify(relative, path), path, st)
+        if self.xattrs:
+            # a file verified here before and untouched since (same inode, same change time:
+            # a rename or a new id changes it) needs no trip to the map
+            with contextlib.suppress(OSError):
+                found = xattrid.read_id(path)
+                if found is not None and self._seen.get(found) == (path, st.st_ino, st.st_ctime_ns):
+                    return self._make_stat(found, path, st)
+        file_id = await self._identify(relative, path)
+        self._remember(file_id, path, st)
+        return self._make_stat(file_id, path, st)
+
+    def _remember(self, file_id: str, path: Path, st: os.stat_result) -> None:
+        if len(self._seen) >= 100_000:
+            self._seen.clear()
+        self._seen[file_id] = (path, st.st_ino, st.st_ctime_ns)
 
     @staticmethod
     def _os_stat(path: Path) -> os.stat_result:
@@ -349,9 +363,7 @@ class LocalStorage:
             del self._seen[file_id]
         _, path, st = await self._find(file_id)
         stat = self._make_stat(file_id, path, st)
-        if len(self._seen) >= 100_000:
-            self._seen.clear()
-        self._seen[file_id] = (path, st.st_ino, st.st_ctime_ns)
+        self._remember(file_id, path, st)
         return stat
 
     async def open_read(self, file_id: str) -> FileContent:
