@@ -113,6 +113,14 @@ async def test_a_rename_through_one_is_seen_by_the_others_with_the_first_token(
         stranger, _, _ = await open_on(session, fleet, 2, "report.docx")
         assert stranger.rsplit("/", 1)[1] != src.rsplit("/", 1)[1]
 
+        # a delete through one instance is seen by the others at once
+        unlocked = await wopi(session, fleet.url_on(src, 2), token, "UNLOCK", {"X-WOPI-Lock": "L"})
+        assert unlocked[0] == 200
+        assert (await wopi(session, fleet.url_on(src, 2), token, "DELETE"))[0] == 200
+        assert not (data / "final.docx").exists()
+        for other in (0, 1):
+            assert (await wopi(session, fleet.url_on(src, other), token))[0] == 404
+
 
 async def test_a_file_moved_outside_keeps_its_id_and_lock(fleet: Fleet, data: Path) -> None:
     async with aiohttp.ClientSession() as session:

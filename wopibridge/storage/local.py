@@ -350,6 +350,12 @@ class LocalStorage:
         provably the same file: same inode, same change time. A save, a rename, a chmod, a
         new id or a swapped-in file changes one of them, and the map is asked.
         """
+        path, st = await self._where(file_id)
+        return self._make_stat(file_id, path, st)
+
+    async def _where(self, file_id: str) -> tuple[Path, os.stat_result]:
+        """The path and stat of ``file_id``: where the last look found it when the file there
+        is still the same (see :meth:`stat`), else found again through the map."""
         seen = self._seen.get(file_id)
         if seen is not None:
             path, inode, ctime_ns = seen
@@ -359,15 +365,14 @@ class LocalStorage:
                 pass
             else:
                 if st.st_ino == inode and st.st_ctime_ns == ctime_ns:
-                    return self._make_stat(file_id, path, st)
+                    return path, st
             del self._seen[file_id]
         _, path, st = await self._find(file_id)
-        stat = self._make_stat(file_id, path, st)
         self._remember(file_id, path, st)
-        return stat
+        return path, st
 
     async def open_read(self, file_id: str) -> FileContent:
-        _, path, _ = await self._find(file_id)
+        path, _ = await self._where(file_id)
 
         def _open() -> tuple[int, os.stat_result]:
             try:
@@ -385,7 +390,7 @@ class LocalStorage:
         return _LocalContent(stat, fd)
 
     async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
-        _, path, _ = await self._find(file_id)
+        path, _ = await self._where(file_id)
         target = path.parent / check_name(name)
         try:
             st = await asyncio.to_thread(os.stat, target)
