@@ -53,15 +53,28 @@ def make_folder(folder: Path, count: int) -> list[str]:
     return names
 
 
-async def populate(folder: Path, names: list[str], ids: IdMap) -> float:
-    """Give every file its id and enter it in the map; returns files/s."""
+async def populate(
+    folder: Path, names: list[str], ids: IdMap
+) -> tuple[float, LocalStorage, list[str]]:
+    """Give every file its id and enter it in the map: files/s, the storage, the ids."""
     storage = LocalStorage("local", folder, folder.parent / "unused-state", ids)
     started = time.perf_counter()
+    found: list[str] = []
     for start in range(0, len(names), 256):
-        await asyncio.gather(*(storage.resolve(n) for n in names[start : start + 256]))
-    rate = len(names) / (time.perf_counter() - started)
-    await storage.close()
-    return rate
+        stats = await asyncio.gather(*(storage.resolve(n) for n in names[start : start + 256]))
+        found += [stat.file_id for stat in stats]
+    return len(names) / (time.perf_counter() - started), storage, found
+
+
+async def lookup_us(storage: LocalStorage, ids: list[str], calls: int) -> float:
+    """Microseconds per uncached lookup of an id: the map asked, the file's own id checked
+    (``_find``, what stat does when the file moved since it last looked)."""
+    sample = [ids[i] for i in random.Random(7).sample(range(len(ids)), min(len(ids), 1000))]
+    cycle = itertools.cycle(sample)
+    started = time.perf_counter()
+    for _ in range(calls):
+        await storage._find(next(cycle))
+    return (time.perf_counter() - started) / calls * 1e6
 
 
 async def open_many(
@@ -137,6 +150,9 @@ async def main(args: argparse.Namespace) -> None:
     )
     servers: dict[tuple[str, int], ServerProcess] = {}
     fill: dict[tuple[str, int], float] = {}
+    storages: dict[tuple[str, int], LocalStorage] = {}
+    file_ids: dict[tuple[str, int], list[str]] = {}
+    lookups: dict[tuple[str, int], list[float]] = {}
     rates: dict[str, list[float]] = {}
     try:
         for store in ("sqlite", "redis"):
@@ -148,7 +164,11 @@ async def main(args: argparse.Namespace) -> None:
                     ids = SqliteIdMap(home / "state" / "local-files.sqlite3")
                 else:
                     ids = RedisIdMap.from_url(redis.url, prefix, "local")
-                fill[(store, count)] = await populate(folder, names[count], ids)
+                (
+                    fill[(store, count)],
+                    storages[(store, count)],
+                    file_ids[(store, count)],
+                ) = await populate(folder, names[count], ids)
                 print(f"  {store:<6} {count:>7} files given ids", flush=True)
                 servers[(store, count)] = ServerProcess(
                     home,
@@ -157,6 +177,15 @@ async def main(args: argparse.Namespace) -> None:
                     locks={"prefix": prefix},
                     server={"log_level": "WARNING"},
                 )
+        # the uncached lookup, in process, the two folders' maps alternating
+        for round_ in range(args.rounds):
+            for store in ("sqlite", "redis"):
+                for count in sorted(folders, reverse=bool(round_ % 2)):
+                    key = (store, count)
+                    us = await lookup_us(storages[key], file_ids[key], 2000)
+                    lookups.setdefault(key, []).append(us)
+        for storage in storages.values():
+            await storage.close()
         for server in servers.values():
             server.start()
         wait_for_port(base_port)
@@ -234,6 +263,17 @@ async def main(args: argparse.Namespace) -> None:
                 f"{store:<8}{op:<15}{med[small]:>10.0f}{med[big]:>15.0f}"
                 f"{ratio(big, small):>12.1f}%{ratio(big, 'bare'):>14.1f}%"
             )
+    print("uncached lookup of an id (map + the file's own id), in process, median of rounds:")
+    for store in ("sqlite", "redis"):
+        small = statistics.median(lookups[(store, 10)])
+        big = statistics.median(lookups[(store, large)])
+        within = statistics.median(
+            a / b for a, b in zip(lookups[(store, large)], lookups[(store, 10)], strict=True)
+        )
+        print(
+            f"{store:<8}{small:>8.1f} us with 10 files, {big:>8.1f} us with {large}: "
+            f"large/small {within * 100:.1f}% of the time"
+        )
     for store in ("sqlite", "redis"):
         print(f"{store:<8}ids given and mapped: {fill[(store, large)]:.0f} files/s")
     print("targets: large/small >= 90%; CheckFileInfo with redis >= 40% of baseline")
