@@ -596,8 +596,9 @@ class LocalStorage:
         log.info("storage %s: local folder %s", self.name, self.root)
         if not self.xattrs:
             log.warning(
-                "storage %s: the filesystem of %s keeps no user extended attributes, so file "
-                "ids are kept by path in the id map only: a file renamed or moved outside "
+                "storage %s: the filesystem of %s keeps no user extended attributes (or the "
+                "folder cannot be written), so file ids are kept by path in the id map only: "
+                "a file renamed or moved outside "
                 "wopibridge gets a new id (its open sessions end and its lock is lost), and a "
                 "hard link to a file gets an id and a lock of its own",
                 self.name,
