@@ -271,7 +271,7 @@ class LocalStorage:
         except (OSError, WopiError):
             return False
 
-    async def _holds(self, file_id: str, relative: str, path: Path) -> bool:
+    def _holds(self, file_id: str, path: Path) -> bool:
         """Whether the file at ``path`` is the file ``file_id`` names (its own id says so)."""
         if not self.xattrs:
             return True
@@ -281,10 +281,8 @@ class LocalStorage:
             return False
         if found is not None:
             return found == file_id
-        return (
-            file_id.startswith(PATH_BOUND)
-            and (await self._ids.claim(relative, new_id())) == file_id
-        )
+        # a file wopibridge may not tag is named by its path, as without attributes
+        return file_id.startswith(PATH_BOUND)
 
     async def _find(self, file_id: str) -> tuple[str, Path, os.stat_result]:
         """Where ``file_id`` is now, and its stat: the map's path, else the path a rename
@@ -301,7 +299,7 @@ class LocalStorage:
                 st = os.stat(path)
             except OSError:
                 continue
-            if not statmod.S_ISREG(st.st_mode) or not await self._holds(file_id, relative, path):
+            if not statmod.S_ISREG(st.st_mode) or not self._holds(file_id, path):
                 continue
             if pending:
                 with contextlib.suppress(WopiError):
