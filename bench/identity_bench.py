@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -238,6 +239,7 @@ async def main(args: argparse.Namespace) -> None:
         baseline.terminate()
         baseline.wait()
         redis.stop()
+        shutil.rmtree(work, ignore_errors=True)
     med = {name: statistics.median(values) for name, values in rates.items()}
     bare_rps = med["bare"]
     large = args.files
