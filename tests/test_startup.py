@@ -5,12 +5,14 @@ Every case runs the real command in a separate process and reads what the operat
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,12 +38,18 @@ def run(
     )
 
 
+def records(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    """Every stderr line, each one JSON object (the default log format)."""
+    return [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+
+
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The one error line (log lines before it, such as generated secrets, aside)."""
-    lines = [line for line in result.stderr.splitlines() if not line[:4].isdigit()]
-    assert len(lines) == 1, result.stderr
+    """The message of the one error record (records before it, such as generated secrets,
+    aside)."""
+    errors = [r["message"] for r in records(result) if r["level"] in ("ERROR", "CRITICAL")]
+    assert len(errors) == 1, result.stderr
     assert "Traceback" not in result.stderr and "Unclosed" not in result.stderr
-    return lines[0]
+    return str(errors[0])
 
 
 def test_help_and_version(tmp_path: Path) -> None:
@@ -64,37 +72,36 @@ def test_help_and_version(tmp_path: Path) -> None:
         (
             {"WOPIBRIDGE_SERVER_LOG_LEVEL": "LOUD"},
             "",
-            "wopibridge: invalid configuration: server.log_level (WOPIBRIDGE_SERVER_LOG_LEVEL): "
+            "invalid configuration: server.log_level (WOPIBRIDGE_SERVER_LOG_LEVEL): "
             "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
         ),
         (
             {},
             '[server]\nlog_level = "LOUD"\n',
-            "wopibridge: invalid configuration: server.log_level: "
+            "invalid configuration: server.log_level: "
             "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
         ),
         (
             {"WOPIBRIDGE_SERVR_PORT": "9000"},
             "",
-            "wopibridge: invalid configuration: WOPIBRIDGE_SERVR_PORT: "
-            "unknown environment variable",
+            "invalid configuration: WOPIBRIDGE_SERVR_PORT: unknown environment variable",
         ),
         (
             {"WOPIBRIDGE_SERVER_MAX_UPLOAD_SIZE": "big"},
             "",
-            "wopibridge: invalid configuration: server.max_upload_size "
+            "invalid configuration: server.max_upload_size "
             "(WOPIBRIDGE_SERVER_MAX_UPLOAD_SIZE): "
             "must be an integer",
         ),
         (
             {},
             '[storage]\nroot = "a-file/data"\n',
-            "wopibridge: invalid configuration: storage.root: cannot use",
+            "invalid configuration: storage.root: cannot use",
         ),
         (
             {},
             '[server]\nstate_dir = "a-file"\n',
-            "wopibridge: invalid configuration: server.state_dir: cannot keep generated secrets",
+            "invalid configuration: server.state_dir: cannot keep generated secrets",
         ),
     ],
 )
@@ -120,8 +127,8 @@ def test_port_in_use_is_reported_as_such_and_nothing_claims_to_listen(tmp_path: 
         port = taken.getsockname()[1]
         result = run("serve", "--port", str(port), cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"wopibridge: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert records(result)[-1]["message"] == (
+        f"cannot listen on 127.0.0.1:{port}: Address already in use"
     )
     assert "listening on" not in result.stderr
     assert "Unclosed" not in result.stderr and "Traceback" not in result.stderr

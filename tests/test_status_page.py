@@ -4,7 +4,6 @@ file id in the log)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -81,8 +80,8 @@ async def test_open_answers_a_number_ttl_and_logs_the_file_id(
     assert isinstance(ttl, int) and not isinstance(ttl, bool) and ttl > 1_700_000_000_000
     file_id = body["app-url"].rsplit("%2F", 1)[1]
     lines = [
-        json.loads(r.getMessage())
+        r.__dict__
         for r in caplog.records
-        if r.name == "wopibridge.access" and "openinapp" in r.getMessage()
+        if r.name == "wopibridge.access" and r.__dict__.get("op") == "OpenInApp"
     ]
     assert lines and lines[-1]["file_id"] == file_id and file_id.startswith("local.")

@@ -18,6 +18,7 @@ from wopibridge.bridge.keys import BRIDGE
 from wopibridge.locks import open_lock_store
 from wopibridge.security.tokens import TokenCodec
 from wopibridge.storage.local import LocalStorage
+from wopibridge.storage.redis_idmap import RedisIdMap
 
 from .etherpad_server import EtherpadServer
 from .harness import Host, wait_for
@@ -55,7 +56,9 @@ async def test_second_instance_takes_over_saving(
     }
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "paper.txt").write_bytes(b"v1\n")
-    storage = LocalStorage("local", tmp_path / "data", tmp_path / "state")
+    # the file's id as the servers will see it: on the file, mapped in their Redis
+    ids = RedisIdMap.from_url(redis.url, "wopibridge:", "local")
+    storage = LocalStorage("local", tmp_path / "data", tmp_path / "state", ids)
     stat = await storage.resolve("paper.txt")
     token, _ = TokenCodec(TOKEN_SECRET, 3600).mint(
         file_id=f"local.{stat.file_id}", user_id="ann", user_name="Ann", mode="edit"

@@ -96,6 +96,8 @@ async def open_file(
     stat = await storage.resolve(ref)
     wopi_id = registry.wopi_id(storage, stat.file_id)
     forced_reason = ""
+    if mode == "edit" and stat.read_only_reason:
+        mode, forced_reason = "view", stat.read_only_reason
     if mode == "edit":
         site = app[keys.SETTINGS].server.public_url
         if await locked_elsewhere(storage, app[keys.LOCKS], site, stat.identity):
@@ -157,7 +159,9 @@ async def open_document(
     reason = ""
     if wants_edit:
         holder = await desktop_lock_holder(storage, backend_id, stat)
-        if holder:
+        if stat.read_only_reason:
+            reason = stat.read_only_reason
+        elif holder:
             reason = holder
         elif not editor.can_edit(ext):
             reason = f"{editor.name} can only view {ext or 'these'} files"

@@ -5,9 +5,9 @@ the server becomes a small supervisor: it generates the secrets once (so every w
 and checks tokens with the same ones), claims the port, and forks N workers, each a complete
 wopibridge app listening on the port with ``SO_REUSEPORT``. The kernel then spreads new
 connections evenly over the workers; one shared listening socket would hand most of them to
-whichever worker happens to be waiting in ``accept``. The workers agree on locks and bridge state
-through Redis, which is why more than one worker needs ``locks.url = redis://...``; they
-share the local file index in the state folder as separate instances already do.
+whichever worker happens to be waiting in ``accept``. Each worker is a complete instance, like
+the instances of a fleet on several hosts: they agree on locks, bridge state and file ids
+through Redis, which is why more than one worker needs ``locks.url = redis://...``.
 
 A worker that dies is replaced; one that exits because of a configuration error stops the
 whole server with that error. SIGTERM or SIGINT to the supervisor stops the workers

@@ -51,6 +51,8 @@ class FileStat:
     identity: str
     owner_id: str = ""
     folder: str = ""
+    #: why the file may only be viewed, whatever the token allows (a hard-linked local file)
+    read_only_reason: str = ""
 
     @property
     def last_modified(self) -> str:
@@ -155,7 +157,7 @@ class Storage(Protocol):
         never overwriting: ``FileExists`` when the name is taken (checked atomically with the
         create), ``NotFound`` when the folder does not exist."""
 
-    def staging_folder(self, file_id: str) -> Path | None:
+    async def staging_folder(self, file_id: str) -> Path | None:
         """A folder on this machine from which :meth:`commit` and :meth:`adopt` move a file
         into place with a rename (``capabilities.local_staging``), else ``None``."""
 

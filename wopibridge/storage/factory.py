@@ -28,6 +28,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -42,8 +43,10 @@ from wopibridge.security.crypto import CREDENTIAL_CLAIM, CredentialBox
 from wopibridge.security.tokens import AccessToken
 from wopibridge.storage import cs3, fileids, webdav
 from wopibridge.storage.base import Storage
+from wopibridge.storage.idmap import IdMap, SqliteIdMap
 from wopibridge.storage.instrumented import InstrumentedStorage
 from wopibridge.storage.local import LocalStorage
+from wopibridge.storage.redis_idmap import RedisIdMap
 from wopibridge.storage.registry import StorageRegistry
 
 DEFAULT_STORAGE = "local"
@@ -69,7 +72,7 @@ def _local(name: str, table: Mapping[str, Any], settings: Settings, _: Any) -> S
         ) from None
     state_dir = settings.server.state_dir
     try:
-        return LocalStorage(name, root, state_dir)
+        return LocalStorage(name, root, state_dir, open_id_map(name, settings))
     except (OSError, sqlite3.Error) as exc:
         problem = getattr(exc, "strerror", None) or str(exc)
         raise ValueError(
@@ -77,8 +80,21 @@ def _local(name: str, table: Mapping[str, Any], settings: Settings, _: Any) -> S
         ) from None
 
 
-def _webdav(name: str, table: Mapping[str, Any], _: Settings, http: Any) -> Storage:
-    return webdav.build(name, table, http)
+def open_id_map(name: str, settings: Settings) -> IdMap:
+    """Where a local storage's ids are mapped to paths: in Redis, seen by every instance,
+    when the locks are there; in the state folder when locks are in process (one instance)."""
+    locks = settings.locks
+    if urlsplit(locks.url).scheme == "memory":
+        return SqliteIdMap(settings.server.state_dir / f"{name}-files.sqlite3")
+    return RedisIdMap.from_target(locks.target, locks.url, locks.timeout, locks.prefix, name)
+
+
+def _webdav(name: str, table: Mapping[str, Any], settings: Settings, http: Any) -> Storage:
+    ids: IdMap | None = None  # in-process locks: renames are remembered in this process
+    if urlsplit(settings.locks.url).scheme != "memory":
+        locks = settings.locks
+        ids = RedisIdMap.from_target(locks.target, locks.url, locks.timeout, locks.prefix, name)
+    return webdav.build(name, table, http, ids)
 
 
 def _cs3(name: str, table: Mapping[str, Any], _: Settings, http: Any) -> Storage:

@@ -109,8 +109,8 @@ class InstrumentedStorage:
         with self._measure("create_in"):
             return await self.inner.create_in(folder, name, chunks)
 
-    def staging_folder(self, file_id: str) -> Path | None:
-        return self.inner.staging_folder(file_id)
+    async def staging_folder(self, file_id: str) -> Path | None:
+        return await self.inner.staging_folder(file_id)
 
     async def commit(
         self, file_id: str, staged: Path, *, expected_version: str | None = None

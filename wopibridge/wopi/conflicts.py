@@ -181,16 +181,16 @@ class ConflictKeeper:
             return None
 
     @staticmethod
-    def _local_folder(storage: Storage, backend_id: str) -> Path | None:
+    async def _local_folder(storage: Storage, backend_id: str) -> Path | None:
         """The folder a body is staged in beside its file, for storages on this machine."""
         if not storage.capabilities.local_staging:
             return None
-        return storage.staging_folder(backend_id)
+        return await storage.staging_folder(backend_id)
 
     async def _staged(self, storage: Storage, backend_id: str) -> TempFile | None:
         """The file a body is written to: beside its file on a local storage (``OSError``
         when it cannot be made), else a spool in the recovery folder (or ``None``)."""
-        folder = self._local_folder(storage, backend_id)
+        folder = await self._local_folder(storage, backend_id)
         if folder is None:
             return await self._spool()
         return await TempFile.create(folder)
@@ -248,7 +248,7 @@ class ConflictKeeper:
     ) -> FileStat:
         """Write ``chunks`` over the file; when the storage refuses it with a
         :class:`WopiError` after the body arrived whole, keep it and raise the error again."""
-        if self._local_folder(storage, backend_id) is not None:
+        if storage.capabilities.local_staging:
             try:
                 file = await self._staged(storage, backend_id)
             except OSError as exc:

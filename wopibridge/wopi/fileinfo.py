@@ -25,7 +25,7 @@ SECURE_VIEW: dict[str, Any] = {
 
 
 def file_info(access: AccessToken, stat: FileStat, user_info: str) -> dict[str, Any]:
-    can_write = access.can_write
+    can_write = access.can_write and not stat.read_only_reason
     info: dict[str, Any] = {
         "BaseFileName": stat.name,
         "OwnerId": stat.owner_id or "unknown",

@@ -301,7 +301,7 @@ class Cs3Storage:
         await self._upload(ref, chunks, if_not_exist=True)
         return self._make_stat(await self._stat_ref(ref))
 
-    def staging_folder(self, file_id: str) -> Path | None:
+    async def staging_folder(self, file_id: str) -> Path | None:
         return None
 
     async def commit(

@@ -30,17 +30,21 @@ Consistency rules:
 * Only idempotent calls (PROPFIND, PROPPATCH, GET before its body, DELETE) are retried, after
   connection failures and 502/503/504; a storage that stays down raises ``Unavailable`` naming it.
 
-Ids: the backend id is the URL-safe base64 of the path below the configured URL. A rename made
-through this storage keeps the old id working in this process (an alias), which is as far as a
-plain WebDAV server allows. ``identity`` (the lock key) prefers the server's ``oc:fileid`` and is
-prefixed with the owning site's name, so every site that reaches the same share computes the same
-key.
+Ids: the backend id is the URL-safe base64 of the path below the configured URL, as first seen.
+A rename made through wopibridge is recorded in the id map (:mod:`wopibridge.storage.idmap`:
+shared by every instance through Redis when the locks are there), so the old id keeps naming
+the file on every instance, and the new path is recognised as the same file. The rename is
+journalled there first, as the local storage's is, so an instance killed in the middle leaves
+an id that resolves. ``identity`` (the lock key) prefers the server's ``oc:fileid``, else the
+path the id was minted for, so a lock follows a rename; it is prefixed with the owning site's
+name, so every site that reaches the same share computes the same key.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import re
 import xml.etree.ElementTree as ET
@@ -58,10 +62,13 @@ from wopibridge.errors import (
     NotFound,
     Unavailable,
     VersionConflict,
+    WopiError,
 )
 from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import Capabilities, FileContent, FileStat
 from wopibridge.storage.httpbody import HttpFileContent, Upload
+from wopibridge.storage.idmap import IdMap, MemoryIdMap
+from wopibridge.storage.index import new_id
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
 from wopibridge.storage.tempfiles import read_chunks
@@ -73,8 +80,6 @@ log = logging.getLogger("wopibridge.storage.webdav")
 META_NS = "urn:wopibridge:meta"
 
 _META_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
-
-_MAX_ALIASES = 10_000
 
 
 def encode_id(path: str) -> str:
@@ -104,21 +109,21 @@ class WebDavStorage:
         session: aiohttp.ClientSession,
         *,
         user_token: str | None = None,
-        aliases: dict[str, str] | None = None,
+        ids: IdMap | None = None,
     ) -> None:
         self.name = name
         self.config = config
         self._session = session
         self._user_token = user_token
         self._dav = DavClient(name, config, session, user_token)
-        self._aliases: dict[str, str] = {} if aliases is None else aliases
+        self._ids: IdMap = MemoryIdMap() if ids is None else ids
 
     def with_credential(self, credential: str | None) -> WebDavStorage:
         """A view of this storage that authenticates as the user (``auth = "user"``)."""
         if self.config.auth != "user" or credential == self._user_token:
             return self
         return WebDavStorage(
-            self.name, self.config, self._session, user_token=credential, aliases=self._aliases
+            self.name, self.config, self._session, user_token=credential, ids=self._ids
         )
 
     def lock_store(self, fallback: LockStore) -> LockStore:
@@ -137,7 +142,7 @@ class WebDavStorage:
             raise NotFound("File not found")
         folder, _, name = entry.path.rpartition("/")
         version = entry.etag or f"{entry.mtime_ns:x}.{entry.size:x}"
-        key = entry.fileid or entry.path
+        key = entry.fileid or _origin(file_id)
         return FileStat(
             file_id=file_id,
             name=name,
@@ -151,7 +156,7 @@ class WebDavStorage:
 
     async def _entry(self, path: str) -> DavEntry:
         entry = self._dav.parse_entry(await self._dav.propfind(path))
-        if entry is None:
+        if entry is None or entry.is_collection:
             raise NotFound("File not found")
         entry.path = path
         return entry
@@ -162,30 +167,56 @@ class WebDavStorage:
     def _locked(self) -> Locked:
         return Locked(f"The file is locked on the storage {self.name}")
 
-    def _path_of(self, file_id: str) -> str:
-        alias = self._aliases.get(file_id)
-        return alias if alias is not None else decode_id(file_id)
+    async def _stat_new(self, path: str) -> FileStat:
+        """A file found by its path: looked at first (a missing one is not recorded), then
+        given its id."""
+        entry = await self._entry(path)
+        return self._make_stat(await self._id_of(path), entry)
+
+    async def _path_of(self, file_id: str) -> str:
+        """Where ``file_id`` is: the id map's path after a rename, else the path it encodes;
+        when that is gone and a rename was in flight (an instance killed in its middle), the
+        new path, and the map is completed."""
+        entry = await self._ids.lookup(file_id)
+        if entry is None or (entry.path and not entry.pending):
+            return entry.path if entry is not None and entry.path else decode_id(file_id)
+        path = entry.path or decode_id(file_id)
+        if entry.pending:
+            try:
+                await self._stat_path(file_id, path)
+            except NotFound:
+                await self._stat_path(file_id, entry.pending)
+                await self._ids.finish_move(file_id, path, entry.pending)
+                return entry.pending
+        return path
+
+    async def _id_of(self, path: str) -> str:
+        """The id of the file at ``path``: the one a rename brought there, else its path's,
+        else (that id names a renamed file elsewhere) a new one."""
+        found = await self._ids.claim(path, encode_id(path))
+        return found or await self._ids.claim(path, new_id())
 
     # -- Storage -----------------------------------------------------------------------
 
     async def resolve(self, ref: str) -> FileStat:
+        if await self._ids.lookup(ref) is not None:
+            return await self.stat(ref)
         try:
             path = decode_id(ref)
         except NotFound:
             path = None
         if path is not None:
             try:
-                return await self._stat_path(ref, path)
+                return await self._stat_new(path)
             except NotFound:
                 pass
-        path = check_path(ref)
-        return await self._stat_path(encode_id(path), path)
+        return await self._stat_new(check_path(ref))
 
     async def stat(self, file_id: str) -> FileStat:
-        return await self._stat_path(file_id, self._path_of(file_id))
+        return await self._stat_path(file_id, await self._path_of(file_id))
 
     async def open_read(self, file_id: str) -> FileContent:
-        path = self._path_of(file_id)
+        path = await self._path_of(file_id)
         for _ in range(3):
             stat = await self._stat_path(file_id, path)
             response = await self._dav.request(
@@ -273,7 +304,7 @@ class WebDavStorage:
         *,
         expected_version: str | None = None,
     ) -> FileStat:
-        path = self._path_of(file_id)
+        path = await self._path_of(file_id)
         # Some servers ignore If-Match on a missing resource and create it: look first.
         entry = await self._entry(path)
         current = self._make_stat(file_id, entry)
@@ -293,14 +324,14 @@ class WebDavStorage:
         *,
         overwrite: bool = False,
     ) -> FileStat:
-        folder = self._path_of(sibling_of).rpartition("/")[0]
+        folder = (await self._path_of(sibling_of)).rpartition("/")[0]
         path = f"{folder}/{check_name(name)}" if folder else check_name(name)
         condition = {} if overwrite else {"If-None-Match": "*"}
         try:
             await self._put(path, chunks, condition)
         except VersionConflict:
             raise FileExists(f"A file named {name} already exists") from None
-        return await self._stat_path(encode_id(path), path)
+        return await self._stat_new(path)
 
     async def create_in(self, folder: str, name: str, chunks: AsyncIterable[bytes]) -> FileStat:
         path = f"{check_path(folder)}/{check_name(name)}" if folder else check_name(name)
@@ -310,7 +341,7 @@ class WebDavStorage:
             raise FileExists(f"A file named {name} already exists") from None
         return await self._stat_path(encode_id(path), path)
 
-    def staging_folder(self, file_id: str) -> Path | None:
+    async def staging_folder(self, file_id: str) -> Path | None:
         return None
 
     async def commit(
@@ -322,19 +353,14 @@ class WebDavStorage:
         return await self.create(sibling_of, name, read_chunks(staged))
 
     async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
-        folder = self._path_of(file_id).rpartition("/")[0]
+        folder = (await self._path_of(file_id)).rpartition("/")[0]
         path = f"{folder}/{check_name(name)}" if folder else check_name(name)
         try:
-            return await self._stat_path(encode_id(path), path)
+            return await self._stat_new(path)
         except NotFound:
             return None
 
-    async def rename(self, file_id: str, new_name: str) -> FileStat:
-        path = self._path_of(file_id)
-        folder = path.rpartition("/")[0]
-        target = f"{folder}/{check_name(new_name)}" if folder else check_name(new_name)
-        if target == path:
-            return await self._stat_path(file_id, path)
+    async def _move(self, path: str, target: str, new_name: str) -> None:
         response = await self._dav.request(
             "MOVE",
             path,
@@ -348,14 +374,37 @@ class WebDavStorage:
                 raise self._dav.error(response.status, what="rename")
         finally:
             response.release()
-        if len(self._aliases) >= _MAX_ALIASES:
-            self._aliases.pop(next(iter(self._aliases)))
-        self._aliases[file_id] = target
-        self._aliases[encode_id(target)] = target
+
+    async def rename(self, file_id: str, new_name: str) -> FileStat:
+        """MOVE, journalled in the id map: pending name, move, map; when the map cannot be
+        updated the file is moved back and the map's error (507 or 503) is the answer."""
+        path = await self._path_of(file_id)
+        folder = path.rpartition("/")[0]
+        target = f"{folder}/{check_name(new_name)}" if folder else check_name(new_name)
+        if target == path:
+            return await self._stat_path(file_id, path)
+        await self._ids.begin_move(file_id, target)
+        try:
+            await self._move(path, target, new_name)
+        except BaseException:
+            with contextlib.suppress(WopiError):
+                await self._ids.abort_move(file_id)
+            raise
+        try:
+            await self._ids.finish_move(file_id, path, target)
+        except WopiError:
+            try:
+                await self._move(target, path, new_name)
+            except WopiError as exc:  # the pending name still resolves the id
+                log.error("could not move %s back to %s: %s", target, path, exc.message)
+            else:
+                with contextlib.suppress(WopiError):
+                    await self._ids.abort_move(file_id)
+            raise
         return await self._stat_path(file_id, target)
 
     async def delete(self, file_id: str) -> None:
-        path = self._path_of(file_id)
+        path = await self._path_of(file_id)
         await self._stat_path(file_id, path)  # refuse collections
         response = await self._dav.request("DELETE", path)
         try:
@@ -363,7 +412,7 @@ class WebDavStorage:
                 raise self._dav.error(response.status, what="delete")
         finally:
             response.release()
-        self._aliases.pop(file_id, None)
+        await self._ids.forget(file_id, path)
 
     @staticmethod
     def _meta_tag(key: str) -> str:
@@ -381,7 +430,7 @@ class WebDavStorage:
             f'<d:propfind xmlns:d="{DAV}" xmlns:m="{META_NS}"><d:prop><d:resourcetype/>'
             f"<m:{tag}/></d:prop></d:propfind>"
         ).encode()
-        element = await self._dav.propfind(self._path_of(file_id), body)
+        element = await self._dav.propfind(await self._path_of(file_id), body)
         for propstat in element.findall(f"{{{DAV}}}propstat"):
             status = propstat.findtext(f"{{{DAV}}}status") or ""
             found = propstat.find(f"{{{DAV}}}prop/{{{META_NS}}}{tag}")
@@ -395,7 +444,7 @@ class WebDavStorage:
         prop = ET.SubElement(ET.SubElement(root, f"{{{DAV}}}set"), f"{{{DAV}}}prop")
         ET.SubElement(prop, f"{{{META_NS}}}{tag}").text = value
         body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-        path = self._path_of(file_id)
+        path = await self._path_of(file_id)
         response = await self._dav.request(
             "PROPPATCH",
             path,
@@ -439,9 +488,22 @@ class WebDavStorage:
         return []  # see Storage.lock_file_ids: no walk over the network
 
     async def close(self) -> None:
-        """The session belongs to the app; nothing of our own to close."""
-        return None
+        """The session belongs to the app; the id map is ours."""
+        await self._ids.close()
 
 
-def build(name: str, table: Mapping[str, Any], session: aiohttp.ClientSession) -> WebDavStorage:
-    return WebDavStorage(name, WebDavConfig.from_table(name, table), session)
+def build(
+    name: str,
+    table: Mapping[str, Any],
+    session: aiohttp.ClientSession,
+    ids: IdMap | None = None,
+) -> WebDavStorage:
+    return WebDavStorage(name, WebDavConfig.from_table(name, table), session, ids=ids)
+
+
+def _origin(file_id: str) -> str:
+    """The path an id was minted for (its lock key survives renames), or the id itself."""
+    try:
+        return decode_id(file_id)
+    except NotFound:
+        return file_id

@@ -1,0 +1,125 @@
+"""Several real ``wopibridge serve`` processes over one storage and one Redis: a fleet.
+
+Each instance has its own state folder and port, as pods behind a load balancer would; they
+share the token secret (through the configuration), the data and the Redis. A WOPISrc names
+the instance that minted it, so :meth:`Fleet.url_on` rewrites it to reach another one, as a
+load balancer would send the request anywhere.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import aiohttp
+
+from tests.support.procs import wait_for_port
+from tests.support.server import ServerProcess
+from tests.support.wopi import IOP_SECRET
+
+_fleets = itertools.count()
+
+
+class Fleet:
+    def __init__(
+        self, workdir: Path, redis_url: str, size: int = 3, **sections: dict[str, Any]
+    ) -> None:
+        prefix = f"fleet{next(_fleets)}-{workdir.name}:"
+        self.redis_url = redis_url
+        self.servers = [
+            ServerProcess(
+                workdir / f"instance{i}",
+                lock_url=redis_url,
+                locks={"prefix": prefix},
+                **sections,
+            )
+            for i in range(size)
+        ]
+
+    def start(self) -> None:
+        for server in self.servers:
+            server.start(wait=False)
+        for server in self.servers:
+            wait_for_port(server.port, timeout=30)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def __getitem__(self, index: int) -> ServerProcess:
+        return self.servers[index]
+
+    def __len__(self) -> int:
+        return len(self.servers)
+
+    def url_on(self, wopi_src: str, index: int) -> str:
+        """The same WOPISrc, reached through instance ``index``."""
+        path = wopi_src.split("/wopi/files/", 1)[1]
+        return f"{self.servers[index].url}/wopi/files/{path}"
+
+    def logs(self) -> str:
+        return "\n".join(server.log() for server in self.servers)
+
+
+@contextmanager
+def running_fleet(workdir: Path, redis_url: str, **kwargs: Any) -> Iterator[Fleet]:
+    fleet = Fleet(workdir, redis_url, **kwargs)
+    try:
+        fleet.start()
+        yield fleet
+    finally:
+        fleet.stop()
+
+
+async def wopi(
+    session: aiohttp.ClientSession,
+    url: str,
+    token: str,
+    override: str | None = None,
+    headers: dict[str, str] | None = None,
+    data: bytes | None = None,
+    contents: bool = False,
+) -> tuple[int, dict[str, str], bytes]:
+    """One WOPI call: status, headers and body."""
+    target = url + ("/contents" if contents else "")
+    method = "POST" if override else "GET"
+    all_headers = {**({"X-WOPI-Override": override} if override else {}), **(headers or {})}
+    async with session.request(
+        method, target, params={"access_token": token}, headers=all_headers, data=data
+    ) as resp:
+        return resp.status, dict(resp.headers), await resp.read()
+
+
+async def open_on(
+    session: aiohttp.ClientSession,
+    fleet: Fleet,
+    index: int,
+    ref: str,
+    token_header: str = "",
+    **params: str,
+) -> tuple[str, str, dict[str, Any]]:
+    """Open ``ref`` through instance ``index``: WOPISrc, token and the openinapp answer.
+    ``token_header`` is the user's Reva token, as Reva sends it."""
+    async with session.get(
+        f"{fleet[index].url}/wopi/iop/openinapp",
+        params={
+            "fileid": ref,
+            "viewmode": "VIEW_MODE_READ_WRITE",
+            "userid": "u@idp",
+            "username": "U",
+            "appurl": "https://editor/x?",
+            **params,
+        },
+        headers={
+            "Authorization": f"Bearer {IOP_SECRET}",
+            **({"TokenHeader": token_header} if token_header else {}),
+        },
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+    src = unquote(body["app-url"].split("WOPISrc=", 1)[1])
+    return src, body["form-parameters"]["access_token"], body
