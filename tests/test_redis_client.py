@@ -74,7 +74,7 @@ def test_bad_lock_url_is_one_config_line_naming_the_key(url: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(None, env={"WOPIBRIDGE_LOCKS_URL": url})
     message = str(caught.value)
-    assert message.startswith("invalid configuration: locks.url: ")
+    assert message.startswith("invalid configuration: locks.url (WOPIBRIDGE_LOCKS_URL): ")
     assert "\n" not in message
 
 
