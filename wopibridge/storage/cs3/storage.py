@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import AsyncIterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -62,12 +61,12 @@ from wopibridge.storage.cs3.locks import Cs3LockStore
 from wopibridge.storage.httpbody import HttpFileContent, Upload
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
-from wopibridge.storage.tempfiles import read_chunks
+from wopibridge.storage.remote import StreamsStagedFiles
 
 log = logging.getLogger("wopibridge.storage.cs3")
 
 
-class Cs3Storage:
+class Cs3Storage(StreamsStagedFiles):
     """Files in a CS3 namespace, reached through the gateway."""
 
     capabilities = Capabilities(
@@ -300,17 +299,6 @@ class Cs3Storage:
         ref = spr.Reference(path=posixpath.join(parent, check_name(name)))
         await self._upload(ref, chunks, if_not_exist=True)
         return self._make_stat(await self._stat_ref(ref))
-
-    async def staging_folder(self, file_id: str) -> Path | None:
-        return None
-
-    async def commit(
-        self, file_id: str, staged: Path, *, expected_version: str | None = None
-    ) -> FileStat:
-        return await self.write(file_id, read_chunks(staged), expected_version=expected_version)
-
-    async def adopt(self, sibling_of: str, name: str, staged: Path) -> FileStat:
-        return await self.create(sibling_of, name, read_chunks(staged))
 
     async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
         info = await self._stat_ref(self._ref(file_id))

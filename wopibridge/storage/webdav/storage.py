@@ -50,7 +50,6 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterable, Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -71,7 +70,7 @@ from wopibridge.storage.idmap import IdMap, MemoryIdMap
 from wopibridge.storage.index import new_id
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
-from wopibridge.storage.tempfiles import read_chunks
+from wopibridge.storage.remote import StreamsStagedFiles
 from wopibridge.storage.webdav.client import DAV, STAT_BODY, DavClient, DavEntry
 from wopibridge.storage.webdav.config import WebDavConfig
 
@@ -97,7 +96,7 @@ def decode_id(file_id: str) -> str:
     return check_path(path, error=NotFound("File not found"))
 
 
-class WebDavStorage:
+class WebDavStorage(StreamsStagedFiles):
     """Files below one WebDAV collection URL."""
 
     capabilities = Capabilities(user_credential=True, shared_by_sites=True)
@@ -340,17 +339,6 @@ class WebDavStorage:
         except VersionConflict:
             raise FileExists(f"A file named {name} already exists") from None
         return await self._stat_path(encode_id(path), path)
-
-    async def staging_folder(self, file_id: str) -> Path | None:
-        return None
-
-    async def commit(
-        self, file_id: str, staged: Path, *, expected_version: str | None = None
-    ) -> FileStat:
-        return await self.write(file_id, read_chunks(staged), expected_version=expected_version)
-
-    async def adopt(self, sibling_of: str, name: str, staged: Path) -> FileStat:
-        return await self.create(sibling_of, name, read_chunks(staged))
 
     async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
         folder = (await self._path_of(file_id)).rpartition("/")[0]
