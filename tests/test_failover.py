@@ -172,5 +172,5 @@ async def test_locks_survive_a_primary_kill(
 def _counter(metrics: str, name: str) -> int:
     for line in metrics.splitlines():
         if line.startswith(name + "{"):
-            return int(line.rsplit(" ", 1)[1])
+            return int(float(line.rsplit(" ", 1)[1]))
     raise AssertionError(f"{name} missing")

@@ -2,8 +2,9 @@
 
 This module sits at the bottom of the layers (it imports no other wopibridge module), so every
 layer can count what only it sees: the bridge its saves, the WOPI layer its conflict copies, a
-lock store its reconnects. One :class:`Instruments` is created by ``create_app`` and lives under
-``keys.INSTRUMENTS``; a new metric is one more field and one more line in :meth:`create`.
+lock store its Redis reconnects and failovers. One :class:`Instruments` is created by
+``create_app`` and lives under ``keys.INSTRUMENTS``; a new metric is one more field and one
+more line in :meth:`create`.
 
 Label values are never taken from a request: operations come from the route table (``other``
 for the rest), status codes are reduced to their class, storages are named by the
@@ -59,6 +60,10 @@ class Instruments:
     #: Refused saves not kept, or kept copies removed, by reason (``duplicate``, ``quota``,
     #: ``expired``, ``disk_full``).
     kept_copies_dropped: Counter
+    #: Redis calls that succeeded after calls had failed to reach Redis, by topology.
+    redis_reconnects: Counter
+    #: Times the Redis primary in use changed, by topology.
+    redis_failovers: Counter
     tracer: Tracer | None = None
 
     @classmethod
@@ -136,6 +141,20 @@ class Instruments:
                 "kept_copies_dropped",
                 "Refused saves not kept, or kept copies removed, by reason.",
                 ("reason",),
+                namespace=ns,
+                registry=registry,
+            ),
+            redis_reconnects=Counter(
+                "redis_reconnects",
+                "Redis calls that succeeded after calls had failed to reach Redis.",
+                ("topology",),
+                namespace=ns,
+                registry=registry,
+            ),
+            redis_failovers=Counter(
+                "redis_failovers",
+                "Times the Redis primary in use changed.",
+                ("topology",),
                 namespace=ns,
                 registry=registry,
             ),

@@ -69,7 +69,7 @@ async def locks_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         await memory.close()
         return
-    redis = RedisConnection(target, settings.timeout)
+    redis = RedisConnection(target, settings.timeout, app[keys.INSTRUMENTS])
     store = InstrumentedLockStore(
         RedisLockStore(redis, settings.prefix, settings.min_replicas), app[keys.INSTRUMENTS]
     )

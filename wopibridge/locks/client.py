@@ -38,6 +38,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from wopibridge.errors import Unavailable
+from wopibridge.instruments import Instruments
 from wopibridge.locks.batching import Batcher
 from wopibridge.lockurl import RedisTarget, parse_lock_url
 
@@ -128,7 +129,9 @@ def _consume(future: asyncio.Future[Any]) -> None:
 
 
 class RedisConnection:
-    def __init__(self, target: RedisTarget, timeout: float = 3.0) -> None:
+    def __init__(
+        self, target: RedisTarget, timeout: float = 3.0, instruments: Instruments | None = None
+    ) -> None:
         self.target = target
         self.timeout = timeout
         self.client, self._sentinel = _build(target, timeout)
@@ -140,6 +143,15 @@ class RedisConnection:
         )
         self.reconnects = 0
         self.failovers = 0
+        # the /metrics counters of the app's lock store (other clients count nothing)
+        self._counted = (
+            (
+                instruments.redis_reconnects.labels(target.topology),
+                instruments.redis_failovers.labels(target.topology),
+            )
+            if instruments is not None
+            else None
+        )
         self._failing = False
         self._primary = ""
         self._tasks: set[asyncio.Future[None]] = set()
@@ -188,6 +200,8 @@ class RedisConnection:
         if self._failing:
             self._failing = False
             self.reconnects += 1
+            if self._counted is not None:
+                self._counted[0].inc()
             # off the request path: finding the primary may wait on a node still going down
             task = asyncio.ensure_future(self._note_primary())
             self._tasks.add(task)
@@ -274,6 +288,8 @@ class RedisConnection:
             return
         if self._primary and primary != self._primary:
             self.failovers += 1
+            if self._counted is not None:
+                self._counted[1].inc()
             log.warning("Redis primary changed: %s -> %s", self._primary, primary)
         self._primary = primary
 

@@ -10,8 +10,7 @@ from aiohttp import web
 
 from wopibridge import keys
 from wopibridge.errors import Unavailable
-from wopibridge.ops.metrics import CONTENT_TYPE, exposition
-from wopibridge.ops.redismetrics import render_redis
+from wopibridge.ops.metrics import metrics
 
 
 async def health(request: web.Request) -> web.Response:
@@ -105,10 +104,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """The registry's exposition, plus the Redis client's reconnect and failover counters
-    (read off the one client of this process)."""
-    body = exposition(request.app) + render_redis(request.app.get(keys.REDIS)).encode()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

@@ -124,5 +124,6 @@ def exposition(app: web.Application) -> bytes:
     return generate_latest(registry)
 
 
-#: The exposition's content type (Prometheus text format 0.0.4).
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+async def metrics(request: web.Request) -> web.Response:
+    body = exposition(request.app)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
