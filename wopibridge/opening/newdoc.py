@@ -26,7 +26,7 @@ from aiohttp import web
 from wopibridge import keys
 from wopibridge.apps.base import EditorApp
 from wopibridge.errors import BadRequest, Conflict, FileExists
-from wopibridge.storage.base import CHUNK_SIZE, FileStat, Storage
+from wopibridge.storage.base import FileStat, Storage
 from wopibridge.wopi.names import check_editor_name, split_ext, variants
 from wopibridge.wopi.templates import TEMPLATE_CLAIM, blank_path, blank_ref
 
@@ -93,13 +93,8 @@ def _storage_chunks(template: Template) -> Callable[[], AsyncIterator[bytes]]:
         assert template.storage is not None
         content = await template.storage.open_read(template.backend_id)
         try:
-            if content.chunks is not None:
-                async for chunk in content.chunks:
-                    yield chunk
-            elif content.local_path is not None:
-                with content.local_path.open("rb") as handle:
-                    while chunk := await asyncio.to_thread(handle.read, CHUNK_SIZE):
-                        yield chunk
+            async for chunk in content.stream():
+                yield chunk
         finally:
             await content.close()
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from wopibridge.storage.tempfiles import read_chunks
+
 if TYPE_CHECKING:
     from wopibridge.locks.base import LockStore
 
@@ -75,6 +77,14 @@ class FileContent:
     stat: FileStat
     chunks: AsyncIterator[bytes] | None = None
     local_path: Path | None = None
+
+    def stream(self) -> AsyncIterator[bytes]:
+        """The bytes, whichever way the backend hands them: its ``chunks``, or the file at
+        ``local_path`` read off the event loop (for callers that are not an HTTP response)."""
+        if self.chunks is not None:
+            return self.chunks
+        assert self.local_path is not None
+        return read_chunks(self.local_path)
 
     async def close(self) -> None:  # pragma: no cover - overridden by backends that hold handles
         return None

@@ -301,12 +301,7 @@ class ConflictKeeper:
         try:
             content = await storage.open_read(backend_id)
             try:
-                if content.chunks is not None:
-                    source: AsyncIterable[bytes] = content.chunks
-                else:
-                    assert content.local_path is not None
-                    source = read_chunks(content.local_path)
-                body = SaveBody(source, file)
+                body = SaveBody(content.stream(), file)
                 await body.drain()
             finally:
                 await content.close()
