@@ -46,7 +46,6 @@ class EditorHooks:
     """CheckFileInfo extras per app, and desktop lock files for the apps that keep them."""
 
     def __init__(self, registry: AppRegistry) -> None:
-        self._registry = registry
         self._apps = {name: registry.get(name) for name in registry.names()}
         self._lock_file_apps = frozenset(name for name, app in self._apps.items() if app.lock_files)
         self.writer = LockFileWriter()

@@ -85,10 +85,6 @@ class FileIndex:
         ).fetchone()
         return None if row is None else (str(row[0]), None if row[1] is None else str(row[1]))
 
-    def path_of(self, file_id: str) -> str | None:
-        found = self.lookup(file_id)
-        return None if found is None else found[0]
-
     def id_at(self, path: str) -> str | None:
         row = self._db.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
         return None if row is None else str(row[0])

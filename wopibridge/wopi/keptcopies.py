@@ -102,10 +102,6 @@ class KeptCopies:
                 continue
         return removed
 
-    def _dropped(self, what: str, reason: str, detail: str) -> None:
-        log.warning("kept copy dropped (%s): %s, %s", reason, what, detail)
-        self.on_drop(reason)
-
     # -- the body -------------------------------------------------------------------------
 
     async def refusal(
