@@ -30,14 +30,11 @@ log = logging.getLogger("wopibridge")
 async def security_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     app[keys.SECRETS] = secrets = load_secrets(settings)
+    # Short-token handles are kept where the locks are: in process here, or in Redis on the
+    # lock store's client, attached by locks_ctx.
     handles: HandleStore | None = None
-    if settings.security.short_tokens:  # kept where the locks are, shared like them
-        url, prefix = settings.locks.url, settings.locks.prefix
-        handles = (
-            MemoryHandleStore()
-            if url.startswith("memory:")
-            else RedisHandleStore.from_target(settings.locks.target, settings.locks.timeout, prefix)
-        )
+    if settings.security.short_tokens and settings.locks.target.topology == "memory":
+        handles = MemoryHandleStore()
     app[keys.TOKENS] = TokenCodec(
         secrets.token_secret, settings.security.token_ttl, handles=handles
     )
@@ -79,6 +76,8 @@ async def locks_ctx(app: web.Application) -> AsyncIterator[None]:
         log.warning("%s; starting anyway, /ready reports it", exc.message)
     app[keys.REDIS] = redis
     app[keys.LOCKS] = store
+    if app[keys.SETTINGS].security.short_tokens:  # on the same client: closed with the store
+        app[keys.TOKENS].handles = RedisHandleStore(redis, settings.prefix)
     yield
     await store.close()
 
