@@ -282,7 +282,8 @@ async def main(args: argparse.Namespace) -> None:
     for i in range(max(args.concurrency, args.lock_clients)):
         (data / f"lock{i}.bin").write_bytes(b"x")
     base_file = work / "base.bin"
-    os.link(data / "big.bin", base_file)
+    # a copy, not a hard link: wopibridge opens a file with other names read-only
+    shutil.copyfile(data / "big.bin", base_file)
     base_port = free_port()
     baseline = subprocess.Popen([sys.executable, "-c", BASELINE, str(base_port), str(base_file)])
     (work / "redis").mkdir()
