@@ -64,6 +64,16 @@ return 0
 """
 )
 
+# KEYS[1] doc; ARGV[1] record. Replaces an existing record only; 1 when replaced, else 0.
+PUT = Script.of(
+    """
+if redis.call('SET', KEYS[1], ARGV[1], 'XX') then
+  return 1
+end
+return 0
+"""
+)
+
 # KEYS[1] users; ARGV[1] user id. Returns how many users remain.
 REMOVE_USER = Script.of(
     """
@@ -79,9 +89,18 @@ def _text(value: bytes | str) -> str:
 
 class RedisBridgeStore:
     def __init__(
-        self, connection: RedisConnection, prefix: str = "wopibridge:", owned: bool = False
+        self,
+        connection: RedisConnection,
+        prefix: str = "wopibridge:",
+        owned: bool = False,
+        replicas: int = 0,
     ) -> None:
+        """``replicas``: how many replicas must hold a document's record before a write of it
+        returns (``locks.min_replicas``), so that a failover cannot roll the record back to
+        the version before a save, which would make the next save look like a change made
+        outside the bridge."""
         self.connection = connection
+        self._replicas = replicas
         self.client = connection.client
         self._prefix = f"{prefix}bridge:{{bridge}}:"
         self._owned = owned
@@ -97,19 +116,21 @@ class RedisBridgeStore:
     async def _cmd(self, *args: Any) -> Any:
         return await self.connection.call(WHAT, lambda: self.connection.execute(*args))
 
-    async def _script(self, script: Script, keys: list[str], args: list[Any]) -> Any:
-        return await self.connection.script(WHAT, script, keys, args)
+    async def _script(
+        self, script: Script, keys: list[str], args: list[Any], replicas: int = 0
+    ) -> Any:
+        return await self.connection.script(WHAT, script, keys, args, replicas)
 
     async def create(self, state: DocState) -> bool:
         keys = [self._k("doc", state.docid), self._k("docs")]
-        return bool(await self._script(CREATE, keys, [state.dumps(), state.docid]))
+        return bool(await self._script(CREATE, keys, [state.dumps(), state.docid], self._replicas))
 
     async def get(self, docid: str) -> DocState | None:
         raw = await self._cmd("GET", self._k("doc", docid))
         return DocState.loads(raw) if raw else None
 
     async def put(self, state: DocState) -> None:
-        await self._cmd("SET", self._k("doc", state.docid), state.dumps(), "XX")
+        await self._script(PUT, [self._k("doc", state.docid)], [state.dumps()], self._replicas)
 
     async def docids(self) -> list[str]:
         members = await self._cmd("SMEMBERS", self._k("docs"))

@@ -45,7 +45,8 @@ def open_bridge_store(app: web.Application) -> BridgeStore:
     redis = app[keys.REDIS]
     if redis is None:
         return MemoryBridgeStore()
-    return RedisBridgeStore(redis, app[keys.SETTINGS].locks.prefix)
+    locks = app[keys.SETTINGS].locks
+    return RedisBridgeStore(redis, locks.prefix, replicas=locks.min_replicas)
 
 
 def setup_bridge(app: web.Application) -> None:
