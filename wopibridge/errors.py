@@ -17,6 +17,8 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from wopibridge.jsonio import json_response
+
 log = logging.getLogger("wopibridge.errors")
 
 #: Set by handlers of pages a person's browser opens (the host page): their failures are
@@ -56,7 +58,7 @@ class WopiError(Exception):
 
     def response(self) -> web.Response:
         if self.body is not None:
-            return web.json_response(dict(self.body), status=self.status, headers=self.headers)
+            return json_response(dict(self.body), status=self.status, headers=self.headers)
         return web.Response(text=self.message, status=self.status, headers=self.headers)
 
 

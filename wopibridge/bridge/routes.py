@@ -19,6 +19,7 @@ from wopibridge import keys
 from wopibridge.bridge.docid import valid_document_id
 from wopibridge.bridge.keys import BRIDGE
 from wopibridge.errors import BadRequest, NotFound, Unauthorized
+from wopibridge.jsonio import json_response
 from wopibridge.wopi.context import token_from
 
 
@@ -50,7 +51,7 @@ async def save_webhook(request: web.Request) -> web.Response:
     close = request.query.get("close", "false").lower() == "true"
     await request.app[BRIDGE].notify(docid, access, close)
     message = "Saving; the document is closed for you" if close else "Saving"
-    return web.json_response({"message": message}, status=202)
+    return json_response({"message": message}, status=202)
 
 
 def add_routes(app: web.Application) -> None:

@@ -39,6 +39,7 @@ from aiohttp import web
 
 from wopibridge import keys
 from wopibridge.errors import BROWSER_PAGE, BadRequest
+from wopibridge.jsonio import json_response
 from wopibridge.opening.common import check_iop_secret, open_document
 from wopibridge.opening.hostpage import HostLinks, HostPage, render
 from wopibridge.opening.newdoc import create_document, resolve_template
@@ -135,7 +136,7 @@ async def open_file(request: web.Request) -> web.Response:
     }
     if result.forced_viewmode_reason:
         answer["forced_viewmode_reason"] = result.forced_viewmode_reason
-    return web.json_response(answer, headers={"Cache-Control": "no-store"})
+    return json_response(answer, headers={"Cache-Control": "no-store"})
 
 
 async def _existing(request: web.Request, body: dict[str, Any]) -> tuple[Storage, FileStat]:

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from wopibridge import keys
 from wopibridge.errors import BadRequest, NotFound
+from wopibridge.jsonio import json_response
 from wopibridge.opening.common import (
     Opened,
     check_iop_secret,
@@ -117,7 +118,7 @@ async def openinapp(request: web.Request) -> web.Response:
     }
     if opened.forced_reason:
         answer["forced-viewmode-reason"] = opened.forced_reason
-    return web.json_response(answer)
+    return json_response(answer)
 
 
 def _own_action(app: web.Application, name: str, opened: Opened, action: str) -> bool:

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from wopibridge import keys
 from wopibridge.errors import BadRequest
+from wopibridge.jsonio import json_response
 from wopibridge.opening.common import check_iop_secret, discovery_app_url, open_file
 from wopibridge.opening.newdoc import create_document, resolve_template
 from wopibridge.wopi.names import check_editor_name, split_ext
@@ -82,7 +83,7 @@ async def new_document(request: web.Request) -> web.Response:
         "file-id": opened.wopi_id,
         "name": created.stat.name,
     }
-    return web.json_response(answer)
+    return json_response(answer)
 
 
 def add_routes(app: web.Application) -> None:

@@ -10,12 +10,13 @@ from aiohttp import web
 
 from wopibridge import keys
 from wopibridge.errors import Unavailable
+from wopibridge.jsonio import json_response
 from wopibridge.ops.metrics import metrics
 
 
 async def health(request: web.Request) -> web.Response:
     """Liveness: the process answers. Depends on nothing on purpose."""
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def run_checks(app: web.Application) -> dict[str, str]:
@@ -51,7 +52,7 @@ async def ready(request: web.Request) -> web.Response:
     if redis is not None:
         extra["redis"] = redis.describe()
     if failures:
-        return web.json_response(
+        return json_response(
             {
                 "status": "unavailable",
                 "failing": failures,
@@ -61,7 +62,7 @@ async def ready(request: web.Request) -> web.Response:
             },
             status=503,
         )
-    return web.json_response({"status": "ready", "checks": checks, "editors": apps, **extra})
+    return json_response({"status": "ready", "checks": checks, "editors": apps, **extra})
 
 
 def _folders(app: web.Application) -> dict[str, Path]:

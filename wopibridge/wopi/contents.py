@@ -15,6 +15,7 @@ from aiohttp.abc import AbstractStreamWriter
 
 from wopibridge import keys
 from wopibridge.errors import BadRequest, LockMismatch, PayloadTooLarge, PreconditionFailed
+from wopibridge.jsonio import json_response
 from wopibridge.storage.base import CHUNK_SIZE, FileContent
 from wopibridge.wopi import saving
 from wopibridge.wopi.context import WopiRequest
@@ -132,7 +133,7 @@ async def put_file(wopi: WopiRequest) -> web.Response:
         size=wopi.request.content_length,
     )
     await saving.after_write(wopi.request, wopi.locks, written, current or None)
-    return web.json_response(
+    return json_response(
         {"LastModifiedTime": written.last_modified},
         headers={"X-WOPI-ItemVersion": written.version},
     )

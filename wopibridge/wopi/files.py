@@ -15,6 +15,7 @@ from wopibridge.errors import (
     LockMismatch,
     PayloadTooLarge,
 )
+from wopibridge.jsonio import json_response
 from wopibridge.storage.base import FileStat
 from wopibridge.wopi.contents import body_chunks, upload_limit
 from wopibridge.wopi.context import WopiRequest
@@ -41,7 +42,7 @@ async def check_file_info(wopi: WopiRequest) -> web.Response:
     info.update(hooks_of(wopi.request.app).file_info(wopi.access, stat))
     if stat.size == 0 and wopi.access.can_write and TEMPLATE_CLAIM in wopi.access.extra:
         info["TemplateSource"] = await template_source(wopi.request, wopi.access)
-    return web.json_response(info)
+    return json_response(info)
 
 
 async def _free_name(wopi: WopiRequest, wanted: str) -> str:
@@ -123,7 +124,7 @@ async def put_relative_file(wopi: WopiRequest) -> web.Response:
         answer["HostEditUrl"] = with_wopisrc(edit_url, wopi_src)
     if view_url and is_web_url(view_url):
         answer["HostViewUrl"] = with_wopisrc(view_url, wopi_src)
-    return web.json_response(answer)
+    return json_response(answer)
 
 
 async def rename_file(wopi: WopiRequest) -> web.Response:
@@ -148,7 +149,7 @@ async def rename_file(wopi: WopiRequest) -> web.Response:
         await hooks_of(wopi.request.app).renamed(
             wopi.access, wopi.storage, wopi.backend_id, stat, renamed, locked=bool(current)
         )
-        return web.json_response({"Name": split_ext(renamed.name)[0]})
+        return json_response({"Name": split_ext(renamed.name)[0]})
     raise BadRequest("No free file name could be found")
 
 
