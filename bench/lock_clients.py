@@ -9,7 +9,8 @@ of the client alone (no HTTP). This is how the maintained client was chosen:
 Rows: the project's former hand-written pipelined RESP connection (rebuilt for this run from
 the git history, see :mod:`bench.redis_locks`), redis-py asyncio with hiredis through its
 ``register_script``, the lock store as the server runs it (one kept redis-py connection,
-commands written in batches), and coredis (when installed; it is not a dependency).
+commands pipelined: written as they come, replies matched in order), and coredis (when
+installed; it is not a dependency).
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ async def with_old_resp(url: str, seconds: float, concurrency: int) -> float | N
 
 
 async def with_store(url: str, seconds: float, concurrency: int) -> float:
-    """The lock store as the server uses it: batched on one redis-py connection, bounded."""
+    """The lock store as the server uses it: pipelined on one redis-py connection, bounded."""
     from wopibridge.locks import RedisLockStore
     from wopibridge.locks.redis import LOCK as STORE_LOCK
 
@@ -162,7 +163,7 @@ async def main(args: argparse.Namespace) -> None:
     for name, value in (
         ("hand-written RESP (old)", old),
         ("redis-py asyncio + hiredis", new),
-        ("lock store (redis-py, batched)", store),
+        ("lock store (redis-py, pipelined)", store),
         ("coredis", core),
     ):
         if value is None:

@@ -141,6 +141,67 @@ async def test_concurrent_calls_reach_their_callers(redis_server: RedisServer) -
     await conn.close()
 
 
+def _connections_received(info: bytes) -> int:
+    for line in info.decode().splitlines():
+        if line.startswith("total_connections_received:"):
+            return int(line.split(":")[1])
+    raise AssertionError("no total_connections_received in INFO")
+
+
+async def test_calls_share_one_pipelined_connection(redis_server: RedisServer) -> None:
+    """A thousand concurrent calls go over one connection, written while replies are due."""
+    conn = RedisConnection.from_url(redis_server.url)
+    probe = RedisConnection.from_url(redis_server.url)
+    try:
+        await conn.execute("PING")
+        before = _connections_received(await probe.execute("INFO", "stats"))
+        keys = [f"pipe:{i}" for i in range(1000)]
+        await asyncio.gather(*(conn.execute("SET", key, key) for key in keys))
+        assert await asyncio.gather(*(conn.execute("GET", key) for key in keys)) == [
+            key.encode() for key in keys
+        ]
+        assert _connections_received(await probe.execute("INFO", "stats")) == before
+    finally:
+        await conn.close()
+        await probe.close()
+
+
+async def test_a_caller_that_gives_up_does_not_shift_the_replies(
+    redis_server: RedisServer,
+) -> None:
+    """Its reply still comes, in its turn, and goes to nobody: the next caller gets its own."""
+    slow = (
+        "local t = redis.call('TIME') local start = t[1] * 1e6 + t[2] "
+        "repeat local n = redis.call('TIME') until n[1] * 1e6 + n[2] - start > 200000 "
+        "return 'slow'"
+    )
+    conn = RedisConnection.from_url(redis_server.url)
+    try:
+        waiting = asyncio.ensure_future(conn.execute("EVAL", slow, 0))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        assert await conn.execute("ECHO", "mine") == b"mine"
+        assert await conn.execute("ECHO", "next") == b"next"
+    finally:
+        await conn.close()
+
+
+async def test_a_connection_closed_by_redis_is_replaced(redis_server: RedisServer) -> None:
+    """Redis drops idle clients (``timeout``, ``CLIENT KILL``, a restart): the next call
+    connects again instead of failing."""
+    store = RedisLockStore.from_url(redis_server.url, prefix="killed:")
+    admin = RedisConnection.from_url(redis_server.url)
+    try:
+        assert (await store.lock("f", "L")).ok
+        await admin.execute("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        await asyncio.sleep(0.1)  # the idle reader learns it first
+        assert (await store.refresh("f", "L")).ok
+        assert await store.get("f") == "L"
+    finally:
+        await store.close()
+        await admin.close()
+
+
 async def test_a_dead_redis_answers_unavailable_in_time_and_recovers(tmp_path: Path) -> None:
     server = RedisServer(tmp_path)
     server.start()

@@ -39,7 +39,7 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from wopibridge.errors import Unavailable
 from wopibridge.instruments import Instruments
-from wopibridge.locks.batching import Batcher
+from wopibridge.locks.pipeline import Pipeline
 from wopibridge.lockurl import RedisTarget, parse_lock_url
 
 log = logging.getLogger("wopibridge.redis")
@@ -84,9 +84,12 @@ def _track_cluster_connections(cluster: RedisCluster, opened: WeakSet[Connection
 
 
 def _build(target: RedisTarget, timeout: float) -> tuple[Client, Sentinel | None]:
-    # No socket_timeout on data connections: redis-py would wrap every read in a timer of its
-    # own, which costs more than the call; RedisConnection.call bounds each call instead.
+    # No socket_timeout on data connections (redis-py 8 sets 5 s unless told): redis-py would
+    # wrap every read in a timer and every write in a task of its own, which costs more than the
+    # call, and would break the pipeline's idle reader; RedisConnection.call and the pipeline's
+    # deadlines bound each call instead.
     common: dict[str, Any] = {
+        "socket_timeout": None,
         "socket_connect_timeout": min(timeout, 2.0),
         "username": target.username or None,
         "password": target.password or None,
@@ -138,8 +141,8 @@ class RedisConnection:
         self._opened: WeakSet[Connection] = WeakSet()
         if isinstance(self.client, RedisCluster):
             _track_cluster_connections(self.client, self._opened)
-        self._batcher = (
-            None if isinstance(self.client, RedisCluster) else Batcher(self.client, timeout)
+        self._pipeline = (
+            None if isinstance(self.client, RedisCluster) else Pipeline(self.client, timeout)
         )
         self.reconnects = 0
         self.failovers = 0
@@ -176,7 +179,7 @@ class RedisConnection:
         """
         awaitable = make()
         try:
-            if isinstance(awaitable, asyncio.Future):  # from the batcher, which bounds it
+            if isinstance(awaitable, asyncio.Future):  # from the pipeline, which bounds it
                 result: T = await awaitable
             else:
                 future = asyncio.ensure_future(awaitable)
@@ -236,7 +239,7 @@ class RedisConnection:
         command = (*code, len(keys), *keys, *args)
         if replicas:
             return self._acked(command, keys[0], replicas)
-        if source:  # rare: not batched, so that call() bounds it by what time is left
+        if source:  # rare: not pipelined, so that call() bounds it by what time is left
             return self.client.execute_command(*command)
         return self.execute(*command)
 
@@ -274,9 +277,9 @@ class RedisConnection:
         return reply
 
     def execute(self, *args: Any) -> Awaitable[Any]:
-        """One command, batched with the others of this loop turn (one server, Sentinel)."""
-        if self._batcher is not None:
-            return self._batcher.submit(*args)
+        """One command, pipelined with the others on one connection (one server, Sentinel)."""
+        if self._pipeline is not None:
+            return self._pipeline.submit(*args)
         return self.client.execute_command(*args)
 
     async def _note_primary(self) -> None:
@@ -321,8 +324,8 @@ class RedisConnection:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        if self._batcher is not None:
-            await self._batcher.close()
+        if self._pipeline is not None:
+            await self._pipeline.close()
         await self.client.aclose()
         for connection in list(self._opened):
             await connection.disconnect()
