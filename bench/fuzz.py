@@ -36,8 +36,13 @@ APPS = {
 
 
 def seed_files(data: Path) -> None:
+    """Put back the files that requests deleted or renamed. Files still there are left alone:
+    rewriting them in place under a GetFile being sent tears that answer (the server then
+    aborts it, see ``tests/test_getfile_changes.py``)."""
     for name in NAMES:
         path = data / name
+        if path.exists():
+            continue
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b'{"pad:x": {"atext": {"text": "t"}}}' if name.endswith("pad") else b"v0")
 

@@ -86,6 +86,16 @@ class FileContent:
         assert self.local_path is not None
         return read_chunks(self.local_path)
 
+    def changed(self) -> bool:
+        """Whether the bytes at ``local_path`` changed since the file was opened.
+
+        A file on this machine may be rewritten in place by someone else (a sync client, a
+        shell) while the kernel sends it: the answer then promised ``stat.size`` bytes of a
+        state that no longer exists. Backends that stream their own ``chunks`` check sizes as
+        they go (:mod:`.httpbody`) and answer ``False``.
+        """
+        return False
+
     async def close(self) -> None:  # pragma: no cover - overridden by backends that hold handles
         return None
 

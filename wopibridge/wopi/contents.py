@@ -8,6 +8,7 @@ content untouched.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -19,6 +20,8 @@ from wopibridge.jsonio import json_response
 from wopibridge.storage.base import CHUNK_SIZE, FileContent
 from wopibridge.wopi import saving
 from wopibridge.wopi.context import WopiRequest
+
+log = logging.getLogger("wopibridge.wopi")
 
 
 def upload_limit(request: web.Request) -> int:
@@ -57,6 +60,12 @@ class _OpenFileResponse(web.FileResponse):
 
     aiohttp prepares a returned ``FileResponse`` itself after the handler, so the descriptor
     must stay open until then and be closed by ``prepare``.
+
+    A file rewritten in place while the kernel sends it (by a sync client or a shell, never by
+    wopibridge, which replaces files whole) may come out short or torn, and aiohttp would
+    still end the answer as if complete: the editor would wait for bytes that never come, or
+    take a mix of two states for the document. So when the file changed during the send, the
+    connection is aborted: the editor sees a failed download and asks again.
     """
 
     def __init__(self, content: FileContent, headers: dict[str, str]) -> None:
@@ -66,7 +75,16 @@ class _OpenFileResponse(web.FileResponse):
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         try:
-            return await super().prepare(request)
+            writer = await super().prepare(request)
+            sent_body = self.status in (200, 206)
+            if sent_body and self._content.changed() and request.transport is not None:
+                log.warning(
+                    "GetFile of %s: the file changed on disk while it was sent; connection "
+                    "aborted so that no partial copy is taken for the document",
+                    self._content.stat.file_id,
+                )
+                request.transport.abort()
+            return writer
         finally:
             await self._content.close()
 
