@@ -10,6 +10,14 @@ Writes go through :meth:`TempFile.write`: the chunks given, at the offset where 
 ended (``pwritev``), with no buffer kept between calls. A flush of a shared buffer that is
 cancelled before the buffer is cleared writes its bytes again with the next flush; here there is
 nothing left over to write twice.
+
+Every use of the descriptor off the event loop goes through :meth:`TempFile.in_thread`, which
+keeps the descriptor open until the thread is done with it. A caller cancelled while its write
+runs in a thread gets control back at once, and typically discards the file; were the number
+closed then, the next ``open`` anywhere in the process could get it, and the still-running
+``pwritev``, ``fchmod`` or ``fsync`` would act on that other file (a document being saved, a
+file being sent). So :meth:`TempFile.close` only marks the file closed while a thread uses it;
+the thread closes it when it is done.
 """
 
 from __future__ import annotations
@@ -21,8 +29,10 @@ import fcntl
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger("wopibridge.storage.tempfiles")
 
@@ -32,18 +42,24 @@ SUFFIX = ".tmp"
 #: Chunks are gathered up to this size and written with one system call.
 WRITE_BATCH = 1024 * 1024
 
+T = TypeVar("T")
+
 
 def is_temp_name(name: str) -> bool:
     return name.startswith(PREFIX) and name.endswith(SUFFIX)
 
 
 class TempFile:
-    """One exclusive, locked temporary file. Not thread-safe; one writer task owns it."""
+    """One exclusive, locked temporary file. One writer task owns it; its descriptor is used
+    off the event loop only through :meth:`in_thread`."""
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self.size = 0
         self._fd: int | None = fd
+        self._users = 0  # threads using the descriptor right now
+        self._closing = False  # closed while threads used it: the last one closes it
+        self._guard = threading.Lock()
 
     @classmethod
     def create_sync(cls, folder: Path) -> TempFile:
@@ -70,17 +86,53 @@ class TempFile:
 
     @property
     def fd(self) -> int:
-        assert self._fd is not None, "temporary file already closed"
+        assert self._fd is not None and not self._closing, "temporary file already closed"
         return self._fd
 
     @property
     def closed(self) -> bool:
-        return self._fd is None
+        return self._fd is None or self._closing
+
+    def _acquire(self) -> int:
+        with self._guard:
+            if self._fd is None or self._closing:
+                raise OSError(errno.EBADF, "the temporary file was closed", str(self.path))
+            self._users += 1
+            return self._fd
+
+    def _release(self) -> None:
+        with self._guard:
+            self._users -= 1
+            if not self._users and self._closing:
+                self._close_locked()
+
+    def _close_locked(self) -> None:
+        assert self._fd is not None
+        os.close(self._fd)
+        self._fd = None
+        self._closing = False
+
+    async def in_thread(self, work: Callable[[int], T]) -> T:
+        """``work(fd)`` off the event loop; the descriptor stays open until it returns, even
+        when the caller is cancelled and closes the file meanwhile. A job the executor had not
+        started when the file was closed finds it closed (``EBADF``) and does nothing."""
+
+        def run() -> T:
+            fd = self._acquire()
+            try:
+                return work(fd)
+            finally:
+                self._release()
+
+        return await asyncio.to_thread(run)
 
     def write_sync(self, chunks: list[bytes]) -> None:
         """Write ``chunks`` where the last write ended; the size advances only once they all
         landed."""
-        fd, offset = self.fd, self.size
+        self._write_at(self.fd, chunks)
+
+    def _write_at(self, fd: int, chunks: list[bytes]) -> None:
+        offset = self.size
         total = sum(len(c) for c in chunks)
         done = 0
         views: list[bytes | memoryview] = list(chunks)
@@ -91,30 +143,36 @@ class TempFile:
         self.size = offset + total
 
     async def write(self, chunks: list[bytes]) -> None:
-        await asyncio.to_thread(self.write_sync, chunks)
+        await self.in_thread(lambda fd: self._write_at(fd, chunks))
 
     async def sync(self, mode: int | None = None) -> None:
         """Make the content durable (and give it ``mode``) before it is renamed into place."""
 
-        def _sync() -> None:
+        def _sync(fd: int) -> None:
             if mode is not None:
-                os.fchmod(self.fd, mode)
-            os.fsync(self.fd)
+                os.fchmod(fd, mode)
+            os.fsync(fd)
 
-        await asyncio.to_thread(_sync)
+        await self.in_thread(_sync)
 
     def close(self) -> None:
-        """Close (and so unlock) the file; its name stays wherever it is now."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Close (and so unlock) the file; its name stays wherever it is now. While a thread
+        still uses the descriptor, that thread closes it when it is done."""
+        with self._guard:
+            if self._fd is None or self._closing:
+                return
+            if self._users:
+                self._closing = True
+            else:
+                self._close_locked()
 
     def discard(self) -> None:
         """Remove the file (if it still has its temporary name) and close it."""
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
-                    os.unlink(self.path)
+        with self._guard:
+            if self._fd is not None and not self._closing:
+                with contextlib.suppress(OSError):
+                    if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
+                        os.unlink(self.path)
         self.close()
 
 

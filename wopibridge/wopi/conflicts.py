@@ -340,7 +340,7 @@ class ConflictKeeper:
             return KeptCopy("dropped", "disk_full")
         try:
             await file.sync()
-            digest = await asyncio.to_thread(_sha256, file.fd)
+            digest = await file.in_thread(_sha256)
         except OSError as exc:
             body.discard()
             self.kept.dropped(what, "disk_full", f"could not land ({reason}); {exc.strerror}")

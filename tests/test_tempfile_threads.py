@@ -1,0 +1,76 @@
+"""A temporary file's descriptor outlives the threads that use it.
+
+A save's body is written by a thread (``pwritev``) while the request's task waits. When that
+task is cancelled and discards the file, the thread still runs; had the descriptor been closed
+at once, the next ``open`` in the process would get its number and the thread would write the
+body into that other file: a document being saved, a file being sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from wopibridge.storage import tempfiles
+from wopibridge.storage.tempfiles import TempFile
+
+
+@pytest.fixture
+def slow_writes(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """``pwritev`` in the temporary-file module waits 0.3 s; the event says one started."""
+    started = threading.Event()
+    real = os.pwritev
+
+    def slow(fd: int, views: list[bytes | memoryview], offset: int) -> int:
+        started.set()
+        time.sleep(0.3)
+        return real(fd, views, offset)
+
+    monkeypatch.setattr(tempfiles.os, "pwritev", slow)
+    return started
+
+
+async def test_a_cancelled_write_never_lands_in_another_file(
+    tmp_path: Path, slow_writes: threading.Event
+) -> None:
+    temp = TempFile.create_sync(tmp_path)
+    writing = asyncio.ensure_future(temp.write([b"the body of somebody's save" * 100]))
+    assert await asyncio.to_thread(slow_writes.wait, 5)
+    writing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await writing
+    temp.discard()  # what a cancelled save does
+    assert temp.closed and not temp.path.exists()
+    other = tmp_path / "document.odt"
+    other.write_bytes(b"")
+    fd = os.open(other, os.O_RDWR)  # gets the lowest free number
+    try:
+        await asyncio.sleep(0.6)  # the write thread finishes meanwhile
+    finally:
+        os.close(fd)
+    assert other.read_bytes() == b""
+    assert temp._fd is None  # the thread closed the descriptor when it was done
+
+
+async def test_a_write_queued_after_close_does_nothing(tmp_path: Path) -> None:
+    temp = TempFile.create_sync(tmp_path)
+    temp.close()
+    with pytest.raises(OSError, match="closed"):
+        await temp.write([b"late"])
+
+
+async def test_writes_and_sync_still_land(tmp_path: Path) -> None:
+    temp = TempFile.create_sync(tmp_path)
+    await temp.write([b"one ", b"two "])
+    await temp.write([b"three"])
+    await temp.sync(0o640)
+    assert temp.path.read_bytes() == b"one two three"
+    assert temp.path.stat().st_mode & 0o777 == 0o640
+    temp.discard()
+    assert not temp.path.exists()
