@@ -85,6 +85,12 @@ def _os_error(exc: OSError, what: str) -> WopiError:
     return Unavailable(f"The local storage could not {what} the file ({exc.strerror})")
 
 
+def _close_opened(opening: asyncio.Future[tuple[int, os.stat_result]]) -> None:
+    """The descriptor of an open nobody waits for any more."""
+    if not opening.cancelled() and opening.exception() is None:
+        os.close(opening.result()[0])
+
+
 class _LocalContent(FileContent):
     def __init__(self, stat: FileStat, fd: int, opened: os.stat_result) -> None:
         super().__init__(stat=stat)
@@ -399,7 +405,13 @@ class LocalStorage:
                 raise _os_error(exc, "read") from None
             return fd, os.fstat(fd)
 
-        fd, st = await asyncio.to_thread(_open)
+        opening = asyncio.ensure_future(asyncio.to_thread(_open))
+        try:
+            fd, st = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # the thread opens the file anyway: whoever stops waiting, the descriptor is closed
+            opening.add_done_callback(_close_opened)
+            raise
         try:
             stat = self._make_stat(file_id, path, st)
         except WopiError:

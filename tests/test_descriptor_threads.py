@@ -1,9 +1,10 @@
-"""A temporary file's descriptor outlives the threads that use it.
+"""File descriptors used by threads live until those threads are done with them.
 
 A save's body is written by a thread (``pwritev``) while the request's task waits. When that
 task is cancelled and discards the file, the thread still runs; had the descriptor been closed
 at once, the next ``open`` in the process would get its number and the thread would write the
-body into that other file: a document being saved, a file being sent.
+body into that other file: a document being saved, a file being sent. And a read whose
+request is cancelled while its thread opens the file must not leave the descriptor behind.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from wopibridge.storage import tempfiles
+from wopibridge.storage import local, tempfiles
+from wopibridge.storage.local import LocalStorage
 from wopibridge.storage.tempfiles import TempFile
 
 
@@ -74,3 +76,33 @@ async def test_writes_and_sync_still_land(tmp_path: Path) -> None:
     assert temp.path.stat().st_mode & 0o777 == 0o640
     temp.discard()
     assert not temp.path.exists()
+
+
+async def test_a_read_cancelled_while_opening_leaves_no_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GetFile's open runs in a thread; a request cancelled meanwhile (a shutdown) must not
+    leave the descriptor open behind it."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_bytes(b"a")
+    storage = LocalStorage("local", tmp_path / "data", tmp_path / "state")
+    stat = await storage.resolve("a.txt")
+    started = threading.Event()
+    real = os.fstat
+
+    def slow_fstat(fd: int) -> os.stat_result:
+        started.set()
+        time.sleep(0.3)
+        return real(fd)
+
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(local.os, "fstat", slow_fstat)
+    reading = asyncio.ensure_future(storage.open_read(stat.file_id))
+    assert await asyncio.to_thread(started.wait, 5)
+    reading.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reading
+    monkeypatch.undo()
+    await asyncio.sleep(0.6)
+    assert len(os.listdir("/proc/self/fd")) == before
+    await storage.close()
