@@ -92,10 +92,9 @@ def _close_opened(opening: asyncio.Future[tuple[int, os.stat_result]]) -> None:
 
 
 class _LocalContent(FileContent):
-    def __init__(self, stat: FileStat, fd: int, opened: os.stat_result) -> None:
+    def __init__(self, stat: FileStat, fd: int) -> None:
         super().__init__(stat=stat)
         self._fd: int | None = fd
-        self._opened = (opened.st_size, opened.st_mtime_ns)
         if _PROC_FD.is_dir():
             self.local_path = _PROC_FD / str(fd)
         else:  # pragma: no cover - non-Linux fallback
@@ -111,17 +110,17 @@ class _LocalContent(FileContent):
             yield block
 
     def changed(self) -> bool:
-        """Size or modification time differ from the open's: a write or a truncation moved
-        them. Not the change time, which a rename, a deletion or an extended attribute moves
-        too while the bytes stay as they were (a save replaces the file: its old bytes, still
-        open here, are a whole state)."""
+        """Size or modification time differ from the open's (``stat``): a write or a
+        truncation moved them. Not the change time, which a rename, a deletion or an extended
+        attribute moves too while the bytes stay as they were (a save replaces the file: its
+        old bytes, still open here, are a whole state)."""
         if self._fd is None:
             return False
         try:
             now = os.fstat(self._fd)
         except OSError:
             return True
-        return (now.st_size, now.st_mtime_ns) != self._opened
+        return (now.st_size, now.st_mtime_ns) != (self.stat.size, self.stat.mtime_ns)
 
     async def close(self) -> None:
         if self._fd is not None:
@@ -417,7 +416,7 @@ class LocalStorage:
         except WopiError:
             os.close(fd)
             raise
-        return _LocalContent(stat, fd, st)
+        return _LocalContent(stat, fd)
 
     async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
         path, _ = await self._where(file_id)
