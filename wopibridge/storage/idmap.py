@@ -13,15 +13,19 @@ full, 507) or :class:`~wopibridge.errors.Unavailable` (503), never a bare except
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from wopibridge.errors import InsufficientStorage, Unavailable
+from wopibridge.errors import InsufficientStorage, Unavailable, WopiError
 from wopibridge.storage.index import FileIndex
+
+log = logging.getLogger("wopibridge.storage.idmap")
 
 T = TypeVar("T")
 
@@ -68,6 +72,43 @@ class IdMap(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+async def journalled_move(
+    ids: IdMap,
+    file_id: str,
+    old_path: str,
+    new_path: str,
+    move: Callable[[], Awaitable[None]],
+    move_back: Callable[[], Awaitable[None]],
+) -> None:
+    """Rename a file so that its id resolves at every moment, whatever fails.
+
+    The map first records ``new_path`` as pending, then ``move`` moves the file, then the map
+    moves the id. A failed move takes the pending name back. When the map cannot be updated
+    after the move, ``move_back`` puts the file where the map still has it, and the map's error
+    (507 when its storage is full, 503 when it is unreachable) is the answer; if even that
+    fails, the pending name still resolves the id. ``move`` raises a ``WopiError`` for its own
+    failures; ``move_back``'s failure is only logged.
+    """
+    await ids.begin_move(file_id, new_path)
+    try:
+        await move()
+    except BaseException:
+        with contextlib.suppress(WopiError):
+            await ids.abort_move(file_id)
+        raise
+    try:
+        await ids.finish_move(file_id, old_path, new_path)
+    except WopiError:
+        try:
+            await move_back()
+        except (WopiError, OSError) as exc:  # the pending name still resolves the id
+            log.error("could not move %s back to %s: %s", new_path, old_path, exc)
+        else:
+            with contextlib.suppress(WopiError):
+                await ids.abort_move(file_id)
+        raise
 
 
 class MetaCache:

@@ -54,7 +54,7 @@ from wopibridge.errors import (
 from wopibridge.locks.base import LockStore
 from wopibridge.storage import xattrid
 from wopibridge.storage.base import CHUNK_SIZE, Capabilities, FileContent, FileStat
-from wopibridge.storage.idmap import IdMap, SqliteIdMap
+from wopibridge.storage.idmap import IdMap, SqliteIdMap, journalled_move
 from wopibridge.storage.index import new_id
 from wopibridge.storage.names import check_plain_name
 from wopibridge.storage.tempfiles import WRITE_BATCH, TempFile, sweep
@@ -604,29 +604,24 @@ class LocalStorage:
         if target == path:
             return await self.stat(file_id)
         new_relative = self._relative_of(target)
-        async with self._lock_for(path):
-            await self._ids.begin_move(file_id, new_relative)
+
+        async def move() -> None:
             try:
                 await asyncio.to_thread(_rename_noreplace, path, target)
-            except BaseException as exc:
-                with contextlib.suppress(WopiError):
-                    await self._ids.abort_move(file_id)
-                if isinstance(exc, FileExistsError):
-                    raise FileExists(f"A file named {new_name!r} already exists") from None
-                if isinstance(exc, OSError):
-                    raise _os_error(exc, "rename") from None
-                raise
-            try:
-                await self._ids.finish_move(file_id, relative, new_relative)
-            except WopiError:
-                try:
-                    await asyncio.to_thread(_rename_noreplace, target, path)
-                except OSError as exc:  # the pending name still resolves the id
-                    log.error("could not move %s back to %s: %s", target, path, exc)
-                else:
-                    with contextlib.suppress(WopiError):
-                        await self._ids.abort_move(file_id)
-                raise
+            except FileExistsError:
+                raise FileExists(f"A file named {new_name!r} already exists") from None
+            except OSError as exc:
+                raise _os_error(exc, "rename") from None
+
+        async with self._lock_for(path):
+            await journalled_move(
+                self._ids,
+                file_id,
+                relative,
+                new_relative,
+                move,
+                lambda: asyncio.to_thread(_rename_noreplace, target, path),
+            )
         self._seen.pop(file_id, None)
         return await self.stat(file_id)
 

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import logging
 import re
 import xml.etree.ElementTree as ET
@@ -61,12 +60,11 @@ from wopibridge.errors import (
     NotFound,
     Unavailable,
     VersionConflict,
-    WopiError,
 )
 from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import Capabilities, FileContent, FileStat
 from wopibridge.storage.httpbody import HttpFileContent, Upload
-from wopibridge.storage.idmap import IdMap, MemoryIdMap
+from wopibridge.storage.idmap import IdMap, MemoryIdMap, journalled_move
 from wopibridge.storage.index import new_id
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
@@ -371,24 +369,14 @@ class WebDavStorage(StreamsStagedFiles):
         target = f"{folder}/{check_name(new_name)}" if folder else check_name(new_name)
         if target == path:
             return await self._stat_path(file_id, path)
-        await self._ids.begin_move(file_id, target)
-        try:
-            await self._move(path, target, new_name)
-        except BaseException:
-            with contextlib.suppress(WopiError):
-                await self._ids.abort_move(file_id)
-            raise
-        try:
-            await self._ids.finish_move(file_id, path, target)
-        except WopiError:
-            try:
-                await self._move(target, path, new_name)
-            except WopiError as exc:  # the pending name still resolves the id
-                log.error("could not move %s back to %s: %s", target, path, exc.message)
-            else:
-                with contextlib.suppress(WopiError):
-                    await self._ids.abort_move(file_id)
-            raise
+        await journalled_move(
+            self._ids,
+            file_id,
+            path,
+            target,
+            lambda: self._move(path, target, new_name),
+            lambda: self._move(target, path, new_name),
+        )
         return await self._stat_path(file_id, target)
 
     async def delete(self, file_id: str) -> None:
