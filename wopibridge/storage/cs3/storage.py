@@ -36,13 +36,10 @@ import cs3.storage.provider.v1beta1.resources_pb2 as spr
 
 from wopibridge.errors import (
     FileExists,
-    Forbidden,
-    InsufficientStorage,
     Locked,
     NotFound,
     NotImplementedOperation,
     Unavailable,
-    VersionConflict,
     WopiError,
 )
 from wopibridge.locks.base import LockStore
@@ -61,7 +58,7 @@ from wopibridge.storage.cs3.locks import Cs3LockStore
 from wopibridge.storage.httpbody import HttpFileContent, Upload
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
-from wopibridge.storage.remote import StreamsStagedFiles
+from wopibridge.storage.remote import StreamsStagedFiles, http_status_error
 
 log = logging.getLogger("wopibridge.storage.cs3")
 
@@ -195,17 +192,9 @@ class Cs3Storage(StreamsStagedFiles):
             raise self.gateway.down(f" ({type(exc).__name__})") from None
 
     def _http_error(self, status: int, *, what: str) -> WopiError:
-        if status == 404:
-            return NotFound("File not found")
-        if status in (401, 403):
-            return Forbidden(f"The storage {self.name} refused to {what} the file")
-        if status == 412:
-            return VersionConflict("The file changed on the storage")
-        if status == 423:
-            return Locked(f"The file is locked on the storage {self.name}")
-        if status == 507:
-            return InsufficientStorage(f"The storage {self.name} is full")
-        return self.gateway.down(f" (HTTP {status})")
+        # a 401 of the data server reads as its 403: the storage refused
+        known = http_status_error(self.name, 403 if status == 401 else status, what)
+        return known or self.gateway.down(f" (HTTP {status})")
 
     async def _current_lock_id(self, ref: spr.Reference) -> str:
         """Our own gateway lock on the file, to pass along with a write."""

@@ -16,17 +16,14 @@ from urllib.parse import quote, unquote, urlsplit
 import aiohttp
 
 from wopibridge.errors import (
-    Forbidden,
-    InsufficientStorage,
-    Locked,
     NotFound,
     NotImplementedOperation,
     Unauthorized,
     Unavailable,
-    VersionConflict,
     WopiError,
 )
 from wopibridge.storage.httpbody import Upload
+from wopibridge.storage.remote import http_status_error
 from wopibridge.storage.webdav.config import WebDavConfig
 
 DAV = "DAV:"
@@ -160,20 +157,13 @@ class DavClient:
 
     def error(self, status: int, *, what: str) -> WopiError:
         """The WOPI-facing error for a failed WebDAV answer."""
-        if status == 404:
-            return NotFound("File not found")
+        known = http_status_error(self.name, status, what)
+        if known is not None:
+            return known
         if status == 401:
             return Unauthorized(f"The storage {self.name} did not accept the credentials")
-        if status == 403:
-            return Forbidden(f"The storage {self.name} refused to {what} the file")
         if status == 409:
             return NotFound("The folder does not exist")
-        if status == 412:
-            return VersionConflict("The file changed on the storage")
-        if status == 423:
-            return Locked(f"The file is locked on the storage {self.name}")
-        if status == 507:
-            return InsufficientStorage(f"The storage {self.name} is full")
         if status in (405, 501):
             return NotImplementedOperation(f"The storage {self.name} cannot {what} files")
         if status >= 500:
