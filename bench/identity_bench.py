@@ -28,7 +28,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import unquote
 
 import aiohttp
 
@@ -38,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from bench.wopi_bench import BASELINE, hammer  # noqa: E402
 from tests.support.procs import RedisServer, free_port, wait_for_port  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
-from tests.support.wopi import IOP_SECRET  # noqa: E402
+from tests.support.wopi import IOP_SECRET, open_remote  # noqa: E402
 from wopibridge.storage.idmap import IdMap, SqliteIdMap  # noqa: E402
 from wopibridge.storage.local import LocalStorage  # noqa: E402
 from wopibridge.storage.redis_idmap import RedisIdMap  # noqa: E402
@@ -82,24 +81,7 @@ async def lookup_us(storage: LocalStorage, ids: list[str], calls: int, distinct:
 async def open_many(
     session: aiohttp.ClientSession, base: str, names: list[str]
 ) -> list[tuple[str, str]]:
-    opened = []
-    for name in names:
-        async with session.get(
-            f"{base}/wopi/iop/openinapp",
-            params={
-                "fileid": name,
-                "viewmode": "VIEW_MODE_READ_WRITE",
-                "userid": "u@idp",
-                "username": "U",
-                "appurl": "https://editor/x?",
-            },
-            headers={"Authorization": f"Bearer {IOP_SECRET}"},
-        ) as resp:
-            assert resp.status == 200, await resp.text()
-            body = await resp.json()
-        src = unquote(body["app-url"].split("WOPISrc=", 1)[1])
-        opened.append((src, body["form-parameters"]["access_token"]))
-    return opened
+    return [await open_remote(session, base, name) for name in names]
 
 
 Probe = Callable[[], Awaitable[None]]

@@ -23,13 +23,13 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.wopi_bench import upload  # noqa: E402
 from tests.support.procs import free_port, wait_for_port  # noqa: E402
 from tests.support.server import write_config  # noqa: E402
 from tests.support.wopi import IOP_SECRET, TOKEN_SECRET  # noqa: E402
@@ -57,18 +57,6 @@ BASELINE = textwrap.dedent(
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def upload(session: aiohttp.ClientSession, url: str, size: int, **kw: Any) -> None:
-    block = os.urandom(1 << 20)
-
-    async def body() -> Any:
-        for _ in range(size // len(block)):
-            yield block
-
-    headers = {**kw.pop("headers", {}), "Content-Length": str(size)}
-    async with session.post(url, data=body(), headers=headers, **kw) as resp:
-        resp.raise_for_status()
 
 
 async def main(args: argparse.Namespace) -> None:
