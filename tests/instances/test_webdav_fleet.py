@@ -7,7 +7,6 @@ same file, and the lock follows the rename.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import aiohttp
 import pytest
 
 from tests.mesh.conftest import DavServer
-from tests.support.fleet import Fleet, open_on, running_fleet, wopi
+from tests.support.fleet import Fleet, one_winner_per_round, open_on, running_fleet, wopi
 from tests.support.procs import RedisServer
 
 
@@ -109,28 +108,4 @@ async def test_ids_locks_and_renames_agree_on_every_instance(
 async def test_sixty_clients_over_three_instances_one_winner_per_round(fleet: Fleet) -> None:
     async with aiohttp.ClientSession() as session:
         src, token, _ = await open_on(session, fleet, 0, "team/plan.docx", endpoint="dav")
-        for round_ in range(25):
-
-            async def lock(i: int, round_: int = round_) -> tuple[int, str]:
-                async with aiohttp.ClientSession() as own:
-                    status, headers, _ = await wopi(
-                        own,
-                        fleet.url_on(src, i % 3),
-                        token,
-                        "LOCK",
-                        {"X-WOPI-Lock": f"R{round_}-C{i}"},
-                    )
-                    return status, headers.get("X-WOPI-Lock", "")
-
-            results = await asyncio.gather(*(lock(i) for i in range(60)))
-            winners = [f"R{round_}-C{i}" for i, (status, _) in enumerate(results) if status == 200]
-            assert len(winners) == 1, (round_, results)
-            assert {current for status, current in results if status == 409} == set(winners)
-            status, _, _ = await wopi(
-                session,
-                fleet.url_on(src, round_ % 3),
-                token,
-                "UNLOCK",
-                {"X-WOPI-Lock": winners[0]},
-            )
-            assert status == 200
+        await one_winner_per_round(session, fleet, src, token)

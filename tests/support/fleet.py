@@ -8,6 +8,7 @@ load balancer would send the request anywhere.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,3 +124,43 @@ async def open_on(
         body = await resp.json()
     src = unquote(body["app-url"].split("WOPISrc=", 1)[1])
     return src, body["form-parameters"]["access_token"], body
+
+
+async def one_winner_per_round(
+    session: aiohttp.ClientSession,
+    fleet: Fleet,
+    src: str,
+    token: str,
+    rounds: int = 25,
+    clients: int = 60,
+) -> None:
+    """``rounds`` rounds; in each, ``clients`` clients with their own connections send Lock
+    with their own lock id, spread over the instances: exactly one gets 200, every other gets
+    409 naming the winner's lock. The winner then unlocks, through the next instance."""
+    size = len(fleet.servers)
+    for round_ in range(rounds):
+
+        async def lock(i: int, round_: int = round_) -> tuple[int, str]:
+            async with aiohttp.ClientSession() as own:
+                status, headers, _ = await wopi(
+                    own,
+                    fleet.url_on(src, i % size),
+                    token,
+                    "LOCK",
+                    {"X-WOPI-Lock": f"R{round_}-C{i}"},
+                )
+                return status, headers.get("X-WOPI-Lock", "")
+
+        results = await asyncio.gather(*(lock(i) for i in range(clients)))
+        winners = [f"R{round_}-C{i}" for i, (status, _) in enumerate(results) if status == 200]
+        assert len(winners) == 1, (round_, results)
+        refused = [current for status, current in results if status == 409]
+        assert len(refused) == clients - 1 and set(refused) == set(winners), (round_, results)
+        status, _, _ = await wopi(
+            session,
+            fleet.url_on(src, round_ % size),
+            token,
+            "UNLOCK",
+            {"X-WOPI-Lock": winners[0]},
+        )
+        assert status == 200
