@@ -104,7 +104,7 @@ def _build(target: RedisTarget, timeout: float) -> tuple[Client, Sentinel | None
         return cluster, None
     retry = Retry(NoBackoff(), 1)  # one more try on a fresh connection after a broken one
     if target.topology == "sentinel":
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
             list(target.nodes),
             sentinel_kwargs={
                 "socket_connect_timeout": common["socket_connect_timeout"],
