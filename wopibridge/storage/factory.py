@@ -46,6 +46,7 @@ from wopibridge.storage.base import Storage
 from wopibridge.storage.idmap import IdMap, SqliteIdMap
 from wopibridge.storage.instrumented import InstrumentedStorage
 from wopibridge.storage.local import LocalStorage
+from wopibridge.storage.local.owner import kept_site
 from wopibridge.storage.redis_idmap import RedisIdMap
 from wopibridge.storage.registry import StorageRegistry
 
@@ -72,7 +73,16 @@ def _local(name: str, table: Mapping[str, Any], settings: Settings, _: Any) -> S
         ) from None
     state_dir = settings.server.state_dir
     try:
-        return LocalStorage(name, root, state_dir, open_id_map(name, settings))
+        # with in-process locks this one instance is its site: its id kept across restarts
+        in_process = urlsplit(settings.locks.url).scheme == "memory"
+        return LocalStorage(
+            name,
+            root,
+            state_dir,
+            open_id_map(name, settings),
+            holder=settings.server.public_url,
+            site=kept_site(state_dir) if in_process else None,
+        )
     except (OSError, sqlite3.Error) as exc:
         problem = getattr(exc, "strerror", None) or str(exc)
         raise ValueError(
