@@ -12,11 +12,13 @@ file so desktop users get LibreOffice's "document in use" dialog, and removes it
 host field is ``wopibridge``, which is how our own lock files are told apart from desktop ones.
 
 Writing a lock file is a create with fsyncs, several times the cost of the lock itself, so it
-runs after the answer: :class:`LockFileWriter` applies, per file and in order, the latest
-wanted state (written, removed, moved by a rename). A lock file appears about a tenth of a
-second after its lock is granted. Lock files follow renames, and at start
-:func:`sweep_stale_lock_files` removes ours that no WOPI lock backs any more (a crash, a
-restart with in-process locks).
+runs after the answer: :class:`LockFileWriter` runs, per file, the latest wish. Every wish is
+the same one, :func:`follow_wopi_lock`: make the lock files agree with the WOPI lock as the
+shared lock store has it when the work runs, so instances of a fleet that lock, rename and
+unlock one file in turn agree on the outcome. A lock file appears about a tenth of a second
+after its lock is granted. :func:`sweep_stale_lock_files`, run at start and then periodically
+by every instance, removes ours that no WOPI lock backs any more (a crash, a lock that
+expired, a restart with in-process locks).
 """
 
 from __future__ import annotations
@@ -163,31 +165,68 @@ async def write_lock_file(storage: Storage, backend_id: str, stat: FileStat, use
         log.info("could not write the lock file beside %s: %s", stat.file_id, exc)
 
 
-async def remove_lock_file(storage: Storage, backend_id: str, stat: FileStat) -> None:
-    """Remove the lock file we wrote; a desktop client's lock file is never touched."""
-    if stat.extension.lower() not in ODF_EXTENSIONS:
+async def remove_lock_file(storage: Storage, backend_id: str, name: str) -> None:
+    """Remove the lock file of ours for document ``backend_id`` beside it under ``name``; a
+    desktop client's lock file, or ours for another document, is never touched."""
+    if _extension(name) not in ODF_EXTENSIONS:
         return
     try:
-        found = await storage.find_sibling(backend_id, libreoffice_lock_name(stat.name))
+        found = await storage.find_sibling(backend_id, libreoffice_lock_name(name))
         if found is None:
             return
-        _, host = parse_libreoffice_lock(await _read_small(storage, found.file_id))
-        if host == OWN_HOST:
+        if parse_own_file_id(await _read_small(storage, found.file_id)) == backend_id:
             await storage.delete(found.file_id)
-    except (WopiError, OSError) as exc:
-        log.info("could not remove the lock file beside %s: %s", stat.file_id, exc)
-
-
-async def move_lock_file(
-    storage: Storage, backend_id: str, before: FileStat, after: FileStat, user: str | None
-) -> None:
-    """After a rename: remove our lock file beside the old name and, when ``user`` still holds
-    the WOPI lock, write one beside the new name."""
-    if before.name == after.name:
+    except NotFound:
         return
-    await remove_lock_file(storage, backend_id, before)
-    if user is not None:
-        await write_lock_file(storage, backend_id, after, user)
+    except (WopiError, OSError) as exc:
+        log.info("could not remove the lock file beside %s: %s", backend_id, exc)
+
+
+def _extension(name: str) -> str:
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else ""
+
+
+async def _lock_state(storage: Storage, locks: LockStore, backend_id: str) -> tuple[str, bool]:
+    """The document's name now and whether a WOPI lock holds it now (``""``: it is gone)."""
+    try:
+        stat = await storage.stat(backend_id)
+    except NotFound:
+        return "", False
+    return stat.name, bool(await locks.get(stat.identity))
+
+
+async def follow_wopi_lock(
+    storage: Storage,
+    locks: LockStore,
+    backend_id: str,
+    user: str,
+    *,
+    writes: bool = True,
+    old_names: frozenset[str] = frozenset(),
+) -> None:
+    """Make our lock files of a document agree with its WOPI lock as the lock store has it
+    now: one beside its current name while it is locked (when ``writes``: its app keeps lock
+    files), none beside it otherwise, none beside a name it had (``old_names``).
+
+    The state is read when the work runs, not when it was asked for, and read again after:
+    when it changed meanwhile (an Unlock or a Rename on another instance), the work is done
+    again for the new state. Whichever instance acts last thus acts on the last state, so
+    Lock on one instance, Rename on a second and Unlock on the first leave no lock file.
+    """
+    for _ in range(4):
+        name, locked = await _lock_state(storage, locks, backend_id)
+        if not name:
+            return  # deleted: its lock files are left to the sweep
+        for old in old_names - {name}:
+            await remove_lock_file(storage, backend_id, old)
+        if locked and writes:
+            stat = await storage.stat(backend_id)
+            await write_lock_file(storage, backend_id, stat, user)
+        elif not locked:
+            await remove_lock_file(storage, backend_id, name)
+        if await _lock_state(storage, locks, backend_id) == (name, locked):
+            return
 
 
 async def sweep_stale_lock_files(storage: Storage, locks: LockStore) -> int:
