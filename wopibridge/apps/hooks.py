@@ -69,7 +69,12 @@ class EditorHooks:
 
         async def job() -> None:
             old = frozenset(self._old_names.pop(key, ()))
-            await follow_wopi_lock(storage, locks, backend_id, user, writes=writes, old_names=old)
+            left = await follow_wopi_lock(
+                storage, locks, backend_id, user, writes=writes, old_names=old, last_seen=stat
+            )
+            if left:  # the file kept changing meanwhile: once more, after the next pause
+                self._old_names.setdefault(key, set()).update(left)
+                self.writer.submit(key, job)
 
         self.writer.submit(key, job)
 

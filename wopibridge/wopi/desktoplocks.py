@@ -182,6 +182,21 @@ async def remove_lock_file(storage: Storage, backend_id: str, name: str) -> None
         log.info("could not remove the lock file beside %s: %s", backend_id, exc)
 
 
+async def _remove_orphan(storage: Storage, backend_id: str, folder: str, name: str) -> None:
+    """Remove our lock file of the deleted document ``backend_id`` once named ``name``."""
+    if _extension(name) not in ODF_EXTENSIONS:
+        return
+    lock_name = libreoffice_lock_name(name)
+    try:
+        found = await storage.resolve(f"{folder}/{lock_name}" if folder else lock_name)
+        if parse_own_file_id(await _read_small(storage, found.file_id)) == backend_id:
+            await storage.delete(found.file_id)
+    except NotFound:
+        return
+    except (WopiError, OSError) as exc:
+        log.info("could not remove the lock file of %s: %s", backend_id, exc)
+
+
 def _extension(name: str) -> str:
     dot = name.rfind(".")
     return name[dot:].lower() if dot > 0 else ""
@@ -204,7 +219,8 @@ async def follow_wopi_lock(
     *,
     writes: bool = True,
     old_names: frozenset[str] = frozenset(),
-) -> None:
+    last_seen: FileStat | None = None,
+) -> frozenset[str]:
     """Make our lock files of a document agree with its WOPI lock as the lock store has it
     now: one beside its current name while it is locked (when ``writes``: its app keeps lock
     files), none beside it otherwise, none beside a name it had (``old_names``).
@@ -213,20 +229,32 @@ async def follow_wopi_lock(
     when it changed meanwhile (an Unlock or a Rename on another instance), the work is done
     again for the new state. Whichever instance acts last thus acts on the last state, so
     Lock on one instance, Rename on a second and Unlock on the first leave no lock file.
+    A document deleted meanwhile loses ours beside the names it was last seen under
+    (``last_seen``, ``old_names``). When the state kept changing under it, the names still to
+    clean are returned, for the caller to run it again later; else an empty set.
     """
+    seen: set[str] = set()
     for _ in range(4):
         name, locked = await _lock_state(storage, locks, backend_id)
+        # a name this run saw before, and may have written beside, is an old name now
+        old_names |= seen - {name}
         if not name:
-            return  # deleted: its lock files are left to the sweep
+            if last_seen is not None:
+                for gone in old_names | seen | {last_seen.name}:
+                    await _remove_orphan(storage, backend_id, last_seen.folder, gone)
+            return frozenset()
         for old in old_names - {name}:
             await remove_lock_file(storage, backend_id, old)
         if locked and writes:
             stat = await storage.stat(backend_id)
+            seen.add(stat.name)
             await write_lock_file(storage, backend_id, stat, user)
         elif not locked:
             await remove_lock_file(storage, backend_id, name)
         if await _lock_state(storage, locks, backend_id) == (name, locked):
-            return
+            return frozenset()
+        seen.add(name)
+    return frozenset(old_names | seen)
 
 
 async def sweep_stale_lock_files(storage: Storage, locks: LockStore) -> int:
