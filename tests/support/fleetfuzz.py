@@ -123,7 +123,11 @@ class FleetFuzz:
         elif roll < 0.3 and doc.lock:
             plan.append(("LOCK", {"X-WOPI-Lock": "intruder"}, None))
         for _ in range(self.rng.randrange(1, 3)):
-            if self.rng.random() < 0.65:
+            # one rename at a time per file, as one editor session renames: two renames of
+            # one file racing each other may leave a lock file at the name between, which
+            # only the periodic sweep removes
+            renaming = any(op == "RENAME_FILE" for op, _, _ in plan)
+            if renaming or self.rng.random() < 0.65:
                 self._bodies += 1
                 plan.append(("PUT", dict(held), f"body {self._bodies} ".encode() * 3))
             else:

@@ -21,7 +21,6 @@ URLs, and a site with its own Redis is another one.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from pathlib import Path
@@ -74,8 +73,7 @@ class LocalOwnerLocks:
         return True
 
     async def acquire(self, key: str, lock_id: str, site: str, ttl: float) -> OwnerAttempt:
-        async with self._records.exclusive(key) as record:
-            return await asyncio.to_thread(self._take, record, lock_id, site, ttl)
+        return await self._records.apply(key, lambda r: self._take(r, lock_id, site, ttl))
 
     def _take(self, record: Record, lock_id: str, site: str, ttl: float) -> OwnerAttempt:
         """Free, expired, or left by this very site: ours. A site asks only once its own store
@@ -89,16 +87,13 @@ class LocalOwnerLocks:
         return OwnerAttempt(token=token)
 
     async def refresh(self, key: str, token: str, lock_id: str, ttl: float) -> bool:
-        async with self._records.exclusive(key) as record:
-            return await asyncio.to_thread(_extend, record, token, lock_id, ttl)
+        return await self._records.apply(key, lambda r: _extend(r, token, lock_id, ttl))
 
     async def release(self, key: str, token: str) -> None:
-        async with self._records.exclusive(key) as record:
-            await asyncio.to_thread(_clear, record, token)
+        await self._records.apply(key, lambda r: _clear(r, token))
 
     async def holder(self, key: str) -> OwnerHolder | None:
-        async with self._records.exclusive(key) as record:
-            entry = await asyncio.to_thread(record.read)
+        entry = await self._records.apply(key, Record.read)
         if entry is None or not entry.live():
             return None
         return OwnerHolder(entry.lock_id, entry.site, entry.name)

@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 from urllib.parse import quote
 
 from wopibridge.errors import Unavailable, WopiError
@@ -46,6 +47,7 @@ _LONGEST_PAUSE = 0.02
 #: ``struct flock`` with ``l_pid`` 0, as ``F_OFD_*`` requires (start 0, length 0: the whole file)
 _WRITE_LOCK = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
 _MAX_RECORD = 8192
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,23 +111,58 @@ class FileRecords:
     async def exclusive(self, key: str) -> AsyncIterator[Record]:
         """Hold ``key``'s record for one change; :class:`Unavailable` after
         :data:`WAIT_SECONDS` of waiting for another process."""
+        async with self._in_process(key):
+            record = await self._acquire(self.path_of(key))
+            try:
+                yield record
+            finally:
+                await asyncio.to_thread(os.close, record.fd)
+
+    @asynccontextmanager
+    async def _in_process(self, key: str) -> AsyncIterator[None]:
+        """One task of this process at a time per record (and no lock per record kept for
+        records nobody waits for)."""
         lock, users = self._local.get(key, (None, 0))
         if lock is None:
             lock = asyncio.Lock()
         self._local[key] = (lock, users + 1)
         try:
             async with lock:
-                record = await self._acquire(self.path_of(key))
-                try:
-                    yield record
-                finally:
-                    await asyncio.to_thread(os.close, record.fd)
+                yield
         finally:
             lock, users = self._local[key]
             if users <= 1:
                 del self._local[key]
             else:
                 self._local[key] = (lock, users - 1)
+
+    async def apply(self, key: str, work: Callable[[Record], T]) -> T:
+        """Run ``work`` (blocking) on ``key``'s record held exclusively: taking the record,
+        the work and letting it go in one thread hop when nobody else holds it."""
+        async with self._in_process(key):
+            path = self.path_of(key)
+            pause = _FIRST_PAUSE
+            deadline = time.monotonic() + WAIT_SECONDS
+            while True:
+                try:
+                    done, result = await asyncio.to_thread(self._try_apply, path, work)
+                except OSError as exc:
+                    raise self._errors(exc) from None
+                if done:
+                    return cast(T, result)
+                if time.monotonic() > deadline:
+                    raise Unavailable("The file is busy in another instance; try again")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _LONGEST_PAUSE)
+
+    def _try_apply(self, path: Path, work: Callable[[Record], T]) -> tuple[bool, T | None]:
+        fd = self._try(path)
+        if fd is None:
+            return False, None
+        try:
+            return True, work(Record(fd, path))
+        finally:
+            os.close(fd)
 
     async def _acquire(self, path: Path) -> Record:
         pause = _FIRST_PAUSE
