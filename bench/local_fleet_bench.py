@@ -31,7 +31,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.procs import RedisServer, wait_for_port  # noqa: E402
+from tests.support.procs import RedisServer  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 from tests.support.wopi import open_remote  # noqa: E402
 
@@ -51,20 +51,6 @@ class CodeServer(ServerProcess):
             locks={"prefix": f"{workdir.name}:"},
         )
         self.code = code
-
-    def start(self, wait: bool = True) -> None:
-        log = self.log_path.open("ab")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WOPIBRIDGE_")}
-        env["PYTHONPATH"] = str(self.code)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wopibridge", "serve", "--config", str(self.config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.workdir,
-            env=env,
-        )
-        log.close()
-        wait_for_port(self.port, timeout=30)
 
 
 def unpack(commit: str, into: Path) -> Path:

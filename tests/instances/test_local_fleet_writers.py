@@ -16,12 +16,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.fleet import Fleet, open_on, running_fleet, wopi
+from tests.support.fleet import Fleet, local_fleet, open_on, wopi
 from tests.support.folder import backend_id, carriers, lock_files
 from tests.support.procs import RedisServer
 from tests.support.procs import redis_server as own_redis
-
-COLLABORA = {"discovery_url": "http://127.0.0.1:9/hosting/discovery"}
 
 
 @pytest.fixture
@@ -33,16 +31,8 @@ def data(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fleet(tmp_path: Path, data: Path, redis_server: RedisServer) -> Iterator[Fleet]:
-    with running_fleet(
-        tmp_path / "fleet",
-        redis_server.url,
-        size=2,
-        storage={"root": str(data)},
-        server={"log_level": "WARNING"},
-        **{"apps.collabora": COLLABORA},
-    ) as f:
+    with local_fleet(tmp_path / "fleet", redis_server.url, data) as f:
         yield f
-        assert "Traceback" not in f.logs()
 
 
 @pytest.fixture
@@ -51,16 +41,9 @@ def other_site(tmp_path: Path, data: Path) -> Iterator[Fleet]:
     (tmp_path / "redis-b").mkdir()
     with (
         own_redis(tmp_path / "redis-b") as own,
-        running_fleet(
-            tmp_path / "site-b",
-            own.url,
-            size=1,
-            storage={"root": str(data)},
-            server={"log_level": "WARNING"},
-        ) as f,
+        local_fleet(tmp_path / "site-b", own.url, data, size=1) as f,
     ):
         yield f
-        assert "Traceback" not in f.logs()
 
 
 async def test_putfile_racing_renamefile_on_another_instance(fleet: Fleet, data: Path) -> None:

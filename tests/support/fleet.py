@@ -76,6 +76,26 @@ def running_fleet(workdir: Path, redis_url: str, **kwargs: Any) -> Iterator[Flee
         fleet.stop()
 
 
+#: An editor whose sessions keep desktop lock files; its discovery is never reached.
+COLLABORA = {"discovery_url": "http://127.0.0.1:9/hosting/discovery"}
+
+
+@contextmanager
+def local_fleet(workdir: Path, redis_url: str, data: Path, size: int = 2) -> Iterator[Fleet]:
+    """``size`` instances over the folder ``data`` and one Redis, with Collabora configured
+    (lock files on), logging warnings only; no traceback may reach their logs."""
+    with running_fleet(
+        workdir,
+        redis_url,
+        size=size,
+        storage={"root": str(data)},
+        server={"log_level": "WARNING"},
+        **{"apps.collabora": COLLABORA},
+    ) as fleet:
+        yield fleet
+        assert "Traceback" not in fleet.logs()
+
+
 async def wopi(
     session: aiohttp.ClientSession,
     url: str,
