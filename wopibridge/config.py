@@ -141,6 +141,19 @@ def _as_seconds(value: Any) -> float:
     return seconds
 
 
+def _as_duration(value: Any) -> float:
+    """Seconds from 0 (none) up to an hour: the drain and shutdown bounds."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number of seconds")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("must be a number of seconds") from None
+    if not 0 <= seconds <= 3600:
+        raise ValueError("must be between 0 and 3600 seconds")
+    return seconds
+
+
 def _as_optional_str(value: Any) -> str:
     return "" if value is None else _as_str(value)
 
@@ -180,6 +193,25 @@ SCHEMA: dict[str, dict[str, Key]] = {
         ),
         "read_timeout": Key(
             60, _as_positive, "Seconds a request body may stall before the connection closes."
+        ),
+        "keepalive_timeout": Key(
+            15, _as_positive, "Seconds an idle keep-alive connection is kept open."
+        ),
+        "max_connections": Key(
+            10000,
+            _as_positive,
+            "Open connections per worker; lowered to fit the open-file limit found at start. "
+            "At the cap the longest-idle connection is closed, or the new one answered 503.",
+        ),
+        "drain_seconds": Key(
+            5,
+            _as_duration,
+            "On SIGTERM, seconds `/ready` answers 503 while requests are still served.",
+        ),
+        "shutdown_timeout": Key(
+            30,
+            _as_duration,
+            "After the drain, seconds requests in flight get to finish before being cut off.",
         ),
     },
     "recovery": {
@@ -234,6 +266,10 @@ class ServerSettings:
     min_free_space: int
     header_timeout: int = 10
     read_timeout: int = 60
+    keepalive_timeout: int = 15
+    max_connections: int = 10000
+    drain_seconds: float = 5.0
+    shutdown_timeout: float = 30.0
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ class ServerProcess:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         sections: dict[str, dict[str, Any]] = {
-            "server": {"port": self.port, "state_dir": str(workdir / "state")},
+            # no drain by default: tests stop many servers; the drain has its own tests
+            "server": {"port": self.port, "state_dir": str(workdir / "state"), "drain_seconds": 0},
             "storage": {"root": str(workdir / "data")},
             "locks": {"url": lock_url},
             "security": {"token_secret": TOKEN_SECRET, "iop_secret": IOP_SECRET},
