@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 
 class Drain:
@@ -34,6 +34,8 @@ DRAIN: web.AppKey[Drain] = web.AppKey("drain", Drain)
 
 async def _close_while_draining(request: web.Request, response: web.StreamResponse) -> None:
     if request.app[DRAIN].draining:
+        # The headers are already prepared when this signal runs: say it, and do it.
+        response.headers[hdrs.CONNECTION] = "close"
         response.force_close()
 
 
