@@ -22,6 +22,11 @@ log = logging.getLogger("wopibridge.server")
 #: Descriptors kept back from the connection cap: Redis and storage pools, temporary files
 #: of saves in flight, logs, the SQLite indexes.
 MIN_RESERVE = 64
+#: The listen backlog. asyncio accepts up to this many connections in one go, and takes a
+#: few turns of the loop to count them and to close the ones the cap evicts: the cap leaves
+#: room for :data:`BATCHES_IN_FLIGHT` such batches.
+BACKLOG = 64
+BATCHES_IN_FLIGHT = 4
 
 
 def open_file_limit() -> int:
@@ -32,9 +37,10 @@ def open_file_limit() -> int:
 
 def connection_cap(configured: int, limit: int | None = None) -> int:
     """``server.max_connections``, lowered to leave an eighth of the open-file limit (at least
-    :data:`MIN_RESERVE`) to everything else the process opens."""
+    :data:`MIN_RESERVE`) to everything else the process opens, and one accept batch
+    batches of connections not counted yet."""
     limit = open_file_limit() if limit is None else limit
-    reserve = max(MIN_RESERVE, limit // 8)
+    reserve = max(MIN_RESERVE, limit // 8) + BACKLOG * BATCHES_IN_FLIGHT
     return max(1, min(configured, limit - reserve))
 
 

@@ -122,10 +122,20 @@ class GuardedRequestHandler(RequestHandler):
         super().connection_made(transport)
         manager = self._manager
         if isinstance(manager, GuardedServer) and not manager.admit(self):
-            transport.write(_BUSY_ANSWER)  # type: ignore[attr-defined]
-            self.force_close()
+            self._refuse(transport)
             return
         self._arm()
+
+    def _refuse(self, transport: asyncio.BaseTransport) -> None:
+        """Answer 503 and close. The client's request is read and dropped for a second
+        first: closing a socket with unread bytes resets it, and the client would see a reset
+        instead of the answer."""
+        self._force_close = True  # aiohttp reads nothing more, handles nothing
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(_BUSY_ANSWER)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._loop.call_later(1.0, transport.close)
 
     async def _handle_request(
         self,
@@ -232,11 +242,17 @@ class GuardedServer(Server):
     def admit(self, handler: GuardedRequestHandler) -> bool:
         """Whether a new connection may stay: under the cap, or once the longest-idle other
         connection has been closed to make room."""
-        if len(self._connections) <= self.max_connections:
+        open_now = sum(1 for conn in self._connections if conn.transport is not None)
+        if open_now <= self.max_connections:
             return True
         oldest: GuardedRequestHandler | None = None
         for other in self._connections:
-            if other is handler or not isinstance(other, GuardedRequestHandler) or not other.quiet:
+            if (
+                other is handler
+                or not isinstance(other, GuardedRequestHandler)
+                or other.transport is None  # closed, not yet gone from the table
+                or not other.quiet
+            ):
                 continue
             if oldest is None or (other.quiet_since or 0.0) < (oldest.quiet_since or 0.0):
                 oldest = other

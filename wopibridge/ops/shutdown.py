@@ -26,7 +26,12 @@ from collections.abc import Callable
 from aiohttp import web
 
 from wopibridge.config import ServerSettings
-from wopibridge.ops.connections import connection_cap, open_file_limit, quiet_accept_failures
+from wopibridge.ops.connections import (
+    BACKLOG,
+    connection_cap,
+    open_file_limit,
+    quiet_accept_failures,
+)
 from wopibridge.ops.drain import DRAIN
 from wopibridge.ops.server import GuardedRunner, GuardedServer
 
@@ -100,7 +105,9 @@ async def run_app(
     runner = make_runner(app, server)
     try:
         await runner.setup()
-        site = web.TCPSite(runner, server.host, server.port, reuse_port=reuse_port or None)
+        site = web.TCPSite(
+            runner, server.host, server.port, reuse_port=reuse_port or None, backlog=BACKLOG
+        )
         try:
             await site.start()
         except OSError as exc:
