@@ -82,7 +82,7 @@ def _os_error(exc: OSError, what: str) -> WopiError:
         return InsufficientStorage("The storage is full")
     if exc.errno == errno.ENAMETOOLONG:
         return BadRequest("The file name is too long")
-    return Unavailable(f"The local storage could not {what} the file ({exc.strerror})")
+    return Unavailable(f"The local storage could not {what} the file", detail=str(exc))
 
 
 def _close_opened(opening: asyncio.Future[tuple[int, os.stat_result]]) -> None:
@@ -650,7 +650,9 @@ class LocalStorage:
     async def check(self) -> None:
         writable = await asyncio.to_thread(_writable_dir, self.root)
         if not writable:
-            raise Unavailable(f"storage {self.name!r}: folder {self.root} is not writable")
+            raise Unavailable(
+                f"storage {self.name!r}: its folder is not writable", detail=str(self.root)
+            )
         await self._ids.ping()
 
     def with_credential(self, credential: str | None) -> LocalStorage:
