@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from tests.support.procs import require_binary
+from tests.support.requires import require_binary
 from wopibridge import keys
 from wopibridge.errors import NotFound
 from wopibridge.opening.hostpage import HostLinks, HostPage

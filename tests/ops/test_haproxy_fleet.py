@@ -13,7 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.procs import RedisServer, free_port, require_binary, wait_for_port
+from tests.support.procs import RedisServer, free_port, wait_for_port
+from tests.support.requires import require_binary
 from tests.support.rolling import RoundRobin, restart
 from tests.support.server import ServerProcess
 from tests.support.wopi import open_remote
