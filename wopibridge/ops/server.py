@@ -313,6 +313,10 @@ class GuardedRunner(web.AppRunner):
         self._max_connections = max_connections
 
     @property
+    def max_connections(self) -> int:
+        return self._max_connections
+
+    @property
     def guarded(self) -> GuardedServer | None:
         """The running server, once :meth:`setup` has built it."""
         return self._server if isinstance(self._server, GuardedServer) else None

@@ -39,6 +39,8 @@ log = logging.getLogger("wopibridge.server")
 
 #: How often the log says how many requests are still open while they finish.
 PROGRESS_INTERVAL = 5.0
+#: A second SIGTERM sooner than this after the first is the same request to stop.
+REPEAT_GRACE = 1.0
 
 
 class StopSignal:
@@ -48,35 +50,32 @@ class StopSignal:
         self.received = asyncio.Event()
         self.hurry = asyncio.Event()
         self.name = ""
+        self._first = 0.0
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._on_signal, signum)
 
     def _on_signal(self, signum: int) -> None:
-        if self.received.is_set() or signum == signal.SIGINT:
+        now = time.monotonic()
+        # A second signal hurries the stop, unless it is the same stop said twice at once
+        # (a service manager signalling every process while the supervisor passes it on).
+        again = self.received.is_set() and now - self._first >= REPEAT_GRACE
+        if again or signum == signal.SIGINT:
             self.hurry.set()
         if not self.received.is_set():
             self.name = signal.Signals(signum).name
+            self._first = now
             self.received.set()
 
 
 def make_runner(app: web.Application, server: ServerSettings) -> GuardedRunner:
-    """The runner of ``app`` with the guards and bounds of ``server``; logs the connection cap
-    next to the open-file limit it was derived from."""
-    limit = open_file_limit()
-    cap = connection_cap(server.max_connections, limit)
-    log.info(
-        "open-file limit %d: at most %d connections (server.max_connections %d)",
-        limit,
-        cap,
-        server.max_connections,
-    )
+    """The runner of ``app`` with the guards and bounds of ``server``."""
     return GuardedRunner(
         app,
         header_timeout=server.header_timeout,
         read_timeout=server.read_timeout,
-        max_connections=cap,
+        max_connections=connection_cap(server.max_connections),
         keepalive_timeout=server.keepalive_timeout,
         shutdown_timeout=0.5,  # what is left after stop() is cut, not waited for again
         access_log=None,
@@ -112,6 +111,12 @@ async def run_app(
             await site.start()
         except OSError as exc:
             raise ListenError(exc.errno, exc.strerror) from exc
+        log.info(
+            "open-file limit %d: at most %d connections (server.max_connections %d)",
+            open_file_limit(),
+            runner.max_connections,
+            server.max_connections,
+        )
         on_listen()
         await stop.received.wait()
         await stop_gracefully(runner, server, stop)
