@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.support.fleet import running_fleet
 from tests.support.procs import RedisServer, free_port, wait_for_port
 from tests.support.requires import require_binary
 from tests.support.rolling import RoundRobin, restart
@@ -84,25 +85,9 @@ def instances(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[Server
     data = tmp_path / "data"
     data.mkdir()
     (data / "report.docx").write_bytes(b"v1")
-    servers = [
-        ServerProcess(
-            tmp_path / f"instance{i}",
-            lock_url=redis_server.url,
-            locks={"prefix": f"haproxy-{tmp_path.name}:"},
-            server={"drain_seconds": 5},
-            storage={"root": str(data)},
-        )
-        for i in range(2)
-    ]
-    for server in servers:
-        server.start(wait=False)
-    try:
-        for server in servers:
-            wait_for_port(server.port, timeout=30)
-        yield servers
-    finally:
-        for server in servers:
-            server.stop()
+    sections = {"server": {"drain_seconds": 5}, "storage": {"root": str(data)}}
+    with running_fleet(tmp_path / "fleet", redis_server.url, size=2, **sections) as fleet:
+        yield fleet.servers
 
 
 async def test_rolling_restart_through_the_shipped_haproxy_fails_no_request(

@@ -17,7 +17,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.procs import RedisServer, wait_for_port
+from tests.support.fleet import running_fleet
+from tests.support.procs import RedisServer
 from tests.support.rolling import RoundRobin, ready_within, restart
 from tests.support.server import ServerProcess
 from tests.support.wopi import open_remote
@@ -141,22 +142,9 @@ async def test_rolling_restart_of_two_instances_fails_no_request(
     data = tmp_path / "data"
     data.mkdir()
     (data / "report.docx").write_bytes(b"v1")
-    prefix = f"rolling{workers}:"
-    servers = [
-        ServerProcess(
-            tmp_path / f"instance{i}",
-            lock_url=redis_server.url,
-            locks={"prefix": prefix},
-            server={"drain_seconds": 1, "workers": workers},
-            storage={"root": str(data)},
-        )
-        for i in range(2)
-    ]
-    for server in servers:
-        server.start(wait=False)
-    try:
-        for server in servers:
-            wait_for_port(server.port, timeout=30)
+    sections = {"server": {"drain_seconds": 1, "workers": workers}, "storage": {"root": str(data)}}
+    with running_fleet(tmp_path / "fleet", redis_server.url, size=2, **sections) as fleet:
+        servers = fleet.servers
         async with aiohttp.ClientSession() as session:
             src, token = await open_remote(session, servers[0].url, "report.docx")
         client = RoundRobin([s.url for s in servers], src, token)
@@ -166,9 +154,6 @@ async def test_rolling_restart_of_two_instances_fails_no_request(
             await restart(server)
         client.done = True
         await running
-    finally:
-        for server in servers:
-            server.stop()
     assert client.sent >= 400
     assert client.failures == [], client.failures[:10]
     assert client.refused_retries > 0, "the client met a stopped instance"
