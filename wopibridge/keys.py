@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from wopibridge.security.secrets import Secrets
     from wopibridge.security.tokens import AccessToken, TokenCodec
     from wopibridge.storage.factory import MeshRegistry
-    from wopibridge.wopi.conflicts import ConflictKeeper
+    from wopibridge.wopi.saves.keeper import ConflictKeeper
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SECRETS: web.AppKey[Secrets] = web.AppKey("secrets")

@@ -8,7 +8,7 @@ import os
 
 from tests.support.waiting import eventually
 from wopibridge import keys
-from wopibridge.wopi import saving
+from wopibridge.wopi.saves import entry as saving
 
 from .fakes import FakeCollabora, FakeOnlyOffice
 

@@ -26,9 +26,9 @@ from wopibridge.bridge.keys import BRIDGE_EDITORS
 from wopibridge.opening import native, reva, revanew
 from wopibridge.opening.common import IOP_FAILURES
 from wopibridge.security.failures import FailureLog
-from wopibridge.wopi.conflicts import ConflictKeeper
 from wopibridge.wopi.hooks import HOOKS
-from wopibridge.wopi.keptcopies import KeepLimits
+from wopibridge.wopi.saves.keeper import ConflictKeeper
+from wopibridge.wopi.saves.quota import KeepLimits
 
 #: The editor hooks as built here, for their teardown (``HOOKS`` holds them as the Protocol).
 EDITOR_HOOKS: web.AppKey[EditorHooks] = web.AppKey("editor_hooks", EditorHooks)

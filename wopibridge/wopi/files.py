@@ -17,7 +17,6 @@ from wopibridge.errors import (
 )
 from wopibridge.jsonio import json_response
 from wopibridge.storage.base import FileStat
-from wopibridge.wopi.contents import body_chunks, upload_limit
 from wopibridge.wopi.context import WopiRequest
 from wopibridge.wopi.fileinfo import USER_INFO_KEY, file_info
 from wopibridge.wopi.hooks import hooks_of
@@ -30,6 +29,7 @@ from wopibridge.wopi.names import (
     split_ext,
     variants,
 )
+from wopibridge.wopi.saves.entry import body_chunks, upload_limit
 from wopibridge.wopi.templates import TEMPLATE_CLAIM, template_source
 
 MAX_USER_INFO = 1024

@@ -1,25 +1,27 @@
 """Never lose a save: content that cannot land on its file is kept as a conflict copy.
 
-When a PutFile cannot replace the file (the file changed in storage meanwhile, a desktop client
-holds a storage lock, the WOPI lock was lost), the editor still holds the user's work and is
-about to be told "no". Before it is, the content is written next to the file as
-``<name> (conflict <user> <YYYY-MM-DD HHMM> UTC).<ext>``; at most one such copy per user, file
-and minute lands in the user's folder, anything more (or anything the storage refuses) goes to
-the recovery folder on the server. The log line names where the content went.
+:mod:`.entry` decides (with :mod:`.decide`) that a save is to be kept, or writes it and learns
+here that the storage refused it; this module does the keeping. The content is written next to
+the file as ``<name> (conflict <user> <YYYY-MM-DD HHMM> UTC).<ext>``; at most one such copy per
+user, file and minute lands in the user's folder, anything more (or anything the storage
+refuses) goes to the recovery folder on the server. The log line names where the content went.
 
-The body is written once (:class:`~wopibridge.wopi.body.SaveBody` is its only reader):
+The body is written once (:class:`~wopibridge.wopi.saves.body.SaveBody` is its only reader):
 
 - on a storage with ``local_staging`` it goes into a temporary file beside the file; a save
   that lands is that file renamed over the old one, a refused save is that file linked beside it
-  as the conflict copy (or moved to the recovery folder);
+  as the conflict copy (or moved to the recovery folder). When the data disk fills up under
+  it, the copy moves on into the recovery folder, so a save refused for a full disk is kept too;
 - on a remote storage it streams to the upload and, batch by batch, into a temporary file in the
   recovery folder; that file becomes the kept copy when the storage refuses the save, and is
   deleted when it lands.
 
-Kept copies are bounded (:class:`KeepLimits`): the same content for the same file and user is
-kept once, each user and all users together have a quota, and copies older than ``max_age``
-are deleted (a conflict copy beside the file only while nobody changed it since). Whatever is
-not kept is logged with the reason and counted (``on_drop``, the ``/metrics`` counter).
+Kept copies are bounded (:class:`~wopibridge.wopi.saves.quota.KeepLimits`): the same content for
+the same file and user is kept once, each user (by id) and all users together have a quota, and
+copies older than ``max_age`` are deleted (a conflict copy beside the file only while nobody
+changed it since). Every kept copy is indexed and counted, whatever made it: a refused save, or
+the previous content kept before an empty save. Whatever is not kept is logged with the reason
+and counted (``on_drop``, the ``/metrics`` counter).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ import errno
 import hashlib
 import logging
 import os
-import re
 import secrets
 import shutil
 from collections.abc import AsyncIterable, Callable
@@ -37,36 +38,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from wopibridge.errors import (
-    FileExists,
-    InsufficientStorage,
-    Unavailable,
-    WopiError,
-)
+from wopibridge.errors import FileExists, InsufficientStorage, Unavailable, WopiError
 from wopibridge.instruments import Instruments
 from wopibridge.storage.base import FileStat, Storage
 from wopibridge.storage.tempfiles import TempFile, read_chunks, sweep
-from wopibridge.wopi.body import SaveBody
-from wopibridge.wopi.keptcopies import KeepLimits, KeptCopies
-from wopibridge.wopi.keptindex import KeptIndex
+from wopibridge.wopi.saves.body import SaveBody
+from wopibridge.wopi.saves.index import KeptIndex, KeptRow
+from wopibridge.wopi.saves.naming import Owner, conflict_name, safe
+from wopibridge.wopi.saves.quota import KeepLimits, KeptCopies
 
 log = logging.getLogger("wopibridge.conflicts")
-
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
-
-
-def _safe(text: str, limit: int) -> str:
-    cleaned = _UNSAFE.sub("_", text).strip(" .")
-    return cleaned[:limit] or "unknown"
-
-
-def conflict_name(name: str, user: str, when: datetime) -> str:
-    """``report.odt`` → ``report (conflict Ada Lovelace 2026-11-25 0532 UTC).odt``."""
-    dot = name.rfind(".")
-    stem, ext = (name[:dot], name[dot:]) if dot > 0 else (name, "")
-    stamp = when.astimezone(UTC).strftime("%Y-%m-%d %H%M UTC")
-    suffix = f" (conflict {_safe(user, 64)} {stamp}){ext}"
-    return stem[: max(1, 250 - len(suffix.encode()))] + suffix
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +60,22 @@ class KeptCopy:
     name: str
     stat: FileStat | None = None
     path: Path | None = None
+    digest: str = ""
+
+    @property
+    def safe(self) -> bool:
+        """The content is kept somewhere: here, or already (a duplicate of an earlier copy)."""
+        return self.where != "dropped" or self.name == "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a write came to: the new ``stat``, or the storage's ``error`` and where the body
+    was ``kept`` instead."""
+
+    stat: FileStat | None = None
+    error: WopiError | None = None
+    kept: KeptCopy | None = None
 
 
 def _file_error(exc: OSError) -> WopiError:
@@ -195,79 +192,80 @@ class ConflictKeeper:
             return await self._spool()
         return await TempFile.create(folder)
 
-    async def _read_staged(self, storage: Storage, body: SaveBody) -> TempFile:
-        """Read the whole body into its staged file, durable; the errors as the editor hears
-        them (a full disk is 507)."""
-        try:
-            await body.drain()
-            if body.file is None:
-                assert body.file_error is not None
-                raise _file_error(body.file_error)
-            await body.file.sync()
-        except OSError as exc:
-            body.discard()
-            raise _file_error(exc) from None
-        except BaseException:
-            body.discard()
-            raise
-        return body.file
-
     async def keep(
         self,
         storage: Storage,
         backend_id: str,
         stat: FileStat,
-        user: str,
+        owner: Owner,
         chunks: AsyncIterable[bytes],
         reason: str,
     ) -> KeptCopy:
         """Keep ``chunks`` (a body that will not land on the file), read to its end. When
         the file's folder cannot take a temporary file, the recovery folder is tried; when
-        neither can, the body is still read, and its loss logged."""
+        neither can, the body is still read, and its loss logged. A body that breaks off
+        (too large, the editor went away) is not kept: its error is raised."""
         try:
             file = await self._staged(storage, backend_id)
         except OSError:
             file = await self._spool()
-        body = SaveBody(chunks, file)
+        body = SaveBody(chunks, file, fallback=self._spool)
         try:
             await body.drain()
         except BaseException:
             body.discard()
             raise
-        return self._counted(await self._place(storage, backend_id, stat, user, body, reason))
+        return self._counted(await self._place(storage, backend_id, stat, owner, body, reason))
 
-    async def guarded_write(
+    async def write(
         self,
         storage: Storage,
         backend_id: str,
         stat: FileStat,
-        user: str,
+        owner: Owner,
         chunks: AsyncIterable[bytes],
         *,
         expected_version: str | None = None,
-    ) -> FileStat:
-        """Write ``chunks`` over the file; when the storage refuses it with a
-        :class:`WopiError` after the body arrived whole, keep it and raise the error again."""
+    ) -> Written:
+        """Write ``chunks`` over the file. When the storage (or a full disk) refuses it after
+        the body arrived whole, the body is kept and the refusal returned with where it went;
+        a body that broke off raises its own error, with nothing written."""
         if storage.capabilities.local_staging:
             try:
                 file = await self._staged(storage, backend_id)
-            except OSError as exc:
-                await SaveBody(chunks, None).drain()  # read to its end, then refuse it
-                raise _file_error(exc) from None
-            body = SaveBody(chunks, file)
-            staged = await self._read_staged(storage, body)
+            except OSError as exc:  # no temporary file beside it: the body goes to recovery
+                why = exc.strerror or "no temporary file"
+                kept = await self.keep(storage, backend_id, stat, owner, chunks, why)
+                return Written(error=_file_error(exc), kept=kept)
+            body = SaveBody(chunks, file, fallback=self._spool)
+            try:
+                await body.drain()  # the body's own failure (too large, cut off) is raised
+            except BaseException:
+                body.discard()
+                raise
+            if body.file is not None:
+                try:
+                    await body.file.sync()
+                except OSError as exc:
+                    body.discard()
+                    return Written(error=_file_error(exc), kept=self._dropped(stat, owner, exc))
+            if body.file is None or body.fell_back:  # the data disk filled up under the body
+                error = _file_error(body.file_error or OSError(errno.ENOSPC, "No space left"))
+                kept = await self._place(storage, backend_id, stat, owner, body, error.message)
+                return Written(error=error, kept=self._counted(kept))
+            staged = body.file
             try:
                 written = await storage.commit(
                     backend_id, staged.path, expected_version=expected_version
                 )
             except WopiError as exc:
-                self._counted(await self._place(storage, backend_id, stat, user, body, exc.message))
-                raise
+                kept = await self._place(storage, backend_id, stat, owner, body, exc.message)
+                return Written(error=exc, kept=self._counted(kept))
             except BaseException:
                 body.discard()
                 raise
             staged.close()  # renamed into place
-            return written
+            return Written(stat=written)
         body = SaveBody(chunks, await self._spool())
         try:
             written = await storage.write(
@@ -279,8 +277,8 @@ class ConflictKeeper:
             except BaseException:
                 await body.aclose()
                 raise
-            self._counted(await self._place(storage, backend_id, stat, user, body, exc.message))
-            raise
+            kept = await self._place(storage, backend_id, stat, owner, body, exc.message)
+            return Written(error=exc, kept=self._counted(kept))
         except BaseException:
             await body.aclose()
             raise
@@ -288,15 +286,22 @@ class ConflictKeeper:
             await body.drain()
         finally:
             await body.aclose()
-        return written
+        return Written(stat=written)
+
+    def _dropped(self, stat: FileStat, owner: Owner, exc: OSError) -> KeptCopy:
+        what = f"save of {stat.name} ({stat.file_id}) by {owner.label}"
+        self.kept.dropped(what, "disk_full", exc.strerror or str(exc))
+        return KeptCopy("dropped", "disk_full")
 
     async def keep_previous(
-        self, storage: Storage, backend_id: str, stat: FileStat, user: str
+        self, storage: Storage, backend_id: str, stat: FileStat, owner: Owner
     ) -> KeptCopy:
-        """Copy the current content to the recovery folder before a suspicious overwrite."""
+        """Copy the current content to the recovery folder before a suspicious overwrite;
+        counted against ``owner``'s quota and indexed like every kept copy."""
+        what = f"previous content of {stat.name} ({stat.file_id})"
         file = await self._spool()
         if file is None:
-            self.kept.dropped(stat.name, "disk_full", "no room for the previous content")
+            self.kept.dropped(what, "disk_full", "no room for the previous content")
             return KeptCopy("dropped", "disk_full")
         try:
             content = await storage.open_read(backend_id)
@@ -308,49 +313,102 @@ class ConflictKeeper:
         except BaseException:
             file.discard()
             raise
-        name = conflict_name(stat.name, f"previous version, before {user}", self._clock())
+        accepted, refused = await self._accepted(storage, stat, owner, body, what, "empty save")
+        if refused:
+            return KeptCopy("dropped", refused)
+        name = conflict_name(stat.name, f"previous version, before {owner.label}", self._clock())
         target = await self._to_recovery(body, name)
         if target is None:
             return KeptCopy("dropped", "disk_full")
+        self._index(stat, owner, accepted, body.size, "recovery", str(target), name=name)
         log.warning(
             "empty save over %s (%s) by %s: previous content kept in the recovery folder as %s",
             stat.name,
             stat.file_id,
-            user,
+            owner.label,
             target,
         )
         return self._counted(KeptCopy("recovery", target.name, path=target))
 
+    # -- what was kept, for its user ---------------------------------------------------------
+
+    def notices(self, identity: str, user_id: str) -> list[KeptRow]:
+        """The copies of this file kept for this user that they were not told about yet; they
+        count as told from now on."""
+        rows = self.kept.index.unnotified(identity, user_id)
+        if rows:
+            self.kept.index.mark_notified([row.id for row in rows])
+        return rows
+
+    def of_user(self, user_id: str) -> list[KeptRow]:
+        return self.kept.index.of_user(user_id)
+
     # -- where a refused body goes ----------------------------------------------------------
 
-    async def _place(
+    def _index(
         self,
-        storage: Storage,
-        backend_id: str,
         stat: FileStat,
-        user: str,
-        body: SaveBody,
-        reason: str,
-    ) -> KeptCopy:
-        what = f"save of {stat.name} ({stat.file_id}) by {user}"
+        owner: Owner,
+        digest: str,
+        size: int,
+        place: str,
+        location: str,
+        version: str = "",
+        *,
+        name: str,
+    ) -> None:
+        self.kept.index.add(
+            stat.identity,
+            owner.user_id,
+            digest,
+            size,
+            place,
+            location,
+            version,
+            name=name,
+            file_name=stat.name,
+        )
+
+    async def _accepted(
+        self, storage: Storage, stat: FileStat, owner: Owner, body: SaveBody, what: str, reason: str
+    ) -> tuple[str, str]:
+        """``(digest, "")`` when the content may be kept; ``("", why)`` (logged, discarded) when
+        it may not: a duplicate, over a quota, or its durable copy failed (``disk_full``)."""
         file = body.file
         if file is None:
             why = body.file_error.strerror if body.file_error else "no room"
             self.kept.dropped(what, "disk_full", f"could not land ({reason}); {why}")
-            return KeptCopy("dropped", "disk_full")
+            return "", "disk_full"
         try:
             await file.sync()
             digest = await file.in_thread(_sha256)
         except OSError as exc:
             body.discard()
             self.kept.dropped(what, "disk_full", f"could not land ({reason}); {exc.strerror}")
-            return KeptCopy("dropped", "disk_full")
-        refusal = await self.kept.refusal(storage, stat, user, digest, file.size)
+            return "", "disk_full"
+        refusal = await self.kept.refusal(storage, stat, owner.user_id, digest, file.size)
         if refusal is not None:
             body.discard()
             self.kept.dropped(what, refusal[0], f"could not land ({reason}); {refusal[1]}")
-            return KeptCopy("dropped", refusal[0])
-        name = conflict_name(stat.name, user, self._clock())
+            return "", refusal[0]
+        return digest, ""
+
+    async def _place(
+        self,
+        storage: Storage,
+        backend_id: str,
+        stat: FileStat,
+        owner: Owner,
+        body: SaveBody,
+        reason: str,
+    ) -> KeptCopy:
+        what = f"save of {stat.name} ({stat.file_id}) by {owner.label}"
+        digest, refused = await self._accepted(storage, stat, owner, body, what, reason)
+        if refused:
+            return KeptCopy("dropped", refused)
+        file = body.file
+        assert file is not None
+        name = conflict_name(stat.name, owner.label, self._clock())
         try:
             if file.path.parent != self.recovery_dir:
                 copy = await storage.adopt(backend_id, name, file.path)
@@ -360,10 +418,13 @@ class ConflictKeeper:
                 body.discard()
         except (WopiError, OSError) as exc:
             why = "one already exists this minute" if isinstance(exc, FileExists) else str(exc)
+            if body.file is None:  # read back and created, yet refused: it is gone
+                self.kept.dropped(what, "disk_full", f"could not land ({reason}); {why}")
+                return KeptCopy("dropped", "disk_full")
             target = await self._to_recovery(body, name)
             if target is None:
                 return KeptCopy("dropped", "disk_full")
-            self.kept.index.add(stat.identity, user, digest, body.size, "recovery", str(target))
+            self._index(stat, owner, digest, body.size, "recovery", str(target), name=name)
             log.warning(
                 "save of %s (%s) could not land (%s) and no conflict copy was made beside it "
                 "(%s): kept in the recovery folder as %s",
@@ -373,19 +434,19 @@ class ConflictKeeper:
                 why,
                 target,
             )
-            return KeptCopy("recovery", target.name, path=target)
+            return KeptCopy("recovery", target.name, path=target, digest=digest)
         location = f"{storage.name}:{copy.file_id}"
-        self.kept.index.add(
-            stat.identity, user, digest, body.size, "storage", location, copy.version
+        self._index(
+            stat, owner, digest, body.size, "storage", location, copy.version, name=copy.name
         )
         log.warning(
             "save of %s (%s) could not land (%s): kept as conflict copy %r in the same folder",
             stat.name,
             stat.file_id,
             reason,
-            name,
+            copy.name,
         )
-        return KeptCopy("storage", name, stat=copy)
+        return KeptCopy("storage", copy.name, stat=copy, digest=digest)
 
     async def _to_recovery(self, body: SaveBody, name: str) -> Path | None:
         """Move the body's durable file into the recovery folder under a dated name; ``None``
@@ -393,7 +454,7 @@ class ConflictKeeper:
         file = body.file
         assert file is not None
         stamp = self._clock().strftime("%Y%m%dT%H%M%S")
-        target = self.recovery_dir / f"{stamp}-{secrets.token_hex(3)} {_safe(name, 200)}"
+        target = self.recovery_dir / f"{stamp}-{secrets.token_hex(3)} {safe(name, 200)}"
         try:
             await file.sync()
             await asyncio.to_thread(self._folder)
