@@ -109,6 +109,7 @@ async def open_file(request: web.Request) -> web.Response:
         extra=extra or None,
     )
     request[keys.FILE_ID] = result.file_id
+    kept = _kept_notice(request, stat, user_id, result.mode)
     links = HostLinks(request.app[keys.SECRETS].token_secret)
     link = links.mint(
         HostPage(
@@ -119,6 +120,7 @@ async def open_file(request: web.Request) -> web.Response:
             close_url=close_url,
             app=result.app.name,
             load_timeout=result.app.load_timeout,
+            kept=kept,
         )
     )
     public = request.app[keys.SETTINGS].server.public_url
@@ -136,7 +138,17 @@ async def open_file(request: web.Request) -> web.Response:
     }
     if result.forced_viewmode_reason:
         answer["forced_viewmode_reason"] = result.forced_viewmode_reason
+    if kept:
+        answer["kept"] = list(kept)
     return json_response(answer, headers={"Cache-Control": "no-store"})
+
+
+def _kept_notice(request: web.Request, stat: FileStat, user_id: str, mode: str) -> tuple[str, ...]:
+    """The names of this user's saves of this file that were kept instead of landing and that
+    they were not told about yet: the host page shows them (once) at this open."""
+    if mode == "view":
+        return ()
+    return tuple(row.name for row in request.app[keys.CONFLICTS].notices(stat.identity, user_id))
 
 
 async def _existing(request: web.Request, body: dict[str, Any]) -> tuple[Storage, FileStat]:
