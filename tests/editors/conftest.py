@@ -157,10 +157,12 @@ class Bridge:
             assert response.status == 200, await response.text()
             return await response.json()
 
-    async def editor(self, cls, path: str, app: str, signer: ProofSigner, mode: str = "edit"):
+    async def editor(
+        self, cls, path: str, app: str, signer: ProofSigner | None, mode: str = "edit", **kwargs
+    ):
         opened = await self.open(path, app, mode)
         token = opened["form_parameters"]["access_token"]
-        return cls(self.http, opened["app_url"], token, signer), opened
+        return cls(self.http, opened["app_url"], token, signer, **kwargs), opened
 
 
 @pytest.fixture

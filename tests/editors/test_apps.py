@@ -6,7 +6,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from wopibridge.wopi.saves.hints import DOCUMENT_CHANGED_BODY, DocumentChanged, read_save_hints
 
 from wopibridge.apps.base import EditorApp, OpenRequest
 from wopibridge.apps.discovery import DiscoveryCache
@@ -15,6 +14,7 @@ from wopibridge.config import ConfigError, load_settings
 from wopibridge.errors import BadRequest, NotFound, Unavailable
 from wopibridge.security.tokens import TokenCodec
 from wopibridge.storage.base import FileStat, canonical_time
+from wopibridge.wopi.saves.hints import DOCUMENT_CHANGED_BODY, DocumentChanged, read_save_hints
 
 WOPISRC = "http://bridge.test:8880/wopi/files/local.f1"
 
