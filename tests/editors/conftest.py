@@ -121,6 +121,8 @@ async def discovery_server(aiohttp_server) -> DiscoveryServer:
 
 
 IOP = "iop-secret-for-the-editor-tests"
+#: The editor tests' upload limit (small, so that a save over it is cheap to send).
+MAX_UPLOAD = 4 * 1024 * 1024
 PROOF = re.compile(rb"<proof-key[^>]*/>", re.S)
 
 
@@ -180,6 +182,7 @@ host = "127.0.0.1"
 port = {port}
 public_url = "http://127.0.0.1:{port}"
 state_dir = "{state}"
+max_upload_size = {MAX_UPLOAD}
 
 [storage]
 root = "{root}"

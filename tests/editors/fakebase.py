@@ -8,6 +8,7 @@ read from its source (each docstring names the function it follows).
 from __future__ import annotations
 
 import base64
+import io
 import json
 import struct
 import time
@@ -132,7 +133,10 @@ class WopiEditorFake:
         sent = {**self.extra_headers(), **self.sign(token, target), **(headers or {})}
         if self.bearer:
             sent["Authorization"] = f"Bearer {token}"
-        async with self.http.request(method, target, headers=sent, data=data) as response:
+        body: bytes | io.BytesIO | None = data
+        if data is not None and len(data) > 1024 * 1024:  # streamed, with its Content-Length
+            body = io.BytesIO(data)
+        async with self.http.request(method, target, headers=sent, data=body) as response:
             return Answer(response.status, dict(response.headers), await response.read())
 
     async def check_file_info(self) -> dict[str, Any]:
