@@ -2,9 +2,10 @@
 
 Data folder full: PutFile answers 413 (Collabora turns the document read-only rather than
 retrying, ``DocumentBroker::handleUploadToStorageResponse``), the file is intact, the body is
-kept in the recovery folder, no temporary file is left, and ``/ready`` warns. State folder full: saves still land (the body never touches the state folder),
-an operation that must write there answers 507, a refused save that cannot be kept is logged and
-counted, and ``/ready`` warns. Nowhere a 500 or a traceback.
+kept in the recovery folder, no temporary file is left, and ``/ready`` warns. State folder
+full: saves still land (the body never touches the state folder), an operation that must write
+there answers 507, a refused save that cannot be kept is logged and counted, and ``/ready``
+warns. Nowhere a 500 or a traceback.
 """
 
 from __future__ import annotations
