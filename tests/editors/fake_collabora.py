@@ -117,9 +117,14 @@ class CollaboraServer:
     ) -> FakeCollabora:
         return FakeCollabora(http, app_url, token, signer, server=self)
 
-    def crash(self) -> None:
-        """The server dies: documents gone, no UNLOCK sent, a new process id when it restarts."""
+    def crash_documents(self) -> None:
+        """The documents' processes crash: no UNLOCK is sent, and the next load of a document
+        makes a new ``DocumentBroker`` with a new lock id, on the same server."""
         self.documents.clear()
+
+    def crash(self) -> None:
+        """The whole server dies; it comes back with a new process id (``X-COOL-WOPI-ServerId``)."""
+        self.crash_documents()
         self.server_id = secrets.token_hex(4)
 
 

@@ -286,3 +286,36 @@ async def test_save_over_the_upload_limit_turns_collabora_read_only(bridge, sign
     assert cool.doc.read_only and "kind=savetoolarge" in cool.doc.messages[-1]
     assert (bridge.root / "big.odt").read_bytes() == b"small"
     assert kept_copies(bridge) == {}
+
+
+async def test_collabora_reloading_a_crashed_document_is_not_locked_out(bridge, signer):
+    """The same Collabora server loads the document again with a new lock id for the same
+    user: the old lock had no holder left, so it is handed over. Another user, or a restarted
+    server (a new server id), gets the document read-only until the old lock expires."""
+    (bridge.root / "crash.odt").write_bytes(b"c0")
+    server = CollaboraServer()
+    before, _ = await bridge.editor(FakeCollabora, "crash.odt", "collabora", signer, server=server)
+    await before.open()
+    old_lock = before.lock_id
+    server.crash_documents()
+    after, _ = await bridge.editor(FakeCollabora, "crash.odt", "collabora", signer, server=server)
+    await after.open()
+    assert after.editable and after.lock_id != old_lock
+    after.edit(b"c1")
+    assert (await after.save()).status == 200
+    # another user's reload on the same server is not trusted
+    server.crash_documents()
+    opened = await bridge.open("crash.odt", "collabora")
+    raw, _ = bridge.app[keys.TOKENS].mint(
+        file_id=opened["file_id"], user_id="bob@idp", user_name="Bob", app="collabora",
+        mode="edit",
+    )  # fmt: skip
+    bob = server.view(bridge.http, opened["app_url"], raw, signer)
+    await bob.open()
+    assert not bob.editable
+    # nor is a restarted server (a new server id), even for the same user
+    server.crash()
+    again, _ = await bridge.editor(FakeCollabora, "crash.odt", "collabora", signer, server=server)
+    await again.open()
+    assert not again.editable
+    assert again.lock_failure_reason == "The file is locked by another session"
