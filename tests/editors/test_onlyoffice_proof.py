@@ -15,11 +15,7 @@ import logging
 import aiohttp
 import pytest
 
-from tests.support.procs import free_port
-from wopibridge.app import create_app
-from wopibridge.config import load_settings
-
-from .conftest import IOP, PROOF, fixture_bytes
+from .conftest import IOP, PROOF, fixture_bytes, start_bridge
 from .fake_onlyoffice import OnlyOfficeServer
 from .fakebase import ProofSigner
 
@@ -42,42 +38,25 @@ def configured(config: str) -> tuple[OnlyOfficeServer, bytes]:
 
 async def start(tmp_path, discovery_server, aiohttp_server, doc: bytes, mode: str):
     discovery_server.docs["oo"] = doc
-    root, state = tmp_path / "data", tmp_path / "state"
-    root.mkdir()
-    port = free_port()
-    config = tmp_path / "wopibridge.toml"
-    config.write_text(
-        f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-public_url = "http://127.0.0.1:{port}"
-state_dir = "{state}"
-
-[storage]
-root = "{root}"
-
-[security]
-token_secret = "token-secret-for-the-proof-tests"
-iop_secret = "{IOP}"
-
+    apps = f"""
 [apps.oo]
 type = "onlyoffice"
 discovery_url = "{discovery_server.url("oo")}"
 proof_keys = "{mode}"
 """
-    )
-    await aiohttp_server(create_app(load_settings(config, env={})), host="127.0.0.1", port=port)
-    (root / "p.docx").write_bytes(b"p0")
-    return f"http://127.0.0.1:{port}", root
+    base, _ = await start_bridge(tmp_path, aiohttp_server, apps)
+    (tmp_path / "data" / "p.docx").write_bytes(b"p0")
+    return base, tmp_path / "data"
 
 
-async def open_doc(http: aiohttp.ClientSession, base: str) -> dict:
+async def editor(http: aiohttp.ClientSession, base: str, server: OnlyOfficeServer):
+    """The fake OnlyOffice's session on ``p.docx``, opened for editing through /wopi/open."""
     body = {"path": "p.docx", "app": "oo", "mode": "edit", "user": {"id": "u@idp", "name": "U"}}
     auth = {"Authorization": f"Bearer {IOP}"}
     async with http.post(f"{base}/wopi/open", json=body, headers=auth) as response:
         assert response.status == 200, await response.text()
-        return await response.json()
+        opened = await response.json()
+    return server.editor(http, opened["app_url"], opened["form_parameters"]["access_token"])
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -88,8 +67,7 @@ async def test_verify_mode_serves_each_configuration(
     server, doc = configured(config)
     base, root = await start(tmp_path, discovery_server, aiohttp_server, doc, "verify")
     async with aiohttp.ClientSession() as http:
-        opened = await open_doc(http, base)
-        oo = server.editor(http, opened["app_url"], opened["form_parameters"]["access_token"])
+        oo = await editor(http, base, server)
         assert (server.signer is not None) == (config == "current and old")
         await oo.open()
         assert oo.editable
@@ -116,8 +94,7 @@ async def test_require_mode_refuses_unsigned_and_says_why_once(
     server, doc = configured(config)
     base, _ = await start(tmp_path, discovery_server, aiohttp_server, doc, "require")
     async with aiohttp.ClientSession() as http:
-        opened = await open_doc(http, base)
-        oo = server.editor(http, opened["app_url"], opened["form_parameters"]["access_token"])
+        oo = await editor(http, base, server)
         answers = [await oo.call("GET"), await oo.call("GET"), await oo.refresh()]
     if config == "current and old":
         assert [a.status for a in answers] == [200, 200, 409]  # REFRESH_LOCK: not locked
@@ -137,8 +114,7 @@ async def test_a_file_over_the_editors_limit_is_a_clear_open_error(
     base, root = await start(tmp_path, discovery_server, aiohttp_server, doc, "verify")
     (root / "p.docx").write_bytes(b"x" * 2048)
     async with aiohttp.ClientSession() as http:
-        opened = await open_doc(http, base)
-        oo = server.editor(http, opened["app_url"], opened["form_parameters"]["access_token"])
+        oo = await editor(http, base, server)
         answer = await oo.call("GET", "/contents", {"X-WOPI-MaxExpectedSize": "1024"})
     assert answer.status == 412
     assert answer.body == (

@@ -36,6 +36,7 @@ from wopibridge.errors import (
 from wopibridge.jsonio import json_response
 from wopibridge.storage.base import CHUNK_SIZE, FileStat
 from wopibridge.wopi.context import WopiRequest
+from wopibridge.wopi.hooks import hooks_of
 from wopibridge.wopi.saves.decide import Answer, Case, Verdict, decide
 from wopibridge.wopi.saves.hints import DocumentChanged, SaveHints, read_save_hints
 from wopibridge.wopi.saves.keeper import ConflictKeeper, KeptCopy
@@ -79,6 +80,8 @@ async def put_file(wopi: WopiRequest) -> web.Response:
         if result.ok:
             log.info("lock of %s taken again for %s (lost, unchanged since)", stat.file_id, given)
             current = given
+            hooks = hooks_of(wopi.request.app)
+            await hooks.locked(wopi.access, wopi.storage, wopi.backend_id, stat)
         else:  # someone took it in between
             current, case = result.current, Case.FOREIGN_LOCK
             verdict = decide(case, final=hints.final)
