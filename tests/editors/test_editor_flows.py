@@ -12,7 +12,10 @@ import asyncio
 import logging
 import os
 
-from wopibridge import keys
+from wopibridge.config import SETTINGS
+from wopibridge.locks.keys import LOCKS
+from wopibridge.security.keys import TOKENS
+from wopibridge.storage.factory import STORAGES
 
 from .conftest import IOP
 from .fake_collabora import CollaboraServer, FakeCollabora
@@ -118,7 +121,7 @@ async def test_a_replayed_forgotten_onlyoffice_copy_does_not_overwrite_a_newer_f
     path.write_bytes(b"m0")
     server = OnlyOfficeServer(signer, signer)
     opened = await bridge.open("memo.docx", "onlyoffice")
-    raw, _ = bridge.app[keys.TOKENS].mint(
+    raw, _ = bridge.app[TOKENS].mint(
         file_id=opened["file_id"], user_id="ada@idp", user_name="Ada", app="onlyoffice",
         mode="edit", ttl=2,
     )  # fmt: skip
@@ -129,8 +132,8 @@ async def test_a_replayed_forgotten_onlyoffice_copy_does_not_overwrite_a_newer_f
     assert (await oo.save(exit_save=True)).status == 401
     assert server.cache[oo.lock_id].forgotten == b"edits made before the token expired"
     # the lock expires meanwhile (here: the owner unlocks it), someone else saves a newer file
-    lock_store = bridge.app[keys.LOCKS]
-    identity = (await bridge.app[keys.STORAGES].default.resolve("memo.docx")).identity
+    lock_store = bridge.app[LOCKS]
+    identity = (await bridge.app[STORAGES].default.resolve("memo.docx")).identity
     await lock_store.unlock(identity, oo.lock_id)
     await outside_change(path, b"newer, by a colleague")
     again = await bridge.open("memo.docx", "onlyoffice")
@@ -171,11 +174,11 @@ async def test_collabora_lost_lock_and_overwrite_do_not_loop(bridge, signer):
     path.write_bytes(b"i0")
     cool, _ = await bridge.editor(FakeCollabora, "idle.odt", "collabora", signer)
     await cool.open()
-    identity = (await bridge.app[keys.STORAGES].default.resolve("idle.odt")).identity
-    await bridge.app[keys.LOCKS].unlock(identity, cool.lock_id)  # as if it had expired
+    identity = (await bridge.app[STORAGES].default.resolve("idle.odt")).identity
+    await bridge.app[LOCKS].unlock(identity, cool.lock_id)  # as if it had expired
     assert (await cool.save(b"i1")).status == 200
-    assert await bridge.app[keys.LOCKS].get(identity) == cool.lock_id
-    await bridge.app[keys.LOCKS].unlock(identity, cool.lock_id)
+    assert await bridge.app[LOCKS].get(identity) == cool.lock_id
+    await bridge.app[LOCKS].unlock(identity, cool.lock_id)
     await outside_change(path, b"outside")
     answer = await cool.save(b"i2")
     assert answer.status == 409 and cool.doc.conflict
@@ -183,7 +186,7 @@ async def test_collabora_lost_lock_and_overwrite_do_not_loop(bridge, signer):
     answer = await cool.overwrite()
     assert answer.status == 200, answer
     assert path.read_bytes() == b"i2"
-    assert await bridge.app[keys.LOCKS].get(identity) == cool.lock_id
+    assert await bridge.app[LOCKS].get(identity) == cool.lock_id
 
 
 async def test_validator_style_save_on_a_lost_lock_is_still_409(bridge, signer):
@@ -262,7 +265,7 @@ async def test_token_expiry_during_a_long_session(bridge, signer):
     """401 on save: Collabora drops the view's token (no UNLOCK with it either)."""
     (bridge.root / "long.odt").write_bytes(b"l")
     opened = await bridge.open("long.odt", "collabora")
-    raw, _ = bridge.app[keys.TOKENS].mint(
+    raw, _ = bridge.app[TOKENS].mint(
         file_id=opened["file_id"], user_id="ada@idp", user_name="Ada", app="collabora",
         mode="edit", ttl=2,
     )  # fmt: skip
@@ -277,7 +280,7 @@ async def test_token_expiry_during_a_long_session(bridge, signer):
 
 async def test_save_over_the_upload_limit_turns_collabora_read_only(bridge, signer):
     (bridge.root / "big.odt").write_bytes(b"small")
-    settings = bridge.app[keys.SETTINGS]
+    settings = bridge.app[SETTINGS]
     cool, _ = await bridge.editor(FakeCollabora, "big.odt", "collabora", signer)
     await cool.open()
     cool.edit(b"x" * (settings.server.max_upload_size + 1))
@@ -306,7 +309,7 @@ async def test_collabora_reloading_a_crashed_document_is_not_locked_out(bridge, 
     # another user's reload on the same server is not trusted
     server.crash_documents()
     opened = await bridge.open("crash.odt", "collabora")
-    raw, _ = bridge.app[keys.TOKENS].mint(
+    raw, _ = bridge.app[TOKENS].mint(
         file_id=opened["file_id"], user_id="bob@idp", user_name="Bob", app="collabora",
         mode="edit",
     )  # fmt: skip

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from wopibridge import keys
 from wopibridge.errors import BadRequest
 from wopibridge.jsonio import json_response
 from wopibridge.opening.common import check_iop_secret
+from wopibridge.wopi.saves.keeper import CONFLICTS
 
 MAX_USER_ID = 256
 
@@ -27,7 +27,7 @@ async def kept_copies(request: web.Request) -> web.Response:
     user = request.query.get("user", "")
     if not user or len(user) > MAX_USER_ID:
         raise BadRequest(f"user must be a user id of 1 to {MAX_USER_ID} characters")
-    rows = request.app[keys.CONFLICTS].of_user(user)
+    rows = request.app[CONFLICTS].of_user(user)
     copies = []
     for row in sorted(rows, key=lambda r: r.created, reverse=True):
         copy: dict[str, object] = {

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from wopibridge import keys
 from wopibridge.errors import LockMismatch
 from wopibridge.locks.base import LockResult
+from wopibridge.locks.keys import LOCKS
 from wopibridge.wopi import lockowners
 from wopibridge.wopi.context import WopiRequest
 from wopibridge.wopi.hooks import hooks_of
@@ -32,7 +32,7 @@ async def lock(wopi: WopiRequest) -> web.Response:
         result = await wopi.locks.unlock_and_relock(stat.identity, old, lock_id)
         return _answer(result, stat.version, "The old lock does not match")
     result = await wopi.locks.lock(stat.identity, lock_id)
-    owners = wopi.request.app[keys.LOCKS]
+    owners = wopi.request.app[LOCKS]
     server = wopi.header(lockowners.SERVER_HEADER)
     if not result.ok and await lockowners.taken_over(
         wopi.locks, owners, stat.identity, result.current, lock_id, wopi.access, server

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from wopibridge import keys
+from wopibridge.config import SETTINGS
 from wopibridge.errors import (
     InsufficientStorage,
     Locked,
@@ -39,7 +39,7 @@ from wopibridge.wopi.context import WopiRequest
 from wopibridge.wopi.hooks import hooks_of
 from wopibridge.wopi.saves.decide import Answer, Case, Verdict, decide
 from wopibridge.wopi.saves.hints import DocumentChanged, SaveHints, read_save_hints
-from wopibridge.wopi.saves.keeper import ConflictKeeper, KeptCopy
+from wopibridge.wopi.saves.keeper import CONFLICTS, ConflictKeeper, KeptCopy
 from wopibridge.wopi.saves.naming import Owner
 
 log = logging.getLogger("wopibridge.saving")
@@ -49,7 +49,7 @@ EXIT_LOCK_TTL = 120.0
 
 def upload_limit(request: web.Request) -> int:
     """The upload limit; a declared ``Content-Length`` above it is refused before reading."""
-    limit = request.app[keys.SETTINGS].server.max_upload_size
+    limit = request.app[SETTINGS].server.max_upload_size
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes")
     return limit
@@ -85,7 +85,7 @@ async def put_file(wopi: WopiRequest) -> web.Response:
         else:  # someone took it in between
             current, case = result.current, Case.FOREIGN_LOCK
             verdict = decide(case, final=hints.final)
-    keeper = wopi.request.app[keys.CONFLICTS]
+    keeper = wopi.request.app[CONFLICTS]
     owner = Owner(wopi.access.user_id, wopi.access.user_name)
     chunks = body_chunks(wopi.request, limit)
     if verdict.write:

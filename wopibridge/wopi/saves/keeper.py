@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aiohttp import web
+
 from wopibridge.errors import FileExists, InsufficientStorage, Unavailable, WopiError
 from wopibridge.instruments import Instruments
 from wopibridge.storage.base import FileStat, Storage
@@ -468,3 +470,7 @@ class ConflictKeeper:
 
     def close(self) -> None:
         self.kept.index.close()
+
+
+#: Where saves that cannot land are kept (conflict copies, recovery folder), on the app.
+CONFLICTS: web.AppKey[ConflictKeeper] = web.AppKey("conflicts", ConflictKeeper)
