@@ -203,3 +203,32 @@ async def test_copies_kept_before_empty_saves_count_and_expire(
     # indexed, so they expire with the rest
     await asyncio.sleep(4.5)
     assert not [p for p in recovery.iterdir() if p.is_file()]
+
+
+async def test_a_final_save_is_kept_and_answered_200_or_refused_413_when_it_cannot_be(
+    tmp_path: Path, aiohttp_client: Client
+) -> None:
+    """An OnlyOffice save (``X-WOPI-Editors``) with a stale timestamp: kept and let go (200)
+    while the quota allows, refused with 413 (nothing written, nothing kept) when it does not,
+    so that the editor holds on to it."""
+    client = await aiohttp_client(make_app(tmp_path, max_bytes_per_user=1500))
+    ann = await opened_doc(tmp_path, client)
+    stale = {
+        "X-WOPI-Editors": "ann@idp",
+        "X-LOOL-WOPI-Timestamp": "2020-01-01T00:00:00.0000000Z",
+        "X-LOOL-WOPI-IsExitSave": "true",
+    }
+    small, large = os.urandom(1000), os.urandom(2000)
+    answer = await ann.put_file(small, lock="the-lock", headers=stale)
+    assert answer.status == 200, await answer.text()
+    modified = (await ann.check_file_info())["LastModifiedTime"]
+    assert (await answer.json())["LastModifiedTime"] == modified  # the file's, unchanged
+    answer = await ann.put_file(large, lock="the-lock", headers=stale)
+    assert answer.status == 413
+    assert await answer.text() == "The save is over the quota of kept copies; nothing was written"
+    assert (tmp_path / "data" / "doc.odt").read_bytes() == ORIGINAL
+    assert kept(tmp_path) == [small]
+    assert await dropped(client, "quota") == 1
+    # the same save again is already kept: let go with 200, not kept twice
+    assert (await ann.put_file(small, lock="the-lock", headers=stale)).status == 200
+    assert kept(tmp_path) == [small]

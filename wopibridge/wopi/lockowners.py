@@ -15,7 +15,8 @@ Collabora (a new server id), another server of a cluster, or any other editor is
 this way: the lock then expires as usual.
 
 The record (lock id, user, app, server id) is kept in the app's lock store next to the lock,
-under the lock's key with :data:`SUFFIX`, for as long as the lock.
+under the lock's key with :data:`SUFFIX` (not the owner-lock token's suffix,
+``locks.ownerlocks.TOKEN_SUFFIX``), for as long as the lock.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from wopibridge.security.tokens import AccessToken
 
 log = logging.getLogger("wopibridge.locks")
 
-SUFFIX = "\0owner"
+SUFFIX = "\0editor"
 PREFIX = "cool-lock"
 SERVER_HEADER = "X-COOL-WOPI-ServerId"
 
