@@ -236,6 +236,8 @@ def test_save_hints_both_families_and_the_1010_rule():
     # an exit save, or any OnlyOffice save (X-WOPI-Editors), is not sent again after a refusal
     assert cool.final and not lool.final
     assert read_save_hints({"X-WOPI-Editors": "ann", "X-LOOL-WOPI-IsExitSave": "false"}).final
+    # Office for the web sends X-WOPI-Editors too, and handles a refused save itself
+    assert not read_save_hints({"X-WOPI-Editors": "ann"}).final
 
 
 async def test_generic_wopi_type_and_proof_modes(discovery_server):

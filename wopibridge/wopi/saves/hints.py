@@ -10,7 +10,9 @@ when both are present). The timestamp drives the "document changed in storage" p
 exit save will not be: Collabora has no client left to show the conflict dialog to
 (``DocumentBroker::handleUploadToStorageResponse`` stops the document). No OnlyOffice save
 will be: any answer but 2xx moves the edits into its "forgotten" store and unlocks the file. It
-is recognised by ``X-WOPI-Editors``, which only OnlyOffice sends.
+is recognised by ``X-WOPI-Editors`` together with the ``X-LOOL-WOPI-`` flags: Office for the web
+sends ``X-WOPI-Editors`` too (it is a WOPI header) but never the ``X-LOOL`` family, and Office
+handles a refused save itself.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class SaveHints:
     modified_by_user: bool | None = None
     autosave: bool | None = None
     exit_save: bool | None = None
-    #: ``X-WOPI-Editors`` was sent: OnlyOffice, whose saves are never sent twice
+    #: OnlyOffice (``X-WOPI-Editors`` and ``X-LOOL-WOPI-IsExitSave``): no save is sent twice
     one_shot_editor: bool = False
 
     @property
@@ -84,5 +86,5 @@ def read_save_hints(headers: Mapping[str, str]) -> SaveHints:
         modified_by_user=_flag(headers, "IsModifiedByUser"),
         autosave=_flag(headers, "IsAutosave"),
         exit_save=_flag(headers, "IsExitSave"),
-        one_shot_editor="X-WOPI-Editors" in headers,
+        one_shot_editor="X-WOPI-Editors" in headers and "X-LOOL-WOPI-IsExitSave" in headers,
     )
