@@ -322,3 +322,28 @@ async def test_collabora_reloading_a_crashed_document_is_not_locked_out(bridge, 
     await again.open()
     assert not again.editable
     assert again.lock_failure_reason == "The file is locked by another session"
+
+
+async def test_onlyoffice_session_rename_save_as_and_reopen(bridge, signer):
+    """OnlyOffice: LOCK before GetFile with its docId, REFRESH_LOCK, a rename (it reads
+    ``Name``), a conversion by PutRelativeFile, its one save when the last editor leaves, and
+    the same lock id on the next open."""
+    (bridge.root / "notes.docx").write_bytes(b"n0")
+    server = OnlyOfficeServer(signer, signer)
+    opened = await bridge.open("notes.docx", "onlyoffice")
+    oo = server.editor(bridge.http, opened["app_url"], opened["form_parameters"]["access_token"])
+    await oo.open()
+    assert oo.editable and oo.lock_id == opened["file_id"]
+    assert (await oo.refresh()).status == 200
+    renamed = await oo.rename("Notizen")
+    assert renamed.status == 200 and renamed.json()["Name"] == "Notizen"
+    converted = await oo.save_as(".pdf", b"%PDF", conversion=True)
+    assert converted.status == 200 and converted.json()["Name"] == "Notizen.pdf"
+    oo.edit(b"n1")
+    assert (await oo.close()).status == 200  # its save, then UNLOCK
+    assert (bridge.root / "Notizen.docx").read_bytes() == b"n1"
+    again = await bridge.open("Notizen.docx", "onlyoffice")
+    oo2 = server.editor(bridge.http, again["app_url"], again["form_parameters"]["access_token"])
+    await oo2.open()
+    assert oo2.editable and oo2.lock_id == oo.lock_id
+    assert oo2.cached.content == b"n1"
