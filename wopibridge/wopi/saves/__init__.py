@@ -2,7 +2,7 @@
 
 Read top-down: :mod:`.entry` (decide, then write or keep) → :mod:`.decide` (the one table of
 what lands where and what the editor is told) and :mod:`.keeper` (writing, keeping) →
-:mod:`.body` (the one reader of a body), :mod:`.quota` (kept once, within quota and age) →
-:mod:`.index`, :mod:`.hints`, :mod:`.naming`. Imports only point down this list
-(``lint-imports`` checks it).
+:mod:`.placing` (where a kept body goes) → :mod:`.body` (the one reader of a body),
+:mod:`.quota` (kept once, within quota and age) → :mod:`.index`, :mod:`.hints`,
+:mod:`.naming`. Imports only point down this list (``lint-imports`` checks it).
 """

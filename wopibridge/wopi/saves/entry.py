@@ -39,8 +39,9 @@ from wopibridge.wopi.context import WopiRequest
 from wopibridge.wopi.hooks import hooks_of
 from wopibridge.wopi.saves.decide import Answer, Case, Verdict, decide
 from wopibridge.wopi.saves.hints import DocumentChanged, SaveHints, read_save_hints
-from wopibridge.wopi.saves.keeper import CONFLICTS, ConflictKeeper, KeptCopy
+from wopibridge.wopi.saves.keeper import CONFLICTS, ConflictKeeper
 from wopibridge.wopi.saves.naming import Owner
+from wopibridge.wopi.saves.placing import KeptCopy
 
 log = logging.getLogger("wopibridge.saving")
 
@@ -66,25 +67,18 @@ async def body_chunks(request: web.Request, limit: int) -> AsyncIterator[bytes]:
 
 
 async def put_file(wopi: WopiRequest) -> web.Response:
-    """PutFile: only the lock holder writes; an unlocked file only while it is empty."""
+    """PutFile: decide, then write or keep."""
     wopi.require_edit()
     limit = upload_limit(wopi.request)
     hints = read_save_hints(wopi.request.headers)
-    given = wopi.header("X-WOPI-Lock") or ""
     stat = await wopi.stat()
     current = await wopi.locks.get(stat.identity) or ""
+    given = wopi.header("X-WOPI-Lock") or ""
     case = _case(stat, current, given, hints)
     verdict = decide(case, final=hints.final)
     if verdict.relock:
-        result = await wopi.locks.lock(stat.identity, given)
-        if result.ok:
-            log.info("lock of %s taken again for %s (lost, unchanged since)", stat.file_id, given)
-            current = given
-            hooks = hooks_of(wopi.request.app)
-            await hooks.locked(wopi.access, wopi.storage, wopi.backend_id, stat)
-        else:  # someone took it in between
-            current, case = result.current, Case.FOREIGN_LOCK
-            verdict = decide(case, final=hints.final)
+        case, current = await _relock(wopi, stat, given)
+        verdict = decide(case, final=hints.final)
     keeper = wopi.request.app[CONFLICTS]
     owner = Owner(wopi.access.user_id, wopi.access.user_name)
     chunks = body_chunks(wopi.request, limit)
@@ -98,6 +92,16 @@ async def put_file(wopi: WopiRequest) -> web.Response:
         async for _ in chunks:  # read to its end: the editor still holds it
             pass
     return _answer(verdict, case, kept, stat, current, hints, None)
+
+
+async def _relock(wopi: WopiRequest, stat: FileStat, given: str) -> tuple[Case | None, str]:
+    """Take a lost lock again for the editor's id; a foreign lock if someone was quicker."""
+    result = await wopi.locks.lock(stat.identity, given)
+    if not result.ok:
+        return Case.FOREIGN_LOCK, result.current
+    log.info("lock of %s taken again for %s (lost, unchanged since)", stat.file_id, given)
+    await hooks_of(wopi.request.app).locked(wopi.access, wopi.storage, wopi.backend_id, stat)
+    return None, given
 
 
 async def _write(
