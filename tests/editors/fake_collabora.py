@@ -195,7 +195,8 @@ class FakeCollabora(WopiEditorFake):
         return info
 
     async def refresh(self) -> Answer:
-        """The lock refresh every 900 s: LOCK again with the same id."""
+        """The lock refresh every 900 s: LOCK again with the same id
+        (``DocumentBroker::refreshLock``)."""
         return await self.override("LOCK", **{"X-WOPI-Lock": self.lock_id})
 
     # -- edit and save ---------------------------------------------------------------------
@@ -213,7 +214,8 @@ class FakeCollabora(WopiEditorFake):
         exit_save: bool = False,
         autosave: bool = True,
     ) -> Answer:
-        """One upload of the document and what Collabora makes of its answer."""
+        """One upload of the document (``WopiStorage::uploadLocalFileToStorageAsync``) and what
+        Collabora makes of its answer (``DocumentBroker::handleUploadToStorageResponse``)."""
         doc = self.doc
         if data is not None:
             doc.content, doc.modified = data, True
@@ -302,8 +304,8 @@ class FakeCollabora(WopiEditorFake):
     # -- unload --------------------------------------------------------------------------
 
     async def close(self) -> Answer | None:
-        """The view leaves. The last one unloads the document: an exit save when it is
-        modified (retried after a fresh CheckFileInfo, given up after
+        """The view leaves. The last one unloads the document (``DocumentBroker::
+        autoSaveAndStop``): an exit save when it is modified (retried after a fresh CheckFileInfo, given up after
         :data:`MAX_UPLOAD_FAILURES`), then UNLOCK. Returns the UNLOCK answer."""
         doc = self.doc
         if self in doc.views:

@@ -125,6 +125,8 @@ class FakeOnlyOffice(WopiEditorFake):
     # -- open ----------------------------------------------------------------------------
 
     async def open(self) -> dict[str, Any]:
+        """``wopiClient.checkFileInfo``, ``checkAndInvalidateCache``, ``preOpen`` (LOCK), then
+        GetFile (``wopiUtils.getWopiFileUrl``) or the forgotten copy (``endAuth``)."""
         headers = {"X-WOPI-SessionContext": self.session_context} if self.session_context else {}
         answer = await self.call("GET", "", headers)
         assert answer.status == 200, answer
@@ -154,6 +156,7 @@ class FakeOnlyOffice(WopiEditorFake):
         return info
 
     async def refresh(self) -> Answer:
+        """REFRESH_LOCK, every ``wopi.refreshLockInterval`` (``wopiClient.lock``)."""
         return await self.override("REFRESH_LOCK", **{"X-WOPI-Lock": self.lock_id})
 
     # -- edit and save ---------------------------------------------------------------------
@@ -191,7 +194,7 @@ class FakeOnlyOffice(WopiEditorFake):
         return answer
 
     async def close(self) -> Answer:
-        """The last editor leaves: the save (when there are changes or a forgotten copy), then
+        """The last editor leaves (``DocsCoServer.closeDocument``): the save (when there are changes or a forgotten copy), then
         UNLOCK. Returns the UNLOCK answer."""
         cached = self.server.cache.get(self.lock_id)
         if cached is not None and (cached.modified or cached.forgotten is not None):
@@ -199,12 +202,14 @@ class FakeOnlyOffice(WopiEditorFake):
         return await self.override("UNLOCK", **{"X-WOPI-Lock": self.lock_id})
 
     async def rename(self, name: str) -> Answer:
+        """``wopiClient.renameFile``: the lock, the name in UTF-7, no body."""
         requested = name.encode("utf-7").decode("ascii")
         return await self.override(
             "RENAME_FILE", **{"X-WOPI-Lock": self.lock_id, "X-WOPI-RequestedName": requested}
         )
 
     async def save_as(self, target: str, data: bytes, *, conversion: bool = False) -> Answer:
+        """``wopiClient.putRelativeFile``: no lock, the target in UTF-7."""
         headers = {"X-WOPI-SuggestedTarget": target.encode("utf-7").decode("ascii")}
         if conversion:
             headers["X-WOPI-FileConversion"] = "true"
