@@ -304,9 +304,10 @@ class FakeCollabora(WopiEditorFake):
     # -- unload --------------------------------------------------------------------------
 
     async def close(self) -> Answer | None:
-        """The view leaves. The last one unloads the document (``DocumentBroker::
-        autoSaveAndStop``): an exit save when it is modified (retried after a fresh CheckFileInfo, given up after
-        :data:`MAX_UPLOAD_FAILURES`), then UNLOCK. Returns the UNLOCK answer."""
+        """The view leaves. The last one unloads the document
+        (``DocumentBroker::autoSaveAndStop``): an exit save when it is modified (retried after
+        a fresh CheckFileInfo, given up after :data:`MAX_UPLOAD_FAILURES`), then UNLOCK.
+        Returns the UNLOCK answer."""
         doc = self.doc
         if self in doc.views:
             doc.views.remove(self)

@@ -194,8 +194,8 @@ class FakeOnlyOffice(WopiEditorFake):
         return answer
 
     async def close(self) -> Answer:
-        """The last editor leaves (``DocsCoServer.closeDocument``): the save (when there are changes or a forgotten copy), then
-        UNLOCK. Returns the UNLOCK answer."""
+        """The last editor leaves (``DocsCoServer.closeDocument``): the save (when there are
+        changes or a forgotten copy), then UNLOCK. Returns the UNLOCK answer."""
         cached = self.server.cache.get(self.lock_id)
         if cached is not None and (cached.modified or cached.forgotten is not None):
             await self.save(exit_save=True)
