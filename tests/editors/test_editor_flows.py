@@ -85,6 +85,33 @@ async def test_collabora_exit_save_after_an_outside_change_is_kept(bridge, signe
     assert await listed(bridge, "someone@else") == []
 
 
+async def test_kept_copies_listed_for_a_web_ui(bridge, signer):
+    """``GET /wopi/iop/kept``: iop secret, a user id; recovery copies named, never located,
+    and forgotten once someone removed them."""
+    url = f"{bridge.base}/wopi/iop/kept"
+    async with bridge.http.get(url, params={"user": "ada@idp"}) as response:
+        assert response.status == 401
+    auth = {"Authorization": f"Bearer {IOP}"}
+    async with bridge.http.get(url, headers=auth) as response:
+        assert response.status == 400
+        assert await response.text() == "user must be a user id of 1 to 256 characters"
+    path = bridge.root / "twice.odt"
+    path.write_bytes(b"t0")
+    for content in (b"first", b"second"):  # the same minute: the second goes to recovery
+        cool, _ = await bridge.editor(FakeCollabora, "twice.odt", "collabora", signer)
+        await cool.open()
+        cool.edit(content)
+        await outside_change(path, b"outside " + content)
+        await cool.close()
+    rows = await listed(bridge, "ada@idp")
+    assert sorted(row["where"] for row in rows) == ["recovery", "storage"]
+    (recovery,) = [row for row in rows if row["where"] == "recovery"]
+    assert "location" not in recovery and str(bridge.state) not in str(rows)
+    for kept_file in (bridge.state / "recovery").iterdir():
+        kept_file.unlink()
+    assert [row["where"] for row in await listed(bridge, "ada@idp")] == ["storage"]
+
+
 async def test_onlyoffice_exit_save_after_an_outside_change_is_kept(bridge, signer, caplog):
     caplog.set_level(logging.INFO)
     path = bridge.root / "plan.docx"

@@ -27,7 +27,7 @@ async def kept_copies(request: web.Request) -> web.Response:
     user = request.query.get("user", "")
     if not user or len(user) > MAX_USER_ID:
         raise BadRequest(f"user must be a user id of 1 to {MAX_USER_ID} characters")
-    rows = request.app[CONFLICTS].of_user(user)
+    rows = await request.app[CONFLICTS].of_user(user)
     copies = []
     for row in sorted(rows, key=lambda r: r.created, reverse=True):
         copy: dict[str, object] = {

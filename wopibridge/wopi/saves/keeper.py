@@ -274,8 +274,17 @@ class ConflictKeeper:
             self.kept.index.mark_notified([row.id for row in rows])
         return rows
 
-    def of_user(self, user_id: str) -> list[KeptRow]:
-        return self.kept.index.of_user(user_id)
+    async def of_user(self, user_id: str) -> list[KeptRow]:
+        """The copies still kept for this user. A recovery copy someone removed by hand is
+        forgotten here; a conflict copy beside its file is listed until it expires (its
+        storage, with the user's credential, is not at hand to look)."""
+        rows = self.kept.index.of_user(user_id)
+        gone = await asyncio.to_thread(
+            lambda: {r.id for r in rows if r.place == "recovery" and not Path(r.location).exists()}
+        )
+        for row_id in gone:
+            self.kept.index.forget(row_id)
+        return [row for row in rows if row.id not in gone]
 
     def close(self) -> None:
         self.kept.index.close()
