@@ -82,9 +82,13 @@ def quiet_accept_failures(loop: asyncio.AbstractEventLoop) -> RateLog:
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         message = str(context.get("message", ""))
+        exc = context.get("exception")
         if message.startswith("socket.accept() out of system resource"):
-            exc = context.get("exception")
             failures.record(str(getattr(exc, "strerror", "") or type(exc).__name__))
+            return
+        if "_start_serving" in repr(context.get("handle")) and isinstance(exc, OSError):
+            # asyncio's retry of a failed accept, due after the socket closed (a stop)
+            log.info("accepting again after a failed accept: the socket is closed (%s)", exc)
             return
         if previous is not None:
             previous(loop, context)
