@@ -156,3 +156,19 @@ async def test_accept_failures_are_one_counted_line_a_second(
     assert len(lines) == 1, lines
     assert "accept() failed" in lines[0] and "Too many open files" in lines[0]
     assert failures.total == 1000
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_keepalive_timeout(
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess(tmp_path / "one", server={"keepalive_timeout": 1})
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            started = time.monotonic()
+            assert sock.recv(65536) == b"", "the server closes the idle connection"
+            assert 0.5 < time.monotonic() - started < 4
+    finally:
+        server.stop()
