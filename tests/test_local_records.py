@@ -3,6 +3,7 @@ file's record holds back its saves until it lets go, and the records are never s
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -60,3 +61,22 @@ async def test_the_records_folder_is_never_served(client, data_dir: Path) -> Non
             headers={"Authorization": f"Bearer {IOP_SECRET}"},
         )
         assert resp.status == 404, ref
+
+
+async def test_a_lapsed_lock_of_another_site_does_not_hold_the_file(client, data_dir: Path) -> None:
+    """A site that died leaves its lock in the record; once it expired, this site locks and
+    saves as if it were not there, and a live one of another site refuses both."""
+    (data_dir / "a.docx").write_bytes(b"v1")
+    opened = await open_file(client, "a.docx")
+    assert (await opened.lock("L")).status == 200
+    assert (await opened.op("UNLOCK", {"X-WOPI-Lock": "L"})).status == 200
+    [record] = (data_dir / ".wopibridge" / "locks").iterdir()
+    dead = {"token": "t", "lock_id": "dead", "site": "gone", "name": "", "expires": 1.0}
+    record.write_text(json.dumps(dead))
+    assert (await opened.lock("L2")).status == 200
+    assert (await opened.put_file(b"v2", lock="L2")).status == 200
+    assert (await opened.op("UNLOCK", {"X-WOPI-Lock": "L2"})).status == 200
+    record.write_text(json.dumps({**dead, "lock_id": "alive", "expires": time.time() + 60}))
+    resp = await opened.lock("L3")
+    assert (resp.status, resp.headers.get("X-WOPI-Lock")) == (409, "alive")
+    assert (data_dir / "a.docx").read_bytes() == b"v2"
