@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from wopibridge.errors import NotImplementedOperation
-from wopibridge.wopi import contents, files, locking, templates
+from wopibridge.wopi import contents, files, locking, templates, versions
 from wopibridge.wopi.context import WopiRequest, bind_access
 
 Operation = Callable[[WopiRequest], Awaitable[web.StreamResponse]]
@@ -33,6 +33,10 @@ def operation_name(method: str, path_tail: str, override: str | None) -> str:
     """A stable operation name for logs and metrics."""
     if path_tail == "contents":
         return "GetFile" if method == "GET" else "PutFile"
+    if path_tail.startswith("versions"):  # versions, versions/{version_id}/contents|restore
+        if path_tail == "versions":
+            return "ListVersions"
+        return "RestoreVersion" if path_tail.endswith("/restore") else "GetVersion"
     if method == "GET":
         return "CheckFileInfo"
     if override is None:
@@ -88,4 +92,16 @@ def add_routes(app: web.Application, *checks: Check) -> None:
         "/wopi/files/{file_id}/contents", wopi_route(contents.get_file), allow_head=False
     )
     app.router.add_post("/wopi/files/{file_id}/contents", wopi_route(_post_contents))
+    app.router.add_get(
+        "/wopi/files/{file_id}/versions", wopi_route(versions.list_versions), allow_head=False
+    )
+    app.router.add_get(
+        "/wopi/files/{file_id}/versions/{version_id}/contents",
+        wopi_route(versions.get_version),
+        allow_head=False,
+    )
+    app.router.add_post(
+        "/wopi/files/{file_id}/versions/{version_id}/restore",
+        wopi_route(versions.restore_version),
+    )
     templates.add_routes(app)

@@ -29,6 +29,7 @@ from wopibridge.errors import VersionConflict
 from wopibridge.locks.base import LockStore
 from wopibridge.security.tokens import AccessToken
 from wopibridge.storage.base import FileStat, Storage
+from wopibridge.storage.versions import SaveNote, kind_of, noting, session_of
 from wopibridge.wopi.conflicts import ConflictKeeper, KeptCopy, conflict_name
 from wopibridge.wopi.keys import CONFLICTS
 from wopibridge.wopi.savehints import DocumentChanged, SaveHints, read_save_hints
@@ -63,18 +64,26 @@ async def write(
     if size == 0 and stat.size > 0:
         await keeper.keep_previous(storage, backend_id, stat, access.user_name or access.user_id)
     try:
-        return await keeper.guarded_write(
-            storage,
-            backend_id,
-            stat,
-            access.user_name or access.user_id,
-            chunks,
-            expected_version=stat.version,
-        )
+        with noting(save_note(hints, access, request.headers.get("X-WOPI-Lock", ""))):
+            return await keeper.guarded_write(
+                storage,
+                backend_id,
+                stat,
+                access.user_name or access.user_id,
+                chunks,
+                expected_version=stat.version,
+            )
     except VersionConflict:
         if hints.timestamp is not None:
             raise DocumentChanged() from None
         raise
+
+
+def save_note(hints: SaveHints, access: AccessToken, lock_id: str) -> SaveNote:
+    """What this save is, for the storage's version rule (:mod:`wopibridge.storage.versions`):
+    its author, its kind from the editor's flags, its session (the WOPI lock)."""
+    kind = kind_of(hints.autosave, hints.exit_save, hints.modified_by_user)
+    return SaveNote(access.user_name or access.user_id, kind, session_of(lock_id))
 
 
 async def keep_rejected(

@@ -40,12 +40,13 @@ from wopibridge.errors import Unavailable, WopiError
 from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import Capabilities
 from wopibridge.storage.local.reading import LocalReading
-from wopibridge.storage.local.writing import LocalWriting
+from wopibridge.storage.local.tree import HIDDEN
+from wopibridge.storage.local.versions import LocalVersions
 
 log = logging.getLogger("wopibridge.storage.local")
 
 
-class LocalStorage(LocalWriting, LocalReading):
+class LocalStorage(LocalVersions, LocalReading):
     """Files under one folder. ``name`` is the storage's name in WOPI file ids.
 
     ``ids`` is the id map shared by every instance serving the folder (an SQLite index in
@@ -110,7 +111,9 @@ def _writable_dir(path: Path) -> bool:
 def _lock_files(root: Path) -> list[str]:
     """Paths, relative to ``root``, of every ``.~lock.<name>#`` file under it."""
     found = []
-    for folder, _dirs, files in os.walk(root):
+    for folder, dirs, files in os.walk(root):
+        if folder == str(root) and HIDDEN in dirs:
+            dirs.remove(HIDDEN)  # wopibridge's own folder holds no documents
         for name in files:
             if name.startswith(".~lock.") and name.endswith("#"):
                 found.append((Path(folder) / name).relative_to(root).as_posix())

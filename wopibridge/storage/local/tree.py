@@ -26,6 +26,8 @@ from wopibridge.storage.idmap import IdMap, SqliteIdMap
 
 #: ids of files that cannot carry their own (no write permission on them) start with this
 PATH_BOUND = "~"
+#: the folder, under the root, that wopibridge keeps for itself (versions, locks)
+HIDDEN = ".wopibridge"
 HARD_LINKED = (
     "The file has other names (hard links): it opens read-only, since saving would "
     "separate it from them"
@@ -85,6 +87,8 @@ class LocalTree:
             raise BadRequest("Invalid file reference")
         if any(part in ("..", ".") for part in parts):
             raise BadRequest("Invalid file reference: name the file without '.' or '..'")
+        if parts[0] == HIDDEN:  # wopibridge's own folder (versions, locks) is never a document
+            raise NotFound("File not found")
         return "/".join(parts)
 
     def _canonical(self, relative: str) -> tuple[str, Path]:

@@ -76,10 +76,17 @@ class LocalWriting(LocalStaging):
             try:
                 if self._carries(file_id):
                     await asyncio.to_thread(xattrid.write_id, staged, file_id)
-                await asyncio.to_thread(_commit, staged, path, mtime, False, True)
+                await self._replace(file_id, staged, path, mtime, latest_st)
             except OSError as exc:
                 raise os_error(exc, "write") from None
         return await asyncio.to_thread(self._stat_path, file_id, path)
+
+    async def _replace(
+        self, file_id: str, staged: Path, path: Path, mtime_ns: int, previous: os.stat_result
+    ) -> None:
+        """The one step of a save that replaces the file (under the per-file lock); the
+        versions layer (:mod:`.versions`) overrides it to keep the previous content."""
+        await asyncio.to_thread(_commit, staged, path, mtime_ns, False, True)
 
     async def adopt(self, sibling_of: str, name: str, staged: Path) -> FileStat:
         """Link ``staged`` beside ``sibling_of`` as ``name`` (refused if the name is taken), as

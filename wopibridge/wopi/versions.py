@@ -1,0 +1,68 @@
+"""The version history of a file, on its WOPI access token (so any instance answers):
+
+- ``GET {WOPISrc}/versions``: ``{"versions": [{"id", "size", "last_modified", "author"}]}``,
+  newest first, previous contents only;
+- ``GET {WOPISrc}/versions/{id}/contents``: the bytes of one version;
+- ``POST {WOPISrc}/versions/{id}/restore``: the version's content becomes current (edit token;
+  ``X-WOPI-Lock`` when the file is locked, else 409); what was current is kept as the newest
+  version, so a restore loses nothing.
+
+View tokens list and download; secure-view tokens get nothing, since their bytes must not
+leave the editor. A storage that keeps no versions answers 501.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from wopibridge.errors import LockMismatch, NotImplementedOperation, Unauthorized
+from wopibridge.jsonio import json_response
+from wopibridge.storage.versions import SaveNote, Versioned, noting
+from wopibridge.wopi.contents import send_content
+from wopibridge.wopi.context import WopiRequest
+
+
+def _versions(wopi: WopiRequest) -> Versioned:
+    """The storage's version calls, for a token that may see them."""
+    if wopi.access.secure:
+        raise Unauthorized("A secure-view token gives no access to versions")
+    storage = wopi.storage
+    if not storage.capabilities.versions or not isinstance(storage, Versioned):
+        raise NotImplementedOperation("This storage keeps no versions of its files")
+    return storage
+
+
+async def list_versions(wopi: WopiRequest) -> web.StreamResponse:
+    versions = await _versions(wopi).list_versions(wopi.backend_id)
+    return json_response({"versions": [version.as_json() for version in versions]})
+
+
+async def get_version(wopi: WopiRequest) -> web.StreamResponse:
+    version_id = wopi.request.match_info["version_id"]
+    content = await _versions(wopi).open_version(wopi.backend_id, version_id)
+    headers = {"Content-Type": "application/octet-stream", "X-WOPI-ItemVersion": version_id}
+    return await send_content(wopi.request, content, headers)
+
+
+async def restore_version(wopi: WopiRequest) -> web.StreamResponse:
+    """Like PutFile: only the lock holder restores a locked file (409 and the current lock
+    otherwise); an unlocked file may be restored by any edit token."""
+    versions = _versions(wopi)
+    wopi.require_edit()
+    version_id = wopi.request.match_info["version_id"]
+    stat = await wopi.stat()
+    current = await wopi.locks.get(stat.identity)
+    given = wopi.header("X-WOPI-Lock") or ""
+    if current and given != current:
+        raise LockMismatch(current, "The file is locked by another session")
+    if not current and given:
+        raise LockMismatch("", "The file is not locked")
+    author = wopi.access.user_name or wopi.access.user_id
+    with noting(SaveNote(author=author, kind="restore")):
+        written = await versions.restore_version(
+            wopi.backend_id, version_id, expected_version=stat.version
+        )
+    return json_response(
+        {"LastModifiedTime": written.last_modified, "Version": written.version},
+        headers={"X-WOPI-ItemVersion": written.version},
+    )
