@@ -102,7 +102,9 @@ def replace_keeping(staged: Path, target: Path, folder: Path, previous_mtime_ns:
             raise
     with contextlib.suppress(OSError):  # the kept inode no longer names the file
         os.removexattr(entry, "user.wopibridge.id")
-    fsync_dir(folder)
+    # One folder sync makes the save durable. The versions folder is not synced on its own:
+    # on a journalling filesystem (ext4, XFS) the same journal commit carries both names, and
+    # elsewhere a power cut can at worst lose the kept version, never the saved content.
     fsync_dir(target.parent)
     return True
 
@@ -128,7 +130,7 @@ def _held(path: Path) -> bool:
     return False
 
 
-def entries(folder: Path, current_inode: int = 0) -> list[Entry]:
+def entries(folder: Path, current_inode: int = 0, *, authors: bool = True) -> list[Entry]:
     """The valid versions in ``folder``, newest first. Entries a crash left (the new bytes
     of a save killed before its exchange, a link to the current inode) are removed unless a
     live writer holds them."""
@@ -152,7 +154,7 @@ def entries(folder: Path, current_inode: int = 0) -> list[Entry]:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
             continue
-        note = read_note(path)
+        note = read_note(path) if authors else None
         info = VersionInfo(item.name, st.st_size, st.st_mtime_ns, note.author if note else "")
         found.append(Entry(path, info))
     found.sort(key=lambda e: e.info.mtime_ns, reverse=True)
@@ -167,7 +169,7 @@ def prune(
     dropped = {"count": 0, "age": 0, "bytes": 0}
     kept: list[Entry] = []
     total = 0
-    for index, entry in enumerate(entries(folder, current_inode)):
+    for index, entry in enumerate(entries(folder, current_inode, authors=False)):
         reason = ""
         if max_age and now_ns - entry.info.mtime_ns > max_age * 1_000_000_000:
             reason = "age"
@@ -182,9 +184,6 @@ def prune(
             continue
         kept.append(entry)
         total += entry.info.size
-    if any(dropped.values()):
-        with contextlib.suppress(OSError):
-            fsync_dir(folder)
     return {reason: count for reason, count in dropped.items() if count}
 
 
