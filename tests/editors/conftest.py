@@ -64,6 +64,8 @@ class DiscoveryServer:
     posted: list[dict[str, str]] = field(default_factory=list)
     seen: list[dict[str, Any]] = field(default_factory=list)
     file_info: list[dict[str, Any]] = field(default_factory=list)
+    #: the fake editor page (``%(host)s``: the PostMessageOrigin it was given)
+    stand_in: str = STAND_IN
 
     def url(self, name: str) -> str:
         return f"{self.base}/{name}/hosting/discovery"
@@ -104,7 +106,7 @@ async def discovery_server(aiohttp_server) -> DiscoveryServer:
         ):
             info = await answer.json()
         state.file_info.append(info)
-        html = STAND_IN % {"host": json.dumps(info["PostMessageOrigin"])}
+        html = state.stand_in % {"host": json.dumps(info["PostMessageOrigin"])}
         return web.Response(text=html, content_type="text/html")
 
     async def seen(request: web.Request) -> web.Response:
