@@ -97,7 +97,9 @@ def test_readme_documents_every_key() -> None:
         for key in keys:
             assert f"`{section}.{key}`" in readme, f"{section}.{key} is not documented"
             assert f"WOPIBRIDGE_{section}_{key}".upper() in readme
-    documented = set(re.findall(r"`(server|storage|locks|security|recovery|versions)\.([a-z_]+)`", readme))
+    documented = set(
+        re.findall(r"`(server|storage|locks|security|recovery|versions)\.([a-z_]+)`", readme)
+    )
     assert documented <= {(s, k) for s, keys in SCHEMA.items() for k in keys}
 
 

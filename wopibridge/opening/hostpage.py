@@ -8,8 +8,9 @@ iframe (the token never goes into the iframe URL), answers the editor's ``App_Lo
 with ``Host_PostmessageReady`` and closes on ``UI_Close``. On ``UI_FileVersions`` it shows
 the versions panel (``docs/versions.md``): the list from ``{WOPISrc}/versions``, downloads, and
 restores that first ask the editor to save (``Host_VersionRestore`` / ``Pre_Restore``, answered
-by ``App_VersionRestore`` / ``Pre_Restore_Ack``), then restore and load the editor again. The page's Content-Security-Policy
-lets it frame and post forms only to the editor's origin.
+by ``App_VersionRestore`` / ``Pre_Restore_Ack``), then restore and load the editor again.
+The page's Content-Security-Policy lets it frame and post forms only to the editor's origin,
+and fetch only from the WOPISrc's.
 
 The page shows a loading card until the editor answers the handshake; when it has not answered
 within the app's ``load_timeout`` it says so, naming the editor's origin, with a button that

@@ -178,8 +178,10 @@ def prune(
         elif max_bytes and index and total + entry.info.size > max_bytes:
             reason = "bytes"
         if reason:
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.unlink(entry.path)
+            except FileNotFoundError:  # another pass dropped it and counted it
+                continue
             dropped[reason] += 1
             continue
         kept.append(entry)

@@ -101,6 +101,8 @@ class LocalStorage(LocalVersions, LocalReading):
         return ids
 
     async def close(self) -> None:
+        if self.version_limits is not None:
+            await self.finish_pruning()
         await self._ids.close()
 
 

@@ -41,10 +41,12 @@ class LocalVersions(LocalWriting):
     capabilities = Capabilities(local_staging=True)
     version_limits: VersionLimits | None = None
     version_events: VersionEvents = NoEvents()
+    _pruning: dict[str, asyncio.Task[None]]
 
     def keep_versions(self, limits: VersionLimits, events: VersionEvents | None = None) -> None:
         """Turn versions on, within ``limits``; call before the storage is shared."""
         self.version_limits = limits
+        self._pruning = {}
         if events is not None:
             self.version_events = events
         self.capabilities = dataclasses.replace(type(self).capabilities, versions=True)
@@ -64,6 +66,28 @@ class LocalVersions(LocalWriting):
         )
         if kept:
             self.version_events.kept()
+            self._prune_later(file_id, path, limits)
+
+    def _prune_later(self, file_id: str, path: Path, limits: VersionLimits) -> None:
+        """Apply the limits off the save's path: unlinking a dropped version waits on the
+        filesystem's journal, which the editor need not wait for. One pass per file at once."""
+        if file_id in self._pruning:
+            return
+
+        def run() -> None:
+            try:
+                self._prune(file_id, self._versions_of(file_id), limits, os.stat(path).st_ino)
+            except OSError as exc:
+                log.warning("storage %s: versions of %s not pruned: %s", self.name, file_id, exc)
+
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(run))
+        self._pruning[file_id] = task
+        task.add_done_callback(lambda _: self._pruning.pop(file_id, None))
+
+    async def finish_pruning(self) -> None:
+        """Wait for the pruning passes under way (at close, and in tests)."""
+        while self._pruning:
+            await asyncio.gather(*list(self._pruning.values()), return_exceptions=True)
 
     def _replace_sync(
         self,
@@ -90,7 +114,6 @@ class LocalVersions(LocalWriting):
                 file_id,
             )
             return False
-        self._prune(file_id, folder, limits, os.stat(path).st_ino)
         return True
 
     def _prune(self, file_id: str, folder: Path, limits: VersionLimits, inode: int) -> None:
@@ -118,7 +141,7 @@ class LocalVersions(LocalWriting):
         folder = self._versions_of(file_id)
 
         def scan() -> list[VersionInfo]:
-            self._prune(file_id, folder, dataclasses.replace(limits, max_count=0), st.st_ino)
+            self._prune(file_id, folder, limits, st.st_ino)
             return [entry.info for entry in keeping.entries(folder, st.st_ino)]
 
         return await asyncio.to_thread(scan)
