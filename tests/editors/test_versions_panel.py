@@ -81,6 +81,29 @@ async def test_the_panel_lists_downloads_and_restores_while_open(
             assert (status, content) == (200, b"first")
             assert discovery_server.file_info[0]["FileVersionPostMessage"] is True
 
+            # a version opens read-only in the editor, under its own WOPISrc and token
+            async with page.expect_popup() as popup_info:
+                await rows.nth(1).locator("button.open").click()
+            popup = await popup_info.value
+            await popup.wait_for_selector("body[data-state='ready']", timeout=15000)
+            version_src = f"{src}/versions/{oldest}"
+            assert discovery_server.posted[-1]["WOPISrc"] == version_src
+            info = discovery_server.file_info[-1]
+            assert (info["ReadOnly"], info["UserCanWrite"], info["Size"]) == (True, False, 5)
+            version_token = discovery_server.posted[-1]["access_token"]
+            assert version_token != token
+            status, content = await _wopi(bridge, "GET", version_src + "/contents", version_token)
+            assert (status, content) == (200, b"first")
+            for method, url in (
+                ("GET", src + "/contents"),
+                ("GET", src),
+                ("GET", src + "/versions"),
+                ("POST", version_src + "/restore"),
+            ):
+                status, _ = await _wopi(bridge, method, url, version_token)
+                assert status in (401, 404), (method, url, status)
+            await popup.close()
+
             await rows.nth(1).locator("button.restore").click()
             for _ in range(100):
                 if any(m["MessageId"] == "Host_VersionRestore" for m in discovery_server.seen):
@@ -117,10 +140,11 @@ async def test_the_panel_lists_downloads_and_restores_while_open(
                 await asyncio.sleep(0.1)
             assert (bridge.root / "plan.odt").read_bytes() == b"first"
             for _ in range(100):  # the editor is loaded again
-                if len(discovery_server.posted) == 2:
+                if len(discovery_server.posted) == 3:
                     break
                 await asyncio.sleep(0.1)
-            assert len(discovery_server.posted) == 2
+            assert len(discovery_server.posted) == 3
+            assert discovery_server.posted[-1]["WOPISrc"] == src
         finally:
             await browser.close()
 

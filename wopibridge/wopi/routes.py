@@ -13,7 +13,7 @@ from aiohttp import web
 
 from wopibridge.errors import NotImplementedOperation
 from wopibridge.wopi import contents, files, locking, templates, versions
-from wopibridge.wopi.context import WopiRequest, bind_access
+from wopibridge.wopi.context import WopiRequest, bind_access, version_purpose
 
 Operation = Callable[[WopiRequest], Awaitable[web.StreamResponse]]
 
@@ -36,7 +36,11 @@ def operation_name(method: str, path_tail: str, override: str | None) -> str:
     if path_tail.startswith("versions"):  # versions, versions/{version_id}/contents|restore
         if path_tail == "versions":
             return "ListVersions"
-        return "RestoreVersion" if path_tail.endswith("/restore") else "GetVersion"
+        if path_tail.endswith("/restore"):
+            return "RestoreVersion"
+        if path_tail.endswith("/contents"):
+            return "GetVersion"
+        return "VersionFileInfo" if method == "GET" else "Unknown"
     if method == "GET":
         return "CheckFileInfo"
     if override is None:
@@ -61,6 +65,35 @@ def wopi_route(operation: Operation) -> Callable[[web.Request], Awaitable[web.St
 
     async def handler(request: web.Request) -> web.StreamResponse:
         await bind_access(request)
+        for check in request.app[WOPI_CHECKS]:
+            await check(request)
+        return await operation(WopiRequest.of(request))
+
+    return handler
+
+
+def token_route(
+    operation: Operation,
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A route a browser or a web UI calls with the access token, never an editor (the
+    versions list, a restore): the token is bound to the file, and no editor proof is asked
+    for, since none would come even where an app's ``proof_keys`` is ``require``."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await bind_access(request)
+        return await operation(WopiRequest.of(request))
+
+    return handler
+
+
+def version_route(
+    operation: Operation,
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A route under ``/versions/{version_id}``, as :func:`wopi_route`, that also takes the
+    token of that one version (its own WOPISrc opened read-only in an editor)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await bind_access(request, version_purpose(request.match_info["version_id"]))
         for check in request.app[WOPI_CHECKS]:
             await check(request)
         return await operation(WopiRequest.of(request))
@@ -93,15 +126,23 @@ def add_routes(app: web.Application, *checks: Check) -> None:
     )
     app.router.add_post("/wopi/files/{file_id}/contents", wopi_route(_post_contents))
     app.router.add_get(
-        "/wopi/files/{file_id}/versions", wopi_route(versions.list_versions), allow_head=False
+        "/wopi/files/{file_id}/versions", token_route(versions.list_versions), allow_head=False
+    )
+    app.router.add_get(
+        "/wopi/files/{file_id}/versions/{version_id}",
+        version_route(versions.version_info),
+        allow_head=False,
+    )
+    app.router.add_post(
+        "/wopi/files/{file_id}/versions/{version_id}", version_route(versions.version_operation)
     )
     app.router.add_get(
         "/wopi/files/{file_id}/versions/{version_id}/contents",
-        wopi_route(versions.get_version),
+        version_route(versions.get_version),
         allow_head=False,
     )
     app.router.add_post(
         "/wopi/files/{file_id}/versions/{version_id}/restore",
-        wopi_route(versions.restore_version),
+        token_route(versions.restore_version),
     )
     templates.add_routes(app)

@@ -9,6 +9,10 @@
 
 View tokens list and download; secure-view tokens get nothing, since their bytes must not
 leave the editor. A storage that keeps no versions answers 501.
+
+One version opens read-only in an editor under its own WOPISrc, ``{WOPISrc}/versions/{id}``,
+with a view token good for that version only: CheckFileInfo there describes the version
+(never writable), GetFile is ``/contents`` above, and every other operation is 501.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from wopibridge.jsonio import json_response
 from wopibridge.storage.versions import SaveNote, Versioned, noting
 from wopibridge.wopi.contents import send_content
 from wopibridge.wopi.context import WopiRequest
+from wopibridge.wopi.fileinfo import file_info
+from wopibridge.wopi.hooks import hooks_of
 
 
 def _versions(wopi: WopiRequest) -> Versioned:
@@ -44,11 +50,44 @@ async def get_version(wopi: WopiRequest) -> web.StreamResponse:
     return await send_content(wopi.request, content, headers)
 
 
+async def version_info(wopi: WopiRequest) -> web.StreamResponse:
+    """CheckFileInfo of one version: the file's, read-only, with the version's size, time
+    and version string."""
+    version_id = wopi.request.match_info["version_id"]
+    content = await _versions(wopi).open_version(wopi.backend_id, version_id)
+    await content.close()
+    stat = content.stat
+    info = file_info(wopi.access, stat, "")
+    info.update(hooks_of(wopi.request.app).file_info(wopi.access, stat))
+    info.update(
+        {
+            "BaseFileName": stat.name,
+            "Version": stat.version,
+            "ReadOnly": True,
+            "UserCanWrite": False,
+            "UserCanRename": False,
+            "UserCanNotWriteRelative": True,
+            "SupportsLocks": False,
+            "SupportsUpdate": False,
+            "SupportsRename": False,
+            "SupportsDeleteFile": False,
+        }
+    )
+    return json_response(info)
+
+
+async def version_operation(wopi: WopiRequest) -> web.StreamResponse:
+    override = wopi.header("X-WOPI-Override") or "(none)"
+    raise NotImplementedOperation(f"A previous version is read-only: {override[:32]!r} refused")
+
+
 async def restore_version(wopi: WopiRequest) -> web.StreamResponse:
     """Like PutFile: only the lock holder restores a locked file (409 and the current lock
     otherwise); an unlocked file may be restored by any edit token."""
     versions = _versions(wopi)
     wopi.require_edit()
+    if wopi.access.purpose:
+        raise Unauthorized("This token opens one version read-only")
     version_id = wopi.request.match_info["version_id"]
     stat = await wopi.stat()
     current = await wopi.locks.get(stat.identity)
