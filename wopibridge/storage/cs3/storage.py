@@ -40,10 +40,12 @@ from wopibridge.errors import (
     NotFound,
     NotImplementedOperation,
     Unavailable,
+    VersionConflict,
     WopiError,
 )
 from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import Capabilities, FileContent, FileStat
+from wopibridge.storage.cs3 import versions
 from wopibridge.storage.cs3.client import GatewayClient, Shared
 from wopibridge.storage.cs3.config import (
     APP_NAME,
@@ -59,6 +61,7 @@ from wopibridge.storage.httpbody import HttpFileContent, Upload
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
 from wopibridge.storage.remote import StreamsStagedFiles, http_status_error
+from wopibridge.storage.versions import VersionInfo
 
 log = logging.getLogger("wopibridge.storage.cs3")
 
@@ -68,6 +71,13 @@ class Cs3Storage(StreamsStagedFiles):
 
     capabilities = Capabilities(
         user_credential=True, own_locks=True, shared_by_sites=True, reva_gateway=True
+    )
+    versioned = Capabilities(
+        user_credential=True,
+        own_locks=True,
+        shared_by_sites=True,
+        reva_gateway=True,
+        versions=True,
     )
 
     def __init__(
@@ -83,6 +93,8 @@ class Cs3Storage(StreamsStagedFiles):
         self.config = config
         self._session = session
         self.gateway = GatewayClient(name, config, token or config.token, shared or Shared())
+        if config.versions:
+            self.capabilities = self.versioned
 
     def with_credential(self, credential: str | None) -> Cs3Storage:
         """A view of this storage acting with the user's Reva token."""
@@ -348,6 +360,48 @@ class Cs3Storage(StreamsStagedFiles):
             ),
             what="annotate",
         )
+
+    # -- versions (the gateway's own, see .versions) ------------------------------------
+
+    async def list_versions(self, file_id: str) -> list[VersionInfo]:
+        return versions.infos(await versions.listed(self.gateway, self._ref(file_id)))
+
+    async def open_version(self, file_id: str, version_id: str) -> FileContent:
+        ref = self._ref(file_id)
+        version = await versions.find(self.gateway, ref, version_id)
+        stat = versions.version_stat(await self.stat(file_id), version)
+        response = await self.gateway.checked(
+            "InitiateFileDownload",
+            sp.InitiateFileDownloadRequest(ref=versions.download_ref(ref, version)),
+            what="read",
+        )
+        protocol = _pick(response.protocols)
+        if protocol is None:
+            raise self.gateway.down(" (no download endpoint)")
+        http = await self._transfer("GET", protocol.download_endpoint, protocol.token)
+        if http.status != 200:
+            http.release()
+            raise self._http_error(http.status, what="read")
+        return HttpFileContent(stat, http, self.name)
+
+    async def restore_version(
+        self, file_id: str, version_id: str, *, expected_version: str | None = None
+    ) -> FileStat:
+        """``RestoreFileVersion``: the gateway keeps the replaced content as a version."""
+        ref = self._ref(file_id)
+        version = await versions.find(self.gateway, ref, version_id)
+        if expected_version is not None and (await self.stat(file_id)).version != (
+            expected_version
+        ):
+            raise VersionConflict("The file changed in storage")
+        await self.gateway.checked(
+            "RestoreFileVersion",
+            sp.RestoreFileVersionRequest(
+                ref=ref, key=version.key, lock_id=await self._current_lock_id(ref)
+            ),
+            what="write",
+        )
+        return await self.stat(file_id)
 
     async def check(self) -> None:
         await self.gateway.probe()
