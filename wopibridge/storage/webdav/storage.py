@@ -58,15 +58,31 @@ from wopibridge.storage.remote import StreamsStagedFiles
 from wopibridge.storage.webdav.client import STAT_BODY
 from wopibridge.storage.webdav.config import WebDavConfig
 from wopibridge.storage.webdav.meta import WebDavMeta
+from wopibridge.storage.webdav.versions import WebDavVersions, nextcloud_versions
 from wopibridge.storage.webdav.writing import WebDavWriting
 
 log = logging.getLogger("wopibridge.storage.webdav")
 
 
-class WebDavStorage(WebDavWriting, WebDavMeta, StreamsStagedFiles):
+class WebDavStorage(WebDavWriting, WebDavVersions, WebDavMeta, StreamsStagedFiles):
     """Files below one WebDAV collection URL."""
 
     capabilities = Capabilities(user_credential=True, shared_by_sites=True)
+    #: a Nextcloud-style files URL with ``versions`` on (see :mod:`.versions`)
+    versioned = Capabilities(user_credential=True, shared_by_sites=True, versions=True)
+
+    def __init__(
+        self,
+        name: str,
+        config: WebDavConfig,
+        session: aiohttp.ClientSession,
+        *,
+        user_token: str | None = None,
+        ids: IdMap | None = None,
+    ) -> None:
+        super().__init__(name, config, session, user_token=user_token, ids=ids)
+        if config.versions and nextcloud_versions(config.url) is not None:
+            self.capabilities = self.versioned
 
     def with_credential(self, credential: str | None) -> WebDavStorage:
         """A view of this storage that authenticates as the user (``auth = "user"``)."""
