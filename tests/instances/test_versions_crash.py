@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from wopibridge.errors import NotFound
 from wopibridge.storage.local import LocalStorage
 from wopibridge.storage.versions import VersionLimits
 
@@ -100,3 +101,22 @@ async def test_a_save_killed_at_the_exchange_is_consistent(tmp_path: Path, when:
     await other.write(file_id, _chunks(b"third"))
     assert len(await other.list_versions(file_id)) == len(contents) + 1
     await other.close()
+
+
+async def test_the_versions_folder_is_never_served_as_a_file(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "doc.odt").write_bytes(b"first")
+    storage = await _storage(root, tmp_path / "state")
+    file_id = (await storage.resolve("doc.odt")).file_id
+    await storage.write(file_id, _chunks(b"second"))
+    [version] = await storage.list_versions(file_id)
+    for ref in (
+        f".wopibridge/versions/{file_id}/{version.version_id}",
+        ".wopibridge/versions",
+        ".wopibridge",
+    ):
+        with pytest.raises(NotFound):
+            await storage.resolve(ref)
+    assert await storage.lock_file_ids() == []
+    await storage.close()
