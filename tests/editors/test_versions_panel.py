@@ -16,22 +16,6 @@ import json
 
 from tests.editors.test_hostpage_browser import CHROMIUM_ARGS, chromium_path  # noqa: F401
 
-VERSIONS_STAND_IN = """<!DOCTYPE html><html><body><p>fake editor</p><script>
-var host = %(host)s;
-function send(id, values) {
-  window.parent.postMessage(JSON.stringify({MessageId: id, SendTime: Date.now(),
-                                            Values: values}), host);
-}
-window.addEventListener("message", function (event) {
-  if (event.origin !== host) { return; }
-  fetch("/seen", {method: "POST", body: event.data}).then(function () {
-    var message = JSON.parse(event.data);
-    if (message.MessageId === "Host_PostmessageReady") { send("UI_FileVersions", {}); }
-  });
-});
-send("App_LoadingStatus", {Status: "Frame_Ready"});
-</script></body></html>"""
-
 
 async def _wopi(bridge, method: str, url: str, token: str, **headers: str) -> tuple[int, bytes]:
     async with bridge.http.request(
@@ -47,7 +31,7 @@ async def test_the_panel_lists_downloads_and_restores_while_open(
 ):
     from playwright.async_api import async_playwright
 
-    discovery_server.stand_in = VERSIONS_STAND_IN
+    discovery_server.after_ready = "UI_FileVersions"
     (bridge.root / "plan.odt").write_bytes(b"first")
     opened = await bridge.open("plan.odt", "cool", "edit")
     token = opened["form_parameters"]["access_token"]

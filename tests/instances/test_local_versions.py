@@ -4,7 +4,6 @@ Redis: saves through one instance, the history read, downloaded and restored thr
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from tests.support.fleet import Fleet, open_on, running_fleet, wopi
 from tests.support.procs import RedisServer
+from tests.support.versionapi import CONTENTS, call, save, three_saves_then_restore, versions_of
 
 COOL_AUTOSAVE = {"X-COOL-WOPI-IsAutosave": "true", "X-COOL-WOPI-IsModifiedByUser": "true"}
 
@@ -39,92 +39,33 @@ def fleet(tmp_path: Path, data: Path, redis_server: RedisServer) -> Iterator[Fle
     yield from _fleet(tmp_path, data, redis_server)
 
 
-async def _call(
-    session: aiohttp.ClientSession,
-    method: str,
-    url: str,
-    token: str,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, dict[str, str], bytes]:
-    async with session.request(
-        method, url, params={"access_token": token}, headers=headers or {}
-    ) as resp:
-        return resp.status, dict(resp.headers), await resp.read()
-
-
-async def _versions(session: aiohttp.ClientSession, url: str, token: str) -> list[dict[str, Any]]:
-    status, _, body = await _call(session, "GET", url + "/versions", token)
-    assert status == 200, body
-    versions: list[dict[str, Any]] = json.loads(body)["versions"]
-    return versions
-
-
-async def _put(
-    session: aiohttp.ClientSession,
-    url: str,
-    token: str,
-    body: bytes,
-    lock: str,
-    flags: dict[str, str] | None = None,
-) -> None:
-    headers = {"X-WOPI-Lock": lock, **(flags or {})}
-    status, _, answer = await wopi(session, url, token, "PUT", headers, body, contents=True)
-    assert status == 200, answer
-
-
 async def test_saves_through_one_instance_are_versions_on_the_other(
     fleet: Fleet, data: Path
 ) -> None:
     async with aiohttp.ClientSession() as session:
         src, token, _ = await open_on(session, fleet, 0, "report.docx")
-        assert (await wopi(session, src, token, "LOCK", {"X-WOPI-Lock": "L"}))[0] == 200
-        contents = [b"v1", b"second", b"third save", b"fourth and last"]
-        for body in contents[1:]:
-            await _put(session, src, token, body, "L")
-
-        other = fleet.url_on(src, 1)
-        versions = await _versions(session, other, token)
-        assert [v["size"] for v in versions] == [10, 6, 2], "newest first, previous contents"
-        assert all(v["author"] for v in versions[:2])
-        assert versions[0]["last_modified"] > versions[1]["last_modified"]
-        for version, expected in zip(versions, reversed(contents[:3]), strict=True):
-            status, _, body = await _call(
-                session, "GET", f"{other}/versions/{version['id']}/contents", token
-            )
-            assert (status, body) == (200, expected)
-
-        oldest = versions[-1]["id"]
-        restore = f"{other}/versions/{oldest}/restore"
-        status, headers, _ = await _call(session, "POST", restore, token)
-        assert (status, headers.get("X-WOPI-Lock")) == (409, "L"), "locked: the lock is needed"
-        status, _, _ = await _call(session, "POST", restore, token, {"X-WOPI-Lock": "other"})
-        assert status == 409
-        assert (data / "report.docx").read_bytes() == contents[-1]
-        assert await _versions(session, other, token) == versions, "a refusal changes nothing"
-
-        status, _, body = await _call(session, "POST", restore, token, {"X-WOPI-Lock": "L"})
-        assert status == 200, body
-        assert (data / "report.docx").read_bytes() == b"v1"
-        after = await _versions(session, fleet.url_on(src, 0), token)
-        assert len(after) == 4, "the restored version stays, the replaced content is added"
-        status, _, body = await _call(
-            session, "GET", f"{other}/versions/{after[0]['id']}/contents", token
+        versions, after = await three_saves_then_restore(
+            session, fleet, src, token, data / "report.docx"
         )
-        assert (status, body) == (200, contents[-1]), "the replaced content is the newest"
+        assert all(v["author"] for v in versions[:2]), "the saves' author"
+        assert len(after) == 4, "the restored version stays, the replaced content is added"
+        assert versions[-1]["id"] in [v["id"] for v in after]
+        other = fleet.url_on(src, 1)
+        contents = CONTENTS
 
         # a view token lists and downloads, but cannot restore
         _, view, _ = await open_on(session, fleet, 1, "report.docx", viewmode="VIEW_MODE_READ_ONLY")
-        assert len(await _versions(session, other, view)) == 4
-        status, _, body = await _call(
+        assert len(await versions_of(session, other, view)) == 4
+        status, _, body = await call(
             session, "GET", f"{other}/versions/{after[1]['id']}/contents", view
         )
         assert (status, body) == (200, contents[2])
-        status, _, _ = await _call(
+        status, _, _ = await call(
             session,
             "POST",
             f"{other}/versions/{after[1]['id']}/restore",
             view,
-            {"X-WOPI-Lock": "L"},
+            **{"X-WOPI-Lock": "L"},
         )
         assert status in (401, 403)
         assert (data / "report.docx").read_bytes() == b"v1"
@@ -138,13 +79,13 @@ async def test_saves_through_one_instance_are_versions_on_the_other(
             ("GET", f"/versions/{after[1]['id']}/contents"),
             ("POST", f"/versions/{after[1]['id']}/restore"),
         ):
-            status, _, body = await _call(session, method, other + tail, secure)
+            status, _, body = await call(session, method, other + tail, secure)
             assert status in (401, 403, 404), (tail, status)
             assert contents[2] not in body
 
         # an unknown version, a version id that is no number
         for bad in ("123", "..%2F..%2Freport.docx", "x"):
-            status, _, _ = await _call(session, "GET", f"{other}/versions/{bad}/contents", token)
+            status, _, _ = await call(session, "GET", f"{other}/versions/{bad}/contents", token)
             assert status == 404
 
 
@@ -152,8 +93,8 @@ async def test_a_rename_and_an_outside_mv_keep_the_history(fleet: Fleet, data: P
     async with aiohttp.ClientSession() as session:
         src, token, _ = await open_on(session, fleet, 0, "report.docx")
         assert (await wopi(session, src, token, "LOCK", {"X-WOPI-Lock": "L"}))[0] == 200
-        await _put(session, src, token, b"v2", "L")
-        await _put(session, src, token, b"v3-", "L")
+        await save(session, src, token, b"v2", "L")
+        await save(session, src, token, b"v3-", "L")
         status, _, _ = await wopi(
             session,
             fleet.url_on(src, 1),
@@ -162,21 +103,21 @@ async def test_a_rename_and_an_outside_mv_keep_the_history(fleet: Fleet, data: P
             {"X-WOPI-RequestedName": "renamed", "X-WOPI-Lock": "L"},
         )
         assert status == 200
-        assert [v["size"] for v in await _versions(session, src, token)] == [2, 2]
+        assert [v["size"] for v in await versions_of(session, src, token)] == [2, 2]
         (data / "moved").mkdir()
         os.rename(data / "renamed.docx", data / "moved" / "elsewhere.docx")
         # opened at its new path, the file is the same file, with its id and its history
         moved, token, _ = await open_on(session, fleet, 1, "moved/elsewhere.docx")
         assert moved.rsplit("/", 1)[1] == src.rsplit("/", 1)[1]
         other = fleet.url_on(src, 1)
-        versions = await _versions(session, other, token)
+        versions = await versions_of(session, other, token)
         assert [v["size"] for v in versions] == [2, 2]
-        status, _, body = await _call(
+        status, _, body = await call(
             session, "GET", f"{other}/versions/{versions[1]['id']}/contents", token
         )
         assert (status, body) == (200, b"v1")
-        await _put(session, other, token, b"v4--", "L")
-        assert [v["size"] for v in await _versions(session, src, token)] == [3, 2, 2]
+        await save(session, other, token, b"v4--", "L")
+        assert [v["size"] for v in await versions_of(session, src, token)] == [3, 2, 2]
 
 
 async def test_an_editing_session_leaves_what_the_rule_says(fleet: Fleet, data: Path) -> None:
@@ -187,27 +128,27 @@ async def test_an_editing_session_leaves_what_the_rule_says(fleet: Fleet, data: 
         assert (await wopi(session, src, token, "LOCK", {"X-WOPI-Lock": "S1"}))[0] == 200
         for i in range(10):
             url = fleet.url_on(src, i % 2)
-            await _put(session, url, token, b"autosave %d" % i, "S1", COOL_AUTOSAVE)
+            await save(session, url, token, b"autosave %d" % i, "S1", COOL_AUTOSAVE)
         exit_flags = {"X-LOOL-WOPI-IsExitSave": "true", "X-LOOL-WOPI-IsAutosave": "false"}
-        await _put(session, src, token, b"exit save", "S1", exit_flags)
+        await save(session, src, token, b"exit save", "S1", exit_flags)
         assert (await wopi(session, src, token, "UNLOCK", {"X-WOPI-Lock": "S1"}))[0] == 200
-        versions = await _versions(session, fleet.url_on(src, 1), token)
+        versions = await versions_of(session, fleet.url_on(src, 1), token)
         assert [v["size"] for v in versions] == [2], "only the content before the session"
 
         # the next session's first save keeps the exit save
         assert (await wopi(session, src, token, "LOCK", {"X-WOPI-Lock": "S2"}))[0] == 200
-        await _put(session, src, token, b"next session", "S2", COOL_AUTOSAVE)
-        versions = await _versions(session, src, token)
-        status, _, body = await _call(
+        await save(session, src, token, b"next session", "S2", COOL_AUTOSAVE)
+        versions = await versions_of(session, src, token)
+        status, _, body = await call(
             session, "GET", f"{src}/versions/{versions[0]['id']}/contents", token
         )
         assert (status, body) == (200, b"exit save")
         assert len(versions) == 2
 
         # a save with no flags (a plain WOPI client) keeps the previous content every time
-        await _put(session, src, token, b"plain 1", "S2")
-        await _put(session, src, token, b"plain 2", "S2")
-        assert len(await _versions(session, src, token)) == 4
+        await save(session, src, token, b"plain 1", "S2")
+        await save(session, src, token, b"plain 2", "S2")
+        assert len(await versions_of(session, src, token)) == 4
 
 
 @pytest.fixture
@@ -220,8 +161,8 @@ async def test_limits_drop_the_oldest_and_count_it(limited: Fleet, data: Path) -
         src, token, _ = await open_on(session, limited, 0, "report.docx")
         assert (await wopi(session, src, token, "LOCK", {"X-WOPI-Lock": "L"}))[0] == 200
         for body in (b"a2", b"a33", b"a444", b"a5555"):
-            await _put(session, src, token, body, "L")
-        versions = await _versions(session, limited.url_on(src, 1), token)
+            await save(session, src, token, body, "L")
+        versions = await versions_of(session, limited.url_on(src, 1), token)
         assert [v["size"] for v in versions] == [4, 3]
         async with session.get(f"{limited[0].url}/metrics") as resp:
             metrics = await resp.text()
@@ -237,8 +178,8 @@ async def test_a_storage_with_versions_off_answers_clearly(
         async with aiohttp.ClientSession() as session:
             src, token, _ = await open_on(session, fleet, 0, "report.docx")
             assert (await wopi(session, src, token, "LOCK", {"X-WOPI-Lock": "L"}))[0] == 200
-            await _put(session, src, token, b"v2", "L")
-            status, _, body = await _call(session, "GET", src + "/versions", token)
+            await save(session, src, token, b"v2", "L")
+            status, _, body = await call(session, "GET", src + "/versions", token)
             assert status == 501
             assert b"keeps no versions" in body
         assert not (data / ".wopibridge").exists()

@@ -61,8 +61,8 @@ async def _storage(root: Path, state: Path) -> LocalStorage:
     return storage
 
 
-@pytest.mark.parametrize("when", ["before", "after"])
-async def test_a_save_killed_at_the_exchange_is_consistent(tmp_path: Path, when: str) -> None:
+async def _saved_once(tmp_path: Path) -> tuple[Path, LocalStorage, str]:
+    """``doc.odt`` saved once over ``first``: its one version is ``first``."""
     root = tmp_path / "data"
     root.mkdir()
     (root / "doc.odt").write_bytes(b"first")
@@ -70,6 +70,12 @@ async def test_a_save_killed_at_the_exchange_is_consistent(tmp_path: Path, when:
     file_id = (await storage.resolve("doc.odt")).file_id
     await storage.write(file_id, _chunks(b"second"))
     assert [v.size for v in await storage.list_versions(file_id)] == [5]
+    return root, storage, file_id
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_a_save_killed_at_the_exchange_is_consistent(tmp_path: Path, when: str) -> None:
+    root, storage, file_id = await _saved_once(tmp_path)
     await storage.close()
 
     child = subprocess.run(
@@ -104,12 +110,7 @@ async def test_a_save_killed_at_the_exchange_is_consistent(tmp_path: Path, when:
 
 
 async def test_the_versions_folder_is_never_served_as_a_file(tmp_path: Path) -> None:
-    root = tmp_path / "data"
-    root.mkdir()
-    (root / "doc.odt").write_bytes(b"first")
-    storage = await _storage(root, tmp_path / "state")
-    file_id = (await storage.resolve("doc.odt")).file_id
-    await storage.write(file_id, _chunks(b"second"))
+    _, storage, file_id = await _saved_once(tmp_path)
     [version] = await storage.list_versions(file_id)
     for ref in (
         f".wopibridge/versions/{file_id}/{version.version_id}",

@@ -7,7 +7,6 @@ A plain WebDAV server (no such collection) answers 501.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,9 @@ import aiohttp
 import pytest
 
 from tests.mesh.conftest import DAV_PASSWORD, DAV_USER, DavServer
-from tests.support.fleet import Fleet, open_on, wopi
+from tests.support.fleet import Fleet, open_on
 from tests.support.procs import RedisServer
+from tests.support.versionapi import call, three_saves_then_restore
 
 
 @pytest.fixture
@@ -42,15 +42,6 @@ def _table(server: DavServer, url: str) -> dict[str, Any]:
     }
 
 
-async def _call(
-    session: aiohttp.ClientSession, method: str, url: str, token: str, **headers: str
-) -> tuple[int, dict[str, str], bytes]:
-    async with session.request(
-        method, url, params={"access_token": token}, headers=headers
-    ) as resp:
-        return resp.status, dict(resp.headers), await resp.read()
-
-
 async def test_the_version_api_over_nextcloud_webdav(
     tmp_path: Path, nextcloud: DavServer, redis_server: RedisServer
 ) -> None:
@@ -66,43 +57,13 @@ async def test_the_version_api_over_nextcloud_webdav(
     try:
         async with aiohttp.ClientSession() as session:
             src, token, _ = await open_on(session, fleet, 0, "doc.docx", endpoint="nc")
-            assert (await wopi(session, src, token, "LOCK", {"X-WOPI-Lock": "L"}))[0] == 200
-            for body in (b"second", b"third save", b"fourth and last"):
-                status, _, answer = await wopi(
-                    session, src, token, "PUT", {"X-WOPI-Lock": "L"}, body, contents=True
-                )
-                assert status == 200, answer
-
-            other = fleet.url_on(src, 1)
-            status, _, body = await _call(session, "GET", other + "/versions", token)
-            assert status == 200, body
-            versions = json.loads(body)["versions"]
-            assert [v["size"] for v in versions] == [10, 6, 2]
-            for version, expected in zip(versions, (b"third save", b"second", b"v1"), strict=True):
-                status, _, content = await _call(
-                    session, "GET", f"{other}/versions/{version['id']}/contents", token
-                )
-                assert (status, content) == (200, expected)
-
-            restore = f"{other}/versions/{versions[-1]['id']}/restore"
-            status, headers, _ = await _call(session, "POST", restore, token)
-            assert (status, headers.get("X-WOPI-Lock")) == (409, "L")
-            assert (nextcloud.root / "doc.docx").read_bytes() == b"fourth and last"
-            status, _, answer = await _call(session, "POST", restore, token, **{"X-WOPI-Lock": "L"})
-            assert status == 200, answer
-            assert (nextcloud.root / "doc.docx").read_bytes() == b"v1"
-            status, _, body = await _call(session, "GET", src + "/versions", token)
-            after = json.loads(body)["versions"]
-            status, _, content = await _call(
-                session, "GET", f"{src}/versions/{after[0]['id']}/contents", token
-            )
-            assert (status, content) == (200, b"fourth and last"), "nothing lost by a restore"
-            status, _, _ = await _call(session, "GET", f"{src}/versions/1/contents", token)
+            await three_saves_then_restore(session, fleet, src, token, nextcloud.root / "doc.docx")
+            status, _, _ = await call(session, "GET", f"{src}/versions/1/contents", token)
             assert status == 404
 
             # the same files through a WebDAV URL without a versions collection: a clear 501
             src2, token2, _ = await open_on(session, fleet, 1, "doc.docx", endpoint="plain")
-            status, _, body = await _call(session, "GET", src2 + "/versions", token2)
+            status, _, body = await call(session, "GET", src2 + "/versions", token2)
             assert status == 501
             assert b"keeps no versions" in body
         assert "Traceback" not in fleet.logs()

@@ -56,46 +56,26 @@ Check = Callable[[web.Request], Awaitable[None]]
 WOPI_CHECKS: web.AppKey[tuple[Check, ...]] = web.AppKey("wopi_checks")
 
 
-def wopi_route(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def wopi_route(
+    operation: Operation, *, checked: bool = True, version_token: bool = False
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """A route handler: token bound to the file, the configured checks, then ``operation``.
 
     The checks run per route rather than as app middlewares so that only ``/wopi/files``
-    requests pay for them, without a sub-application's second routing step.
+    requests pay for them, without a sub-application's second routing step. ``checked=False``
+    is for routes a browser or a web UI calls with the access token, never an editor (the
+    versions list, a restore): no editor proof would come there, even where an app's
+    ``proof_keys`` is ``require``. ``version_token`` routes (under
+    ``/versions/{version_id}``) also take the token of that one version, whose own WOPISrc an
+    editor opened read-only.
     """
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        await bind_access(request)
-        for check in request.app[WOPI_CHECKS]:
-            await check(request)
-        return await operation(WopiRequest.of(request))
-
-    return handler
-
-
-def token_route(
-    operation: Operation,
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """A route a browser or a web UI calls with the access token, never an editor (the
-    versions list, a restore): the token is bound to the file, and no editor proof is asked
-    for, since none would come even where an app's ``proof_keys`` is ``require``."""
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        await bind_access(request)
-        return await operation(WopiRequest.of(request))
-
-    return handler
-
-
-def version_route(
-    operation: Operation,
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """A route under ``/versions/{version_id}``, as :func:`wopi_route`, that also takes the
-    token of that one version (its own WOPISrc opened read-only in an editor)."""
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        await bind_access(request, version_purpose(request.match_info["version_id"]))
-        for check in request.app[WOPI_CHECKS]:
-            await check(request)
+        purpose = version_purpose(request.match_info["version_id"]) if version_token else ""
+        await bind_access(request, purpose)
+        if checked:
+            for check in request.app[WOPI_CHECKS]:
+                await check(request)
         return await operation(WopiRequest.of(request))
 
     return handler
@@ -126,23 +106,26 @@ def add_routes(app: web.Application, *checks: Check) -> None:
     )
     app.router.add_post("/wopi/files/{file_id}/contents", wopi_route(_post_contents))
     app.router.add_get(
-        "/wopi/files/{file_id}/versions", token_route(versions.list_versions), allow_head=False
+        "/wopi/files/{file_id}/versions",
+        wopi_route(versions.list_versions, checked=False),
+        allow_head=False,
     )
     app.router.add_get(
         "/wopi/files/{file_id}/versions/{version_id}",
-        version_route(versions.version_info),
+        wopi_route(versions.version_info, version_token=True),
         allow_head=False,
     )
     app.router.add_post(
-        "/wopi/files/{file_id}/versions/{version_id}", version_route(versions.version_operation)
+        "/wopi/files/{file_id}/versions/{version_id}",
+        wopi_route(versions.version_operation, version_token=True),
     )
     app.router.add_get(
         "/wopi/files/{file_id}/versions/{version_id}/contents",
-        version_route(versions.get_version),
+        wopi_route(versions.get_version, version_token=True),
         allow_head=False,
     )
     app.router.add_post(
         "/wopi/files/{file_id}/versions/{version_id}/restore",
-        token_route(versions.restore_version),
+        wopi_route(versions.restore_version, checked=False),
     )
     templates.add_routes(app)

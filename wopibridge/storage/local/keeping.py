@@ -28,6 +28,7 @@ import stat as statmod
 from dataclasses import dataclass
 from pathlib import Path
 
+from wopibridge.storage.local.writing import fsync_dir
 from wopibridge.storage.versions import SaveNote, VersionInfo
 
 NOTE_ATTRIBUTE = "user.wopibridge.save"
@@ -48,14 +49,6 @@ def exchange(first: Path, second: Path) -> None:
     if result != 0:
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code), str(first))
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_note(path: Path | str | int) -> SaveNote | None:

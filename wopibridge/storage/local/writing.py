@@ -218,7 +218,7 @@ def _mtime_or_zero(path: Path) -> int:
         return 0
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -246,10 +246,10 @@ def _commit(
         os.unlink(temp)
     else:
         os.replace(temp, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def _rename_noreplace(source: Path, target: Path) -> None:
     os.link(source, target)
     os.unlink(source)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)

@@ -71,18 +71,10 @@ class WebDavStorage(WebDavWriting, WebDavVersions, WebDavMeta, StreamsStagedFile
     #: a Nextcloud-style files URL with ``versions`` on (see :mod:`.versions`)
     versioned = Capabilities(user_credential=True, shared_by_sites=True, versions=True)
 
-    def __init__(
-        self,
-        name: str,
-        config: WebDavConfig,
-        session: aiohttp.ClientSession,
-        *,
-        user_token: str | None = None,
-        ids: IdMap | None = None,
-    ) -> None:
-        super().__init__(name, config, session, user_token=user_token, ids=ids)
+    def _capabilities_for(self, config: WebDavConfig) -> Capabilities:
         if config.versions and nextcloud_versions(config.url) is not None:
-            self.capabilities = self.versioned
+            return self.versioned
+        return type(self).capabilities
 
     def with_credential(self, credential: str | None) -> WebDavStorage:
         """A view of this storage that authenticates as the user (``auth = "user"``)."""

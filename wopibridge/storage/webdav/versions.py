@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import xml.etree.ElementTree as ET
 from urllib.parse import quote, unquote, urlsplit
 
-from wopibridge.errors import NotFound, NotImplementedOperation, Unavailable, VersionConflict
+from wopibridge.errors import NotFound, NotImplementedOperation, VersionConflict
 from wopibridge.storage.base import FileContent, FileStat
 from wopibridge.storage.httpbody import HttpFileContent
 from wopibridge.storage.versions import VersionInfo
@@ -68,18 +67,10 @@ class WebDavVersions(WebDavFiles):
             data=LIST_BODY,
             absolute=True,
         )
-        try:
-            if response.status in (404, 405, 501):
-                raise _no_versions(self.name)
-            if response.status != 207:
-                raise self._dav.error(response.status, what="read")
-            payload = await response.read()
-        finally:
+        if response.status in (404, 405, 501):
             response.release()
-        try:
-            root = ET.fromstring(payload)
-        except ET.ParseError:
-            raise Unavailable(f"The storage {self.name} sent an unreadable answer") from None
+            raise _no_versions(self.name)
+        root = await self._dav.multistatus(response)
         collection = unquote(urlsplit(url).path).rstrip("/")
         found: list[VersionInfo] = []
         for item in root.findall(f"{{{DAV}}}response"):
