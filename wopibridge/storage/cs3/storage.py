@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import AsyncIterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -72,13 +73,7 @@ class Cs3Storage(StreamsStagedFiles):
     capabilities = Capabilities(
         user_credential=True, own_locks=True, shared_by_sites=True, reva_gateway=True
     )
-    versioned = Capabilities(
-        user_credential=True,
-        own_locks=True,
-        shared_by_sites=True,
-        reva_gateway=True,
-        versions=True,
-    )
+    versioned = replace(capabilities, versions=True)
 
     def __init__(
         self,

@@ -69,7 +69,7 @@ class WebDavStorage(WebDavWriting, WebDavVersions, WebDavMeta, StreamsStagedFile
 
     capabilities = Capabilities(user_credential=True, shared_by_sites=True)
     #: a Nextcloud-style files URL with ``versions`` on (see :mod:`.versions`)
-    versioned = Capabilities(user_credential=True, shared_by_sites=True, versions=True)
+    versioned = replace(capabilities, versions=True)
 
     def _capabilities_for(self, config: WebDavConfig) -> Capabilities:
         if config.versions and nextcloud_versions(config.url) is not None:
