@@ -41,12 +41,10 @@ from wopibridge.errors import (
     NotFound,
     NotImplementedOperation,
     Unavailable,
-    VersionConflict,
     WopiError,
 )
 from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import Capabilities, FileContent, FileStat
-from wopibridge.storage.cs3 import versions
 from wopibridge.storage.cs3.client import GatewayClient, Shared
 from wopibridge.storage.cs3.config import (
     APP_NAME,
@@ -58,16 +56,16 @@ from wopibridge.storage.cs3.config import (
     parse_reva_id,
 )
 from wopibridge.storage.cs3.locks import Cs3LockStore
+from wopibridge.storage.cs3.versions import Cs3Versions
 from wopibridge.storage.httpbody import HttpFileContent, Upload
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
 from wopibridge.storage.remote import StreamsStagedFiles, http_status_error
-from wopibridge.storage.versions import VersionInfo
 
 log = logging.getLogger("wopibridge.storage.cs3")
 
 
-class Cs3Storage(StreamsStagedFiles):
+class Cs3Storage(Cs3Versions, StreamsStagedFiles):
     """Files in a CS3 namespace, reached through the gateway."""
 
     capabilities = Capabilities(
@@ -158,21 +156,30 @@ class Cs3Storage(StreamsStagedFiles):
     async def open_read(self, file_id: str) -> FileContent:
         ref = self._ref(file_id)
         for _ in range(3):
-            info = await self._stat_ref(ref)
-            stat = self._make_stat(info)
-            response = await self.gateway.checked(
-                "InitiateFileDownload", sp.InitiateFileDownloadRequest(ref=ref), what="read"
-            )
-            protocol = _pick(response.protocols)
-            if protocol is None:
-                raise self.gateway.down(" (no download endpoint)")
-            http = await self._transfer("GET", protocol.download_endpoint, protocol.token)
-            if http.status == 200 and _etag_matches(http, stat.version):
-                return HttpFileContent(stat, http, self.name)
-            http.release()
-            if http.status not in (200, 412):
-                raise self._http_error(http.status, what="read")
+            stat = self._make_stat(await self._stat_ref(ref))
+            content = await self._download(ref, stat, pinned=True)
+            if content is not None:
+                return content
         raise Unavailable(f"The file keeps changing on the storage {self.name}")
+
+    async def _download(
+        self, ref: spr.Reference, stat: FileStat, *, pinned: bool = False
+    ) -> FileContent | None:
+        """The bytes at ``ref`` as ``stat`` describes them; ``None`` when ``pinned`` and the
+        data server sent another state (its ETag is not ``stat``'s version)."""
+        response = await self.gateway.checked(
+            "InitiateFileDownload", sp.InitiateFileDownloadRequest(ref=ref), what="read"
+        )
+        protocol = _pick(response.protocols)
+        if protocol is None:
+            raise self.gateway.down(" (no download endpoint)")
+        http = await self._transfer("GET", protocol.download_endpoint, protocol.token)
+        if http.status == 200 and (not pinned or _etag_matches(http, stat.version)):
+            return HttpFileContent(stat, http, self.name)
+        http.release()
+        if http.status not in (200, 412):
+            raise self._http_error(http.status, what="read")
+        return None
 
     async def _transfer(
         self, method: str, url: str, transfer_token: str, upload: Upload | None = None
@@ -355,48 +362,6 @@ class Cs3Storage(StreamsStagedFiles):
             ),
             what="annotate",
         )
-
-    # -- versions (the gateway's own, see .versions) ------------------------------------
-
-    async def list_versions(self, file_id: str) -> list[VersionInfo]:
-        return versions.infos(await versions.listed(self.gateway, self._ref(file_id)))
-
-    async def open_version(self, file_id: str, version_id: str) -> FileContent:
-        ref = self._ref(file_id)
-        version = await versions.find(self.gateway, ref, version_id)
-        stat = versions.version_stat(await self.stat(file_id), version)
-        response = await self.gateway.checked(
-            "InitiateFileDownload",
-            sp.InitiateFileDownloadRequest(ref=versions.download_ref(ref, version)),
-            what="read",
-        )
-        protocol = _pick(response.protocols)
-        if protocol is None:
-            raise self.gateway.down(" (no download endpoint)")
-        http = await self._transfer("GET", protocol.download_endpoint, protocol.token)
-        if http.status != 200:
-            http.release()
-            raise self._http_error(http.status, what="read")
-        return HttpFileContent(stat, http, self.name)
-
-    async def restore_version(
-        self, file_id: str, version_id: str, *, expected_version: str | None = None
-    ) -> FileStat:
-        """``RestoreFileVersion``: the gateway keeps the replaced content as a version."""
-        ref = self._ref(file_id)
-        version = await versions.find(self.gateway, ref, version_id)
-        if expected_version is not None and (await self.stat(file_id)).version != (
-            expected_version
-        ):
-            raise VersionConflict("The file changed in storage")
-        await self.gateway.checked(
-            "RestoreFileVersion",
-            sp.RestoreFileVersionRequest(
-                ref=ref, key=version.key, lock_id=await self._current_lock_id(ref)
-            ),
-            what="write",
-        )
-        return await self.stat(file_id)
 
     async def check(self) -> None:
         await self.gateway.probe()

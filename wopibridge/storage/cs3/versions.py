@@ -17,8 +17,8 @@ import dataclasses
 import cs3.storage.provider.v1beta1.provider_api_pb2 as sp
 import cs3.storage.provider.v1beta1.resources_pb2 as spr
 
-from wopibridge.errors import NotFound
-from wopibridge.storage.base import FileStat
+from wopibridge.errors import NotFound, Unavailable, VersionConflict
+from wopibridge.storage.base import FileContent, FileStat
 from wopibridge.storage.cs3.client import GatewayClient
 from wopibridge.storage.versions import VersionInfo
 
@@ -75,3 +75,54 @@ def version_stat(current: FileStat, version: spr.FileVersion) -> FileStat:
         version=version.etag.strip('"') or version.key,
         read_only_reason="A previous version is read-only",
     )
+
+
+class Cs3Versions:
+    """The version calls of :class:`~wopibridge.storage.cs3.storage.Cs3Storage`, which
+    provides the gateway, references, stat and downloads."""
+
+    gateway: GatewayClient
+
+    def _ref(self, file_id: str) -> spr.Reference:
+        raise NotImplementedError
+
+    async def stat(self, file_id: str) -> FileStat:
+        raise NotImplementedError
+
+    async def _download(
+        self, ref: spr.Reference, stat: FileStat, *, pinned: bool = False
+    ) -> FileContent | None:
+        raise NotImplementedError
+
+    async def _current_lock_id(self, ref: spr.Reference) -> str:
+        raise NotImplementedError
+
+    async def list_versions(self, file_id: str) -> list[VersionInfo]:
+        return infos(await listed(self.gateway, self._ref(file_id)))
+
+    async def open_version(self, file_id: str, version_id: str) -> FileContent:
+        ref = self._ref(file_id)
+        version = await find(self.gateway, ref, version_id)
+        stat = version_stat(await self.stat(file_id), version)
+        content = await self._download(download_ref(ref, version), stat)
+        if content is None:  # a 412 without a condition: the data server is confused
+            raise Unavailable("The storage did not send the version")
+        return content
+
+    async def restore_version(
+        self, file_id: str, version_id: str, *, expected_version: str | None = None
+    ) -> FileStat:
+        """``RestoreFileVersion``: the gateway keeps the replaced content as a version."""
+        ref = self._ref(file_id)
+        version = await find(self.gateway, ref, version_id)
+        current = await self.stat(file_id)
+        if expected_version is not None and current.version != expected_version:
+            raise VersionConflict("The file changed in storage")
+        await self.gateway.checked(
+            "RestoreFileVersion",
+            sp.RestoreFileVersionRequest(
+                ref=ref, key=version.key, lock_id=await self._current_lock_id(ref)
+            ),
+            what="write",
+        )
+        return await self.stat(file_id)
