@@ -82,6 +82,7 @@ class Cs3Versions:
     provides the gateway, references, stat and downloads."""
 
     gateway: GatewayClient
+    name: str
 
     def _ref(self, file_id: str) -> spr.Reference:
         raise NotImplementedError
@@ -106,7 +107,7 @@ class Cs3Versions:
         stat = version_stat(await self.stat(file_id), version)
         content = await self._download(download_ref(ref, version), stat)
         if content is None:  # a 412 without a condition: the data server is confused
-            raise Unavailable("The storage did not send the version")
+            raise Unavailable(f"The storage {self.name} did not send the version")
         return content
 
     async def restore_version(
