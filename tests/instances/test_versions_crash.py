@@ -121,3 +121,26 @@ async def test_the_versions_folder_is_never_served_as_a_file(tmp_path: Path) -> 
             await storage.resolve(ref)
     assert await storage.lock_file_ids() == []
     await storage.close()
+
+
+async def test_a_save_lands_when_no_version_can_be_kept(tmp_path: Path) -> None:
+    """A file named ``.wopibridge`` in the way of the versions folder: the save still lands."""
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "doc.odt").write_bytes(b"first")
+    (root / ".wopibridge").write_bytes(b"in the way")
+    storage = await _storage(root, tmp_path / "state")
+    file_id = (await storage.resolve("doc.odt")).file_id
+    await storage.write(file_id, _chunks(b"second"))
+    assert (root / "doc.odt").read_bytes() == b"second"
+    assert await storage.list_versions(file_id) == []
+    await storage.close()
+
+
+async def test_a_symlink_to_a_version_is_not_a_document(tmp_path: Path) -> None:
+    root, storage, file_id = await _saved_once(tmp_path)
+    [version] = await storage.list_versions(file_id)
+    os.symlink(f".wopibridge/versions/{file_id}/{version.version_id}", root / "alias.odt")
+    with pytest.raises(NotFound):
+        await storage.resolve("alias.odt")
+    await storage.close()

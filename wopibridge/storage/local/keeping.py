@@ -69,15 +69,16 @@ _UNSUPPORTED = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP)
 def replace_keeping(staged: Path, target: Path, folder: Path, previous_mtime_ns: int) -> bool:
     """Put ``staged`` (complete, durable, its time and attributes set) in place of ``target``,
     keeping ``target``'s content in ``folder`` as version ``previous_mtime_ns``. Answers
-    whether it was kept (``False`` when ``folder`` is on another filesystem: the save still
-    lands). ``staged`` is left where it was when the replace fails."""
-    os.makedirs(folder, mode=0o700, exist_ok=True)
+    whether it was kept (``False`` when ``folder`` cannot be had or is on another
+    filesystem: the save still lands). ``staged`` is left where it was when the replace
+    fails."""
     entry = folder / str(previous_mtime_ns)
     try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
         os.rename(staged, entry)  # the new bytes wait under the version's name (see module)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
+    except OSError:
+        # no versions folder to be had (another filesystem, a file in its way, no room for
+        # a folder): the save must land all the same
         os.replace(staged, target)
         fsync_dir(target.parent)
         return False
@@ -130,7 +131,7 @@ def entries(folder: Path, current_inode: int = 0, *, authors: bool = True) -> li
     found: list[Entry] = []
     try:
         scan = list(os.scandir(folder))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # none kept (yet, or none can be)
         return []
     for item in scan:
         if not item.name.isdigit():

@@ -108,8 +108,9 @@ class LocalVersions(LocalWriting):
         folder = self._versions_of(file_id)
         if not keeping.replace_keeping(staged, path, folder, previous.st_mtime_ns):
             log.warning(
-                "storage %s: the versions folder of %s is on another filesystem than the "
-                "file; the save landed without keeping the previous content",
+                "storage %s: the versions folder of %s cannot be used (on another filesystem "
+                "than the file, or not writable); the save landed without keeping the "
+                "previous content",
                 self.name,
                 file_id,
             )
