@@ -17,10 +17,13 @@ with a view token good for that version only: CheckFileInfo there describes the 
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiohttp import web
 
-from wopibridge.errors import LockMismatch, NotImplementedOperation, Unauthorized
+from wopibridge.errors import LockMismatch, NotFound, NotImplementedOperation, Unauthorized
 from wopibridge.jsonio import json_response
+from wopibridge.storage.base import FileStat
 from wopibridge.storage.versions import SaveNote, Versioned, noting
 from wopibridge.wopi.contents import send_content
 from wopibridge.wopi.context import WopiRequest
@@ -38,6 +41,22 @@ def _versions(wopi: WopiRequest) -> Versioned:
     return storage
 
 
+async def version_stat(wopi: WopiRequest, version_id: str) -> FileStat:
+    """The file as one of its versions: that version's size and time, never writable (from
+    the list, so that nothing is downloaded to describe it)."""
+    listed = await _versions(wopi).list_versions(wopi.backend_id)
+    version = next((v for v in listed if v.version_id == version_id), None)
+    if version is None:
+        raise NotFound("Version not found")
+    return dataclasses.replace(
+        await wopi.stat(),
+        size=version.size,
+        mtime_ns=version.mtime_ns,
+        version=f"v{version_id}",
+        read_only_reason="A previous version is read-only",
+    )
+
+
 async def list_versions(wopi: WopiRequest) -> web.StreamResponse:
     versions = await _versions(wopi).list_versions(wopi.backend_id)
     return json_response({"versions": [version.as_json() for version in versions]})
@@ -53,16 +72,11 @@ async def get_version(wopi: WopiRequest) -> web.StreamResponse:
 async def version_info(wopi: WopiRequest) -> web.StreamResponse:
     """CheckFileInfo of one version: the file's, read-only, with the version's size, time
     and version string."""
-    version_id = wopi.request.match_info["version_id"]
-    content = await _versions(wopi).open_version(wopi.backend_id, version_id)
-    await content.close()
-    stat = content.stat
+    stat = await version_stat(wopi, wopi.request.match_info["version_id"])
     info = file_info(wopi.access, stat, "")
     info.update(hooks_of(wopi.request.app).file_info(wopi.access, stat))
     info.update(
         {
-            "BaseFileName": stat.name,
-            "Version": stat.version,
             "ReadOnly": True,
             "UserCanWrite": False,
             "UserCanRename": False,
