@@ -74,8 +74,11 @@ def replace_keeping(staged: Path, target: Path, folder: Path, previous_mtime_ns:
     fails."""
     entry = folder / str(previous_mtime_ns)
     try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        os.rename(staged, entry)  # the new bytes wait under the version's name (see module)
+        try:  # the new bytes wait under the version's name (see module)
+            os.rename(staged, entry)
+        except FileNotFoundError:  # the file's first version: its folder is made once
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            os.rename(staged, entry)
     except OSError:
         # no versions folder to be had (another filesystem, a file in its way, no room for
         # a folder): the save must land all the same
@@ -94,8 +97,6 @@ def replace_keeping(staged: Path, target: Path, folder: Path, previous_mtime_ns:
         except OSError:
             os.unlink(entry)
             raise
-    with contextlib.suppress(OSError):  # the kept inode no longer names the file
-        os.removexattr(entry, "user.wopibridge.id")
     # One folder sync makes the save durable. The versions folder is not synced on its own:
     # on a journalling filesystem (ext4, XFS) the same journal commit carries both names, and
     # elsewhere a power cut can at worst lose the kept version, never the saved content.
@@ -157,9 +158,9 @@ def entries(folder: Path, current_inode: int = 0, *, authors: bool = True) -> li
 
 def prune(
     folder: Path, max_count: int, max_age: int, max_bytes: int, now_ns: int, current_inode: int
-) -> dict[str, int]:
-    """Drop the oldest versions beyond the limits (0: none); answers the count by reason.
-    The newest version is never dropped for its bytes alone."""
+) -> tuple[int, dict[str, int]]:
+    """Drop the oldest versions beyond the limits (0: none); answers how many remain, and
+    the count dropped by reason. The newest version is never dropped for its bytes alone."""
     dropped = {"count": 0, "age": 0, "bytes": 0}
     kept: list[Entry] = []
     total = 0
@@ -180,7 +181,7 @@ def prune(
             continue
         kept.append(entry)
         total += entry.info.size
-    return {reason: count for reason, count in dropped.items() if count}
+    return len(kept), {reason: count for reason, count in dropped.items() if count}
 
 
 def copy_into(source: Path, fd: int) -> None:

@@ -42,11 +42,14 @@ class LocalVersions(LocalWriting):
     version_limits: VersionLimits | None = None
     version_events: VersionEvents = NoEvents()
     _pruning: dict[str, asyncio.Task[None]]
+    #: versions of a file this instance knows of (its last pruning pass, plus its saves since)
+    _kept_counts: dict[str, int]
 
     def keep_versions(self, limits: VersionLimits, events: VersionEvents | None = None) -> None:
         """Turn versions on, within ``limits``; call before the storage is shared."""
         self.version_limits = limits
         self._pruning = {}
+        self._kept_counts = {}
         if events is not None:
             self.version_events = events
         self.capabilities = dataclasses.replace(type(self).capabilities, versions=True)
@@ -70,13 +73,23 @@ class LocalVersions(LocalWriting):
 
     def _prune_later(self, file_id: str, path: Path, limits: VersionLimits) -> None:
         """Apply the limits off the save's path: unlinking a dropped version waits on the
-        filesystem's journal, which the editor need not wait for. One pass per file at once."""
+        filesystem's journal, which the editor need not wait for. One pass per file at once,
+        and only once the versions this instance knows of exceed ``max_count`` by a tenth
+        (then the extra ones go in one pass); listing applies the limits exactly."""
+        known = self._kept_counts.get(file_id)
+        if known is not None:
+            self._kept_counts[file_id] = known = known + 1
+            if known <= limits.max_count + max(1, limits.max_count // 10):
+                return
         if file_id in self._pruning:
             return
 
         def run() -> None:
             try:
-                self._prune(file_id, self._versions_of(file_id), limits, os.stat(path).st_ino)
+                kept = self._prune(
+                    file_id, self._versions_of(file_id), limits, os.stat(path).st_ino
+                )
+                self._kept_counts[file_id] = kept
             except OSError as exc:
                 log.warning("storage %s: versions of %s not pruned: %s", self.name, file_id, exc)
 
@@ -117,8 +130,9 @@ class LocalVersions(LocalWriting):
             return False
         return True
 
-    def _prune(self, file_id: str, folder: Path, limits: VersionLimits, inode: int) -> None:
-        dropped = keeping.prune(
+    def _prune(self, file_id: str, folder: Path, limits: VersionLimits, inode: int) -> int:
+        """Drop what is beyond the limits; answers how many versions remain."""
+        kept, dropped = keeping.prune(
             folder, limits.max_count, limits.max_age, limits.max_bytes, time.time_ns(), inode
         )
         for reason, count in dropped.items():
@@ -130,6 +144,7 @@ class LocalVersions(LocalWriting):
                 reason,
             )
             self.version_events.dropped(reason, count)
+        return kept
 
     def _require_versions(self) -> VersionLimits:
         if self.version_limits is None:
@@ -142,7 +157,7 @@ class LocalVersions(LocalWriting):
         folder = self._versions_of(file_id)
 
         def scan() -> list[VersionInfo]:
-            self._prune(file_id, folder, limits, st.st_ino)
+            self._kept_counts[file_id] = self._prune(file_id, folder, limits, st.st_ino)
             return [entry.info for entry in keeping.entries(folder, st.st_ino)]
 
         return await asyncio.to_thread(scan)
