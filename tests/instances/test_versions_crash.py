@@ -144,3 +144,12 @@ async def test_a_symlink_to_a_version_is_not_a_document(tmp_path: Path) -> None:
     with pytest.raises(NotFound):
         await storage.resolve("alias.odt")
     await storage.close()
+
+
+async def test_a_deleted_file_takes_its_versions_along(tmp_path: Path) -> None:
+    root, storage, file_id = await _saved_once(tmp_path)
+    folder = root / ".wopibridge" / "versions" / file_id
+    assert folder.is_dir()
+    await storage.delete(file_id)
+    assert not folder.exists()
+    await storage.close()

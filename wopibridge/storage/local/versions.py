@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -145,6 +146,13 @@ class LocalVersions(LocalWriting):
             )
             self.version_events.dropped(reason, count)
         return kept
+
+    async def delete(self, file_id: str) -> None:
+        """A deleted file takes its versions along: nothing could reach them any more, and
+        they would hold their bytes for ever."""
+        await super().delete(file_id)
+        if self.version_limits is not None:
+            await asyncio.to_thread(shutil.rmtree, self._versions_of(file_id), True)
 
     def _require_versions(self) -> VersionLimits:
         if self.version_limits is None:
