@@ -23,10 +23,12 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import functools
 import os
 import stat as statmod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from wopibridge.storage.local.writing import fsync_dir
 from wopibridge.storage.versions import SaveNote, VersionInfo
@@ -35,15 +37,21 @@ NOTE_ATTRIBUTE = "user.wopibridge.save"
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-_renameat2 = getattr(_libc, "renameat2", None)
+
+
+@functools.cache
+def _renameat2() -> Any:
+    """The C library's ``renameat2`` (Python has no binding), looked up on first use."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    return getattr(libc, "renameat2", None)
 
 
 def exchange(first: Path, second: Path) -> None:
     """Swap two names atomically (``OSError`` ``EINVAL``/``ENOSYS`` where unsupported)."""
-    if _renameat2 is None:
+    renameat2 = _renameat2()
+    if renameat2 is None:
         raise OSError(errno.ENOSYS, "renameat2 is not available")
-    result = _renameat2(
+    result = renameat2(
         _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
     )
     if result != 0:
