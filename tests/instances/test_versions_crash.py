@@ -9,6 +9,7 @@ chosen step; another storage over the same folder (another instance) then looks.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from wopibridge.errors import NotFound
-from wopibridge.storage.local import LocalStorage
+from wopibridge.storage.local import LocalStorage, keeping
 from wopibridge.storage.versions import VersionLimits
 
 CHILD = """
@@ -152,4 +153,28 @@ async def test_a_deleted_file_takes_its_versions_along(tmp_path: Path) -> None:
     assert folder.is_dir()
     await storage.delete(file_id)
     assert not folder.exists()
+    await storage.close()
+
+
+async def test_without_the_exchange_a_link_keeps_the_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filesystem without ``RENAME_EXCHANGE`` (NFS answers EINVAL): the old inode is linked
+    into the versions folder, then the file is replaced."""
+
+    def unsupported(first: Path, second: Path) -> None:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(keeping, "exchange", unsupported)
+    root, storage, file_id = await _saved_once(tmp_path)
+    await storage.write(file_id, _chunks(b"third"))
+    assert (root / "doc.odt").read_bytes() == b"third"
+    assert os.stat(root / "doc.odt").st_nlink == 1
+    contents = []
+    for version in await storage.list_versions(file_id):
+        content = await storage.open_version(file_id, version.version_id)
+        assert content.local_path is not None
+        contents.append(content.local_path.read_bytes())
+        await content.close()
+    assert contents == [b"second", b"first"]
     await storage.close()
