@@ -42,7 +42,7 @@ window.addEventListener("message", function (event) {
   if (event.origin !== host) { return; }
   fetch("/seen", {method: "POST", body: event.data}).then(function () {
     var message = JSON.parse(event.data);
-    if (message.MessageId === "Host_PostmessageReady") { send("UI_Close", {}); }
+    if (message.MessageId === "Host_PostmessageReady") { send(%(after_ready)s, {}); }
   });
 });
 send("App_LoadingStatus", {Status: "Frame_Ready"});
@@ -55,7 +55,7 @@ class DiscoveryServer:
     pointing at this server) a **fake** Collabora page at ``cool.html``. Like Collabora, the
     fake takes the form POST, calls CheckFileInfo with the posted token, and talks PostMessage
     only to the ``PostMessageOrigin`` it was given: ``App_LoadingStatus``, then ``UI_Close``
-    once the host answered ``Host_PostmessageReady``."""
+    (or ``after_ready``) once the host answered ``Host_PostmessageReady``."""
 
     base: str = ""
     docs: dict[str, bytes] = field(default_factory=dict)
@@ -64,6 +64,9 @@ class DiscoveryServer:
     posted: list[dict[str, str]] = field(default_factory=list)
     seen: list[dict[str, Any]] = field(default_factory=list)
     file_info: list[dict[str, Any]] = field(default_factory=list)
+    #: what the fake editor page posts once the host answered its handshake (the user
+    #: closing the document; ``UI_FileVersions``: asking for the revision history)
+    after_ready: str = "UI_Close"
 
     def url(self, name: str) -> str:
         return f"{self.base}/{name}/hosting/discovery"
@@ -104,7 +107,10 @@ async def discovery_server(aiohttp_server) -> DiscoveryServer:
         ):
             info = await answer.json()
         state.file_info.append(info)
-        html = STAND_IN % {"host": json.dumps(info["PostMessageOrigin"])}
+        html = STAND_IN % {
+            "host": json.dumps(info["PostMessageOrigin"]),
+            "after_ready": json.dumps(state.after_ready),
+        }
         return web.Response(text=html, content_type="text/html")
 
     async def seen(request: web.Request) -> web.Response:

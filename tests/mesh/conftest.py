@@ -34,6 +34,8 @@ class DavServer:
     fileids: bool = False
     hide_locks: bool = False
     trace_log: Path | None = None
+    #: where the fake Nextcloud versions API keeps versions (``--nextcloud-versions``)
+    nextcloud_versions: Path | None = None
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -60,6 +62,11 @@ class DavServer:
                 *(["--fileids"] if self.fileids else []),
                 *(["--hide-locks"] if self.hide_locks else []),
                 *(["--trace-log", str(self.trace_log)] if self.trace_log else []),
+                *(
+                    ["--nextcloud-versions", str(self.nextcloud_versions)]
+                    if self.nextcloud_versions
+                    else []
+                ),
             ],
             cwd=REPO,
             stdout=subprocess.DEVNULL,

@@ -23,6 +23,15 @@ to FILE, one tab-separated line per request (the tracing tests check what reache
 
 With ``--user``, Basic authentication is required; with ``--token``, the same user also
 accepts ``Authorization: Bearer <token>`` (as an OCM share's shared secret is sent).
+
+With ``--nextcloud-versions``, the folder is also served at ``/remote.php/dav/files/<user>``
+(with ``oc:fileid``), every upload over an existing file keeps the previous content, and a
+**fake** of Nextcloud's versions DAV API answers under ``/remote.php/dav/versions/<user>``, as
+Nextcloud's documentation describes it (WebDAV "Versions"): ``PROPFIND .../versions/<fileid>``
+lists the versions (named by their Unix timestamp; one liberty: two saves in the same second
+get increasing timestamps, where Nextcloud keeps one), ``GET .../versions/<fileid>/<version>``
+downloads one, and ``MOVE`` of a version to ``.../restore/target`` restores it, keeping the
+replaced content as a version.
 """
 
 from __future__ import annotations
@@ -90,8 +99,115 @@ class _AtomicFile(FileResource):
             return
         with contextlib.suppress(OSError):
             os.setxattr(self._temp, XATTR, os.getxattr(self._file_path, XATTR))
+        versions = self.environ["wsgidav.config"].get("nc_versions")
+        if versions and os.path.isfile(self._file_path):
+            keep_version(versions, self._file_path)
         os.replace(self._temp, self._file_path)
         self.file_stat = os.stat(self._file_path)
+
+
+def keep_version(versions: str, path: str) -> None:
+    """Link the content at ``path`` (about to be replaced) in as a version of its file."""
+    folder = os.path.join(versions, _fileid(path))
+    os.makedirs(folder, exist_ok=True)
+    stamp = int(os.stat(path).st_mtime)
+    while os.path.exists(os.path.join(folder, str(stamp))):
+        stamp += 1
+    os.link(path, os.path.join(folder, str(stamp)))
+
+
+class _NextcloudVersions:
+    """WSGI wrapper: the fake of Nextcloud's versions DAV API (see the module docstring)."""
+
+    def __init__(self, app, root: str, versions: str, user: str, basic: str) -> None:  # type: ignore[no-untyped-def]
+        self.app, self.root, self.versions, self.basic = app, root, versions, basic
+        self.prefix = f"/remote.php/dav/versions/{user}"
+
+    def _file(self, fileid: str) -> str | None:
+        for folder, _dirs, files in os.walk(self.root):
+            for name in files:
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):
+                    if os.getxattr(path, XATTR).decode() == fileid:
+                        return path
+        return None
+
+    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(self.prefix + "/"):
+            return self.app(environ, start_response)
+        if self.basic and environ.get("HTTP_AUTHORIZATION") != self.basic:
+            start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="nc"')])
+            return [b""]
+        parts = path[len(self.prefix) + 1 :].strip("/").split("/")
+        method = environ["REQUEST_METHOD"]
+        if len(parts) < 2 or parts[0] != "versions":
+            start_response("404 Not Found", [])
+            return [b""]
+        fileid = parts[1]
+        current = self._file(fileid)
+        folder = os.path.join(self.versions, fileid)
+        if current is None:
+            start_response("404 Not Found", [])
+            return [b""]
+        if len(parts) == 2 and method == "PROPFIND":
+            return self._list(path, folder, start_response)
+        version = os.path.join(folder, parts[2]) if len(parts) == 3 else ""
+        if not version or not parts[2].isdigit() or not os.path.isfile(version):
+            start_response("404 Not Found", [])
+            return [b""]
+        if method == "GET":
+            with open(version, "rb") as handle:
+                body = handle.read()
+            start_response("200 OK", [("Content-Length", str(len(body)))])
+            return [body]
+        if method == "MOVE":
+            if not environ.get("HTTP_DESTINATION", "").endswith(self.prefix + "/restore/target"):
+                start_response("400 Bad Request", [])
+                return [b""]
+            temp = os.path.join(os.path.dirname(current), f".~restore-{secrets.token_hex(6)}")
+            with open(version, "rb") as src, open(temp, "wb") as dst:
+                dst.write(src.read())
+            os.setxattr(temp, XATTR, fileid.encode())
+            keep_version(self.versions, current)
+            os.replace(temp, current)
+            start_response("204 No Content", [])
+            return [b""]
+        start_response("405 Method Not Allowed", [])
+        return [b""]
+
+    def _list(self, path: str, folder: str, start_response):  # type: ignore[no-untyped-def]
+        from email.utils import formatdate
+        from xml.sax.saxutils import escape
+
+        rows = [
+            f"<d:response><d:href>{escape(path)}/</d:href><d:propstat><d:prop>"
+            "<d:resourcetype><d:collection/></d:resourcetype></d:prop>"
+            "<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
+        ]
+        names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        for name in names:
+            st = os.stat(os.path.join(folder, name))
+            rows.append(
+                f"<d:response><d:href>{escape(path.rstrip('/'))}/{name}</d:href><d:propstat><d:prop>"
+                f"<d:getcontentlength>{st.st_size}</d:getcontentlength>"
+                f"<d:getlastmodified>{formatdate(int(name), usegmt=True)}</d:getlastmodified>"
+                f'<d:getetag>"{name}"</d:getetag><d:resourcetype/>'
+                "<nc:version-author></nc:version-author>"
+                "</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
+            )
+        body = (
+            '<?xml version="1.0"?><d:multistatus xmlns:d="DAV:" '
+            'xmlns:nc="http://nextcloud.org/ns">' + "".join(rows) + "</d:multistatus>"
+        ).encode()
+        start_response(
+            "207 Multi-Status",
+            [
+                ("Content-Type", "application/xml; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+            ],
+        )
+        return [body]
 
 
 class _Provider(FilesystemProvider):
@@ -159,6 +275,7 @@ def main() -> None:
     parser.add_argument("--fileids", action="store_true")
     parser.add_argument("--hide-locks", action="store_true")
     parser.add_argument("--trace-log", default="")
+    parser.add_argument("--nextcloud-versions", default="")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -169,6 +286,11 @@ def main() -> None:
         "provider_mapping": {
             "/dav": _Provider(args.root),
             "/ro": _Provider(args.root, readonly=True),
+            **(
+                {f"/remote.php/dav/files/{args.user}": _Provider(args.root)}
+                if args.nextcloud_versions
+                else {}
+            ),
         },
         "lock_storage": True,
         "property_manager": True,
@@ -181,9 +303,21 @@ def main() -> None:
         "verbose": 1,
         "logging": {"enable": False, "enable_loggers": []},
         "dir_browser": {"enable": False},
-        "oc_fileids": args.fileids,
+        "oc_fileids": args.fileids or bool(args.nextcloud_versions),
+        "nc_versions": args.nextcloud_versions,
     }
     app = WsgiDAVApp(config)
+    if args.nextcloud_versions:
+        import base64
+
+        basic = base64.b64encode(f"{args.user}:{args.password}".encode()).decode()
+        app = _NextcloudVersions(
+            app,
+            args.root,
+            args.nextcloud_versions,
+            args.user,
+            f"Basic {basic}" if args.user else "",
+        )
     if args.user and args.token:
         import base64
 

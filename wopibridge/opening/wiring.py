@@ -27,7 +27,7 @@ from wopibridge.bridge.keys import BRIDGE_EDITORS
 from wopibridge.config import SETTINGS
 from wopibridge.instruments import INSTRUMENTS
 from wopibridge.locks.keys import LOCKS
-from wopibridge.opening import kept, native, reva, revanew
+from wopibridge.opening import kept, native, reva, revanew, versionopen
 from wopibridge.opening.common import IOP_FAILURES
 from wopibridge.security.failures import FailureLog
 from wopibridge.storage.factory import HTTP, file_locks
@@ -71,6 +71,9 @@ def setup_editors(app: web.Application) -> None:
 
     app.router.add_post("/wopi/open", native.open_file)
     app.router.add_get("/wopi/host", native.host_page)
+    app.router.add_post(
+        "/wopi/files/{file_id}/versions/{version_id}/open", versionopen.open_version
+    )
     reva.add_routes(app)
     revanew.add_routes(app)
     kept.add_routes(app)

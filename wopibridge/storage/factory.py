@@ -34,6 +34,7 @@ import aiohttp
 from aiohttp import web
 
 from wopibridge.config import SETTINGS, ConfigError, Settings
+from wopibridge.config.values import as_bool
 from wopibridge.errors import NotFound
 from wopibridge.instruments import Instruments
 from wopibridge.locks.base import LockStore
@@ -44,11 +45,12 @@ from wopibridge.security.tokens import AccessToken
 from wopibridge.storage import cs3, fileids, webdav
 from wopibridge.storage.base import Storage
 from wopibridge.storage.idmap import IdMap, SqliteIdMap
-from wopibridge.storage.instrumented import InstrumentedStorage
+from wopibridge.storage.instrumented import InstrumentedStorage, VersionCounters
 from wopibridge.storage.local import LocalStorage
 from wopibridge.storage.local.owner import kept_site
 from wopibridge.storage.redis_idmap import RedisIdMap
 from wopibridge.storage.registry import StorageRegistry
+from wopibridge.storage.versions import VersionLimits
 
 DEFAULT_STORAGE = "local"
 
@@ -56,7 +58,7 @@ Builder = Callable[[str, Mapping[str, Any], Settings, aiohttp.ClientSession], St
 
 
 def _local(name: str, table: Mapping[str, Any], settings: Settings, _: Any) -> Storage:
-    unknown = set(table) - {"type", "root"}
+    unknown = set(table) - {"type", "root", "versions"}
     if unknown:
         raise ValueError(f"storages.{name}.{sorted(unknown)[0]}: unknown key")
     if not table.get("root"):
@@ -71,11 +73,15 @@ def _local(name: str, table: Mapping[str, Any], settings: Settings, _: Any) -> S
         raise ValueError(
             f"{key}: cannot use {root} as the storage folder ({exc.strerror})"
         ) from None
+    try:
+        versions = as_bool(table.get("versions", True))
+    except ValueError as exc:
+        raise ValueError(f"storages.{name}.versions: {exc}") from None
     state_dir = settings.server.state_dir
     try:
         # with in-process locks this one instance is its site: its id kept across restarts
         in_process = urlsplit(settings.locks.url).scheme == "memory"
-        return LocalStorage(
+        storage = LocalStorage(
             name,
             root,
             state_dir,
@@ -88,6 +94,15 @@ def _local(name: str, table: Mapping[str, Any], settings: Settings, _: Any) -> S
         raise ValueError(
             f"server.state_dir: cannot keep the file index in {state_dir} ({problem})"
         ) from None
+    if versions:
+        storage.keep_versions(version_limits(settings))
+    return storage
+
+
+def version_limits(settings: Settings) -> VersionLimits:
+    """The ``[versions]`` limits every storage keeping versions applies."""
+    v = settings.versions
+    return VersionLimits(v.max_count, v.max_age, v.max_bytes, v.autosave_window)
 
 
 def open_id_map(name: str, settings: Settings) -> IdMap:
@@ -210,9 +225,8 @@ def build_registry(
     storages: dict[str, Storage] = {}
     if DEFAULT_STORAGE not in settings.storages:
         try:
-            storages[DEFAULT_STORAGE] = _local(
-                DEFAULT_STORAGE, {"root": str(settings.storage.root)}, settings, http
-            )
+            default = {"root": str(settings.storage.root), "versions": settings.storage.versions}
+            storages[DEFAULT_STORAGE] = _local(DEFAULT_STORAGE, default, settings, http)
         except ValueError as exc:
             key, _, problem = str(exc).partition(": ")
             raise ConfigError(key, problem) from None
@@ -229,6 +243,9 @@ def build_registry(
             key, _, problem = str(exc).partition(": ")
             raise ConfigError(key, problem or str(exc)) from None
     if instruments is not None:
+        for storage in storages.values():
+            if isinstance(storage, LocalStorage):
+                storage.version_events = VersionCounters(instruments)
         storages = {
             name: InstrumentedStorage(storage, instruments) for name, storage in storages.items()
         }

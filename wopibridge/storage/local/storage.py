@@ -43,12 +43,12 @@ from wopibridge.storage.idmap import IdMap
 from wopibridge.storage.local.owner import LocalLockStore, LocalOwnerLocks, SiteIds
 from wopibridge.storage.local.reading import LocalReading
 from wopibridge.storage.local.records import HIDDEN
-from wopibridge.storage.local.writing import LocalWriting
+from wopibridge.storage.local.versions import LocalVersions
 
 log = logging.getLogger("wopibridge.storage.local")
 
 
-class LocalStorage(LocalWriting, LocalReading):
+class LocalStorage(LocalVersions, LocalReading):
     """Files under one folder. ``name`` is the storage's name in WOPI file ids.
 
     ``ids`` is the id map shared by every instance serving the folder (an SQLite index in
@@ -134,6 +134,8 @@ class LocalStorage(LocalWriting, LocalReading):
         return ids
 
     async def close(self) -> None:
+        if self.version_limits is not None:
+            await self.finish_pruning()
         await self._ids.close()
 
 
@@ -146,7 +148,7 @@ def _lock_files(root: Path) -> list[str]:
     found = []
     for folder, dirs, files in os.walk(root):
         if folder == str(root) and HIDDEN in dirs:
-            dirs.remove(HIDDEN)
+            dirs.remove(HIDDEN)  # wopibridge's own folder holds no documents
         for name in files:
             if name.startswith(".~lock.") and name.endswith("#"):
                 found.append((Path(folder) / name).relative_to(root).as_posix())

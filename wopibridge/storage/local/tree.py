@@ -122,6 +122,8 @@ class LocalTree:
                 ):
                     raise NotFound("File not found")
                 full, relative = real, real[len(self._root_str) + 1 :]
+                if relative.partition("/")[0] == HIDDEN:  # an alias of wopibridge's own files
+                    raise NotFound("File not found")
                 break
         path = self._paths.get(full)
         if path is None:

@@ -79,11 +79,13 @@ class LocalWriting(LocalStaging):
             site = self._sites.current
             carries = self._carries(file_id)
             try:
-                return await asyncio.to_thread(
-                    self._land, record, site, staged, file_id, path, mtime, carries
+                landed, kept = await asyncio.to_thread(
+                    self._land, record, site, staged, file_id, path, mtime, carries, latest_st
                 )
             except OSError as exc:
                 raise os_error(exc, "write") from None
+        self._landed(file_id, path, kept)
+        return landed
 
     def _land(
         self,
@@ -94,13 +96,28 @@ class LocalWriting(LocalStaging):
         path: Path,
         mtime: int,
         carries: bool,
-    ) -> FileStat:
-        """The blocking part of a commit, in one thread hop."""
+        previous: os.stat_result,
+    ) -> tuple[FileStat, bool]:
+        """The blocking part of a commit, in one thread hop: the file and whether a version of
+        its previous content was kept."""
         refuse_foreign(record, site)
         if carries:
             xattrid.write_id(staged, file_id)
-        _commit(staged, path, mtime, False, True)
-        return self._stat_path(file_id, path)
+        kept = self._replace(file_id, staged, path, mtime, previous)
+        return self._stat_path(file_id, path), kept
+
+    def _replace(
+        self, file_id: str, staged: Path, path: Path, mtime_ns: int, previous: os.stat_result
+    ) -> bool:
+        """The one step of a save that replaces the file (in the commit's thread hop, under
+        the file's mutex); the versions layer (:mod:`.versions`) overrides it to keep the
+        previous content, and answers whether it did."""
+        _commit(staged, path, mtime_ns, False, True)
+        return False
+
+    def _landed(self, file_id: str, path: Path, kept: bool) -> None:
+        """Called on the event loop once a save landed (the versions layer counts and
+        prunes there)."""
 
     async def adopt(self, sibling_of: str, name: str, staged: Path) -> FileStat:
         """Link ``staged`` beside ``sibling_of`` as ``name`` (refused if the name is taken), as
@@ -250,7 +267,7 @@ def _mtime_or_zero(path: Path) -> int:
         return 0
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -278,10 +295,10 @@ def _commit(
         os.unlink(temp)
     else:
         os.replace(temp, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def _rename_noreplace(source: Path, target: Path) -> None:
     os.link(source, target)
     os.unlink(source)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)

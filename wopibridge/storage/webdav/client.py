@@ -211,13 +211,8 @@ class DavClient:
             locked=discovery is not None and discovery.find(f"{{{DAV}}}activelock") is not None,
         )
 
-    async def propfind(self, path: str, body: bytes = STAT_BODY) -> ET.Element:
-        response = await self.request(
-            "PROPFIND",
-            path,
-            headers={"Depth": "0", "Content-Type": "application/xml; charset=utf-8"},
-            data=body,
-        )
+    async def multistatus(self, response: aiohttp.ClientResponse) -> ET.Element:
+        """The parsed 207 answer of a PROPFIND (released here); another status is its error."""
         try:
             if response.status != 207:
                 raise self.error(response.status, what="read")
@@ -227,9 +222,18 @@ class DavClient:
         finally:
             response.release()
         try:
-            root = ET.fromstring(payload)
+            return ET.fromstring(payload)
         except ET.ParseError:
             raise Unavailable(f"The storage {self.name} sent an unreadable answer") from None
+
+    async def propfind(self, path: str, body: bytes = STAT_BODY) -> ET.Element:
+        response = await self.request(
+            "PROPFIND",
+            path,
+            headers={"Depth": "0", "Content-Type": "application/xml; charset=utf-8"},
+            data=body,
+        )
+        root = await self.multistatus(response)
         first = root.find(f"{{{DAV}}}response")
         if first is None:
             raise NotFound("File not found")

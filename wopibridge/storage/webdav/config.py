@@ -31,6 +31,8 @@ class WebDavConfig:
     site: str = ""
     timeout: float = 30.0
     retries: int = 2
+    #: the server's own versions (Nextcloud's ``versions`` collection), where it has them
+    versions: bool = True
 
     @classmethod
     def from_table(cls, name: str, table: Mapping[str, Any]) -> WebDavConfig:
@@ -59,6 +61,9 @@ class WebDavConfig:
         ocm_basic = table.get("ocm_basic", False)
         if isinstance(ocm_basic, str):
             ocm_basic = ocm_basic.lower() in ("1", "true", "yes")
+        versions = table.get("versions", True)
+        if isinstance(versions, str):
+            versions = versions.lower() in ("1", "true", "yes")
         return cls(
             url=url,
             auth=auth,
@@ -70,6 +75,7 @@ class WebDavConfig:
             site=str(table.get("site", "")) or f"webdav:{url}",
             timeout=timeout,
             retries=retries,
+            versions=bool(versions),
         )
 
     def auth_header(self, user_token: str | None) -> str | None:

@@ -15,7 +15,7 @@ import binascii
 import aiohttp
 
 from wopibridge.errors import Locked, NotFound
-from wopibridge.storage.base import FileStat
+from wopibridge.storage.base import Capabilities, FileStat
 from wopibridge.storage.idmap import IdMap, MemoryIdMap
 from wopibridge.storage.index import new_id
 from wopibridge.storage.names import check_path
@@ -50,6 +50,8 @@ def origin(file_id: str) -> str:
 class WebDavFiles:
     """The files below one WebDAV collection URL, found by id or by path."""
 
+    capabilities = Capabilities(user_credential=True, shared_by_sites=True)
+
     def __init__(
         self,
         name: str,
@@ -65,6 +67,11 @@ class WebDavFiles:
         self._user_token = user_token
         self._dav = DavClient(name, config, session, user_token)
         self._ids: IdMap = MemoryIdMap() if ids is None else ids
+        self.capabilities = self._capabilities_for(config)
+
+    def _capabilities_for(self, config: WebDavConfig) -> Capabilities:
+        """What this collection can do (the storage adds versions where the server has them)."""
+        return type(self).capabilities
 
     def _make_stat(self, file_id: str, entry: DavEntry) -> FileStat:
         if entry.is_collection:

@@ -58,15 +58,23 @@ from wopibridge.storage.remote import StreamsStagedFiles
 from wopibridge.storage.webdav.client import STAT_BODY
 from wopibridge.storage.webdav.config import WebDavConfig
 from wopibridge.storage.webdav.meta import WebDavMeta
+from wopibridge.storage.webdav.versions import WebDavVersions, nextcloud_versions
 from wopibridge.storage.webdav.writing import WebDavWriting
 
 log = logging.getLogger("wopibridge.storage.webdav")
 
 
-class WebDavStorage(WebDavWriting, WebDavMeta, StreamsStagedFiles):
+class WebDavStorage(WebDavWriting, WebDavVersions, WebDavMeta, StreamsStagedFiles):
     """Files below one WebDAV collection URL."""
 
     capabilities = Capabilities(user_credential=True, shared_by_sites=True)
+    #: a Nextcloud-style files URL with ``versions`` on (see :mod:`.versions`)
+    versioned = replace(capabilities, versions=True)
+
+    def _capabilities_for(self, config: WebDavConfig) -> Capabilities:
+        if config.versions and nextcloud_versions(config.url) is not None:
+            return self.versioned
+        return type(self).capabilities
 
     def with_credential(self, credential: str | None) -> WebDavStorage:
         """A view of this storage that authenticates as the user (``auth = "user"``)."""
