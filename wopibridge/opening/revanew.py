@@ -21,7 +21,7 @@ from wopibridge import keys
 from wopibridge.errors import BadRequest
 from wopibridge.jsonio import json_response
 from wopibridge.opening.common import check_iop_secret, discovery_app_url, open_file
-from wopibridge.opening.newdoc import create_document, resolve_template
+from wopibridge.opening.newdoc import create_document, removed_on_failure, resolve_template
 from wopibridge.wopi.names import check_editor_name, split_ext
 
 USER_TYPES = {"regular", "federated", "ocm", "anonymous", "lightweight", "primary", "guest"}
@@ -53,27 +53,26 @@ async def new_document(request: web.Request) -> web.Response:
     if spec not in (None, "blank"):
         spec = {"storage": storage_name, "path": str(spec)}
     template = await resolve_template(request.app, spec, extension, credential)
+    extra = {"email": query["email"][:256]} if query.get("email") else {}
     created = await create_document(
         storage, query.get("folder", "").strip("/"), name, template, editor
     )
-    extra = dict(created.extra)
-    if query.get("email"):
-        extra["email"] = query["email"][:256]
-    opened = await open_file(
-        request,
-        ref=created.stat.file_id,
-        storage_name=storage_name,
-        mode="edit",
-        user_id=query["userid"],
-        user_name=query.get("username", ""),
-        user_type=user_type,
-        app_name=editor.name,
-        extra=extra,
-        credential=credential,
-    )
-    url = await discovery_app_url(
-        request.app, opened, editor.name, "editnew", query.get("lang", "")
-    )
+    async with removed_on_failure(storage, created):
+        opened = await open_file(
+            request,
+            ref=created.stat.file_id,
+            storage_name=storage_name,
+            mode="edit",
+            user_id=query["userid"],
+            user_name=query.get("username", ""),
+            user_type=user_type,
+            app_name=editor.name,
+            extra={**created.extra, **extra},
+            credential=credential,
+        )
+        url = await discovery_app_url(
+            request.app, opened, editor.name, "editnew", query.get("lang", "")
+        )
     answer: dict[str, object] = {
         "app-url": url,
         "form-parameters": {

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from wopibridge.errors import FileExists, NotFound, WopiError
 from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import FileStat, Storage
+from wopibridge.storage.names import MAX_NAME_BYTES
 
 log = logging.getLogger("wopibridge.desktoplocks")
 
@@ -59,11 +60,17 @@ def libreoffice_lock_name(name: str) -> str:
     return f".~lock.{name}#"
 
 
+def _can_exist(name: str) -> bool:
+    """Whether a file may carry this name at all: the lock file of a document named outside
+    wopibridge with 248 bytes or more cannot, so there is none to look for or to write."""
+    return len(name.encode("utf-8")) <= MAX_NAME_BYTES
+
+
 def microsoft_owner_names(name: str) -> list[str]:
     """Word replaces the first two characters of stems of 8+ characters (one for 7) with
     ``~$``; Excel and PowerPoint keep the whole name."""
     names = [f"~${name}", f"~${name[1:]}", f"~${name[2:]}"]
-    return list(dict.fromkeys(n for n in names if len(n) > 2))
+    return list(dict.fromkeys(n for n in names if len(n) > 2 and _can_exist(n)))
 
 
 def parse_own_file_id(data: bytes) -> str | None:
@@ -128,7 +135,8 @@ async def _read_small(storage: Storage, file_id: str) -> bytes:
 async def desktop_lock_holder(storage: Storage, backend_id: str, stat: FileStat) -> str | None:
     """A sentence naming who holds the file open in a desktop office, or ``None``."""
     try:
-        lo = await storage.find_sibling(backend_id, libreoffice_lock_name(stat.name))
+        lock_name = libreoffice_lock_name(stat.name)
+        lo = await storage.find_sibling(backend_id, lock_name) if _can_exist(lock_name) else None
         if lo is not None:
             holder, host = parse_libreoffice_lock(await _read_small(storage, lo.file_id))
             if host != OWN_HOST:
@@ -150,7 +158,9 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 async def write_lock_file(storage: Storage, backend_id: str, stat: FileStat, user: str) -> None:
     """Announce a web editing session to desktop LibreOffice users (ODF files only). An
     existing lock file (ours, or a desktop one) is left alone."""
-    if stat.extension.lower() not in ODF_EXTENSIONS:
+    if stat.extension.lower() not in ODF_EXTENSIONS or not _can_exist(
+        libreoffice_lock_name(stat.name)
+    ):
         return
     content = libreoffice_lock_content(user, datetime.now(UTC), stat.file_id)
     try:
@@ -165,7 +175,9 @@ async def write_lock_file(storage: Storage, backend_id: str, stat: FileStat, use
 
 async def remove_lock_file(storage: Storage, backend_id: str, stat: FileStat) -> None:
     """Remove the lock file we wrote; a desktop client's lock file is never touched."""
-    if stat.extension.lower() not in ODF_EXTENSIONS:
+    if stat.extension.lower() not in ODF_EXTENSIONS or not _can_exist(
+        libreoffice_lock_name(stat.name)
+    ):
         return
     try:
         found = await storage.find_sibling(backend_id, libreoffice_lock_name(stat.name))
