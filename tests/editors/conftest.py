@@ -135,6 +135,14 @@ def signed(doc: bytes, signer: ProofSigner) -> bytes:
     return doc.replace(b"</wopi-discovery>", element + b"\n</wopi-discovery>")
 
 
+@pytest.fixture
+def signed_editors(discovery_server, signer):
+    """The discovery server with the three office editors' documents signed by ``signer``."""
+    for name in ("collabora", "onlyoffice", "msoffice"):
+        discovery_server.docs[name] = signed(discovery_server.docs[name], signer)
+    return discovery_server
+
+
 class Bridge:
     def __init__(self, base: str, root: Path, state: Path, http: aiohttp.ClientSession, app):
         self.app = app

@@ -26,7 +26,7 @@ from wopibridge.config import load_settings
 from wopibridge.security.handles import MemoryHandleStore
 from wopibridge.security.tokens import TokenCodec, is_handle
 
-from .conftest import IOP, signed
+from .conftest import IOP
 from .fakes import FakeCollabora, FakeMicrosoft, FakeOnlyOffice
 
 MAX_URL = 2048
@@ -77,13 +77,6 @@ async def post_open(http: aiohttp.ClientSession, base: str, **body: Any) -> dict
     ) as response:
         assert response.status == 200, await response.text()
         return dict(await response.json())
-
-
-@pytest.fixture
-def signed_editors(discovery_server, signer):
-    for name in APPS:
-        discovery_server.docs[name] = signed(discovery_server.docs[name], signer)
-    return discovery_server
 
 
 async def test_two_instances_share_handles_through_redis(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
@@ -82,12 +82,14 @@ async def open_file(
     app_name: str,
     extra: dict[str, str] | None = None,
     credential: str | None = None,
+    short: bool = True,
 ) -> Opened:
     """Resolve a file and mint its access token; shared by every open endpoint.
 
     ``credential`` is the user's own storage credential (Reva's ``TokenHeader``): the file is
     resolved with it and it travels sealed in the token. An edit open of a file locked by
-    another site is downgraded to view, with the reason.
+    another site is downgraded to view, with the reason. ``short=False``: a plain JWT even
+    with short tokens on, for a token that :func:`reissue` replaces before it is handed out.
     """
     app = request.app
     registry = app[keys.STORAGES]
@@ -116,9 +118,26 @@ async def open_file(
         app=app_name,
         mode=mode,
         extra=extra,
+        short=short,
     )
     wopi_src = f"{app[keys.SETTINGS].server.public_url}/wopi/files/{wopi_id}"
     return Opened(wopi_id, wopi_src, stat, token, info, mode, forced_reason)
+
+
+async def reissue(app: web.Application, opened: Opened, extra: dict[str, str]) -> Opened:
+    """The same open with the token that is handed out, carrying ``extra`` besides the first
+    one's claims: one token (and with short tokens one handle) per open, not two."""
+    info = opened.info
+    token, info = await app[keys.TOKENS].issue(
+        file_id=info.file_id,
+        user_id=info.user_id,
+        user_name=info.user_name,
+        user_type=info.user_type,
+        app=info.app,
+        mode=info.mode,
+        extra={**info.extra, **extra},
+    )
+    return replace(opened, token=token, info=info)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ async def bind_access(request: web.Request) -> None:
 
     A token minted for one purpose (a TemplateSource download) is good for nothing else."""
     file_id = request.match_info["file_id"]
-    access = await request.app[keys.TOKENS].resolve(token_from(request))
+    access = await request.app[keys.TOKENS].resolve(token_from(request), file_id)
     if access.file_id != file_id or access.purpose:
         raise NotFound("File not found")
     request[keys.ACCESS] = access
