@@ -15,7 +15,7 @@ from aiohttp import web
 
 from wopibridge import keys
 from wopibridge.apps.base import EditorApp, OpenRequest
-from wopibridge.errors import BadRequest, Unauthorized
+from wopibridge.errors import BadRequest, NotFound, Unauthorized
 from wopibridge.security.failures import FailureLog
 from wopibridge.security.tokens import AccessToken, Mode
 from wopibridge.storage.base import FileStat, Storage
@@ -45,6 +45,16 @@ def check_secure_view(editor: EditorApp | None, mode: Mode) -> None:
     (CodiMD, Etherpad) show the plain text to anyone holding the page."""
     if mode == "secureview" and editor is not None and editor.bridged:
         raise BadRequest(f"{editor.name} cannot show files in secure view")
+
+
+def unnamed_endpoint_storage(app: web.Application) -> str:
+    """The storage for a Reva ``endpoint`` that names no configured storage: the only one
+    there is (Reva's id for it is not its name here), never a guess among several, where the
+    same reference could name another file that the user was never granted."""
+    registry = app[keys.STORAGES]
+    if len(registry.names()) > 1:
+        raise NotFound("The storage of this file is not served here")
+    return registry.default.name
 
 
 def guest_name(user_id: str) -> str:

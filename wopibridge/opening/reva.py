@@ -22,6 +22,7 @@ from wopibridge.opening.common import (
     discovery_app_url,
     open_file,
     reissue,
+    unnamed_endpoint_storage,
 )
 from wopibridge.security.tokens import Mode
 from wopibridge.wopi.links import is_web_url, with_wopisrc, without_wopisrc
@@ -136,7 +137,7 @@ def _storage_for_endpoint(request: web.Request, endpoint: str, fileid: str) -> t
         try:
             storage, ref = registry.pick(endpoint, fileid)
         except NotFound:
-            return "", fileid
+            return unnamed_endpoint_storage(request.app), fileid
         return storage.name, ref
     return "", fileid
 

@@ -20,7 +20,12 @@ from aiohttp import web
 from wopibridge import keys
 from wopibridge.errors import BadRequest
 from wopibridge.jsonio import json_response
-from wopibridge.opening.common import check_iop_secret, discovery_app_url, open_file
+from wopibridge.opening.common import (
+    check_iop_secret,
+    discovery_app_url,
+    open_file,
+    unnamed_endpoint_storage,
+)
 from wopibridge.opening.newdoc import create_document, removed_on_failure, resolve_template
 from wopibridge.wopi.names import check_editor_name, split_ext
 
@@ -47,7 +52,10 @@ async def new_document(request: web.Request) -> web.Response:
     credential = request.headers.get("TokenHeader") or None
     storages = request.app[keys.STORAGES]
     endpoint = query.get("endpoint", "").partition("$")[0].lower()
-    storage_name = endpoint if endpoint in storages.names() else storages.default.name
+    if endpoint in storages.names():
+        storage_name = endpoint
+    else:
+        storage_name = unnamed_endpoint_storage(request.app) if endpoint else storages.default.name
     storage = storages.bound(storage_name, credential)
     spec: object = query.get("template") or None
     if spec not in (None, "blank"):
