@@ -39,6 +39,10 @@ ALGORITHM = "HS256"
 HANDLE_PREFIX = "wbh"
 #: ``extra`` claim naming what a token is only good for (``template``: a TemplateSource).
 PURPOSE_CLAIM = "purpose"
+#: How far apart the clocks of a fleet may be when a handle's ``iat`` (one instance's clock)
+#: is compared with its file's revocation mark (another's): a handle issued up to this long
+#: after the mark is refused too, never one issued before it let through.
+REVOKE_LEEWAY_MS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +160,7 @@ class TokenCodec:
         info = self.verify(raw)
         if info.file_id != file_id:
             revoked = await self.handles.revoked_at(info.file_id)
-        if revoked and info.issued * 1000 <= revoked:
+        if revoked and info.issued * 1000 <= revoked + REVOKE_LEEWAY_MS:
             raise Unauthorized("The access token has expired or was revoked")
         return info
 
