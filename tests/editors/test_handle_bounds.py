@@ -18,9 +18,9 @@ from tests.support.procs import RedisServer
 from wopibridge import keys
 from wopibridge.security.handles import MemoryHandleStore
 
-from .conftest import IOP
+from .conftest import IOP, app_tables, start
 from .fakes import FakeCollabora
-from .test_short_tokens import app_tables, post_open, start
+from .test_short_tokens import post_open
 
 PATTERN = "wopibridge:{handles}:*"
 

@@ -18,12 +18,10 @@ import aiohttp
 import pytest
 
 from tests.mesh.conftest import CS3_TOKEN, start_gateway
-from tests.support.procs import RedisServer, free_port
-from wopibridge.app import create_app
-from wopibridge.config import load_settings
+from tests.support.procs import RedisServer
 from wopibridge.wopi.names import decode_utf7, encode_utf7
 
-from .conftest import IOP, signed
+from .conftest import IOP, signed, start
 from .fakes import FakeCollabora
 
 TOO_LONG = "The file name is too long"
@@ -133,24 +131,7 @@ async def test_a_new_document_whose_open_fails_is_removed(
     redis.start()
     running = await start_gateway(tmp_path / "cs3")
     try:
-        port = free_port()
-        (tmp_path / "data").mkdir()
-        config = tmp_path / "wopibridge.toml"
-        config.write_text(
-            f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-public_url = "http://127.0.0.1:{port}"
-state_dir = "{tmp_path / "state"}"
-
-[storage]
-root = "{tmp_path / "data"}"
-
-[security]
-token_secret = "token-secret-for-the-editor-tests"
-iop_secret = "{IOP}"
-short_tokens = true
+        body = f"""short_tokens = true
 
 [locks]
 url = "{redis.url}"
@@ -162,10 +143,7 @@ discovery_url = "{discovery_server.url("collabora")}"
 type = "cs3"
 gateway = "{running.address}"
 """
-        )
-        app = create_app(load_settings(config, env={}))
-        await aiohttp_server(app, host="127.0.0.1", port=port)
-        base = f"http://127.0.0.1:{port}"
+        base, _ = await start(aiohttp_server, tmp_path, body)
         params = {
             "filename": "Agenda.odt",
             "endpoint": "cernbox",

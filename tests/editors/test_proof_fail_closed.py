@@ -15,11 +15,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.support.procs import free_port
-from wopibridge.app import create_app
-from wopibridge.config import load_settings
-
-from .conftest import IOP, signed
+from .conftest import IOP, signed, start
 from .fakes import FakeCollabora, FakeOnlyOffice, ProofSigner
 
 
@@ -30,25 +26,7 @@ async def started(tmp_path, discovery_server, aiohttp_server, signer):
     for name in ("collabora", "onlyoffice"):
         discovery_server.docs[name] = signed(discovery_server.docs[name], signer)
         discovery_server.failing.add(name)
-    root = tmp_path / "data"
-    root.mkdir()
-    port = free_port()
-    config = tmp_path / "wopibridge.toml"
-    config.write_text(
-        f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-public_url = "http://127.0.0.1:{port}"
-state_dir = "{tmp_path / "state"}"
-
-[storage]
-root = "{root}"
-
-[security]
-token_secret = "token-secret-for-the-proof-tests"
-iop_secret = "{IOP}"
-
+    body = f"""
 [apps.collabora]
 discovery_url = "{discovery_server.url("collabora")}"
 
@@ -56,11 +34,9 @@ discovery_url = "{discovery_server.url("collabora")}"
 discovery_url = "{discovery_server.url("onlyoffice")}"
 proof_keys = "require"
 """
-    )
-    app = create_app(load_settings(config, env={}))
-    await aiohttp_server(app, host="127.0.0.1", port=port)
+    base, _ = await start(aiohttp_server, tmp_path, body)
     async with aiohttp.ClientSession() as http:
-        yield f"http://127.0.0.1:{port}", root, http
+        yield base, tmp_path / "data", http
 
 
 async def openinapp(http: aiohttp.ClientSession, base: str, name: str, app: str, mode: str):
