@@ -15,8 +15,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.support.procs import RedisServer
-from wopibridge import keys
 from wopibridge.security.handles import MemoryHandleStore
+from wopibridge.security.keys import TOKENS
 
 from .conftest import IOP, app_tables, start
 from .fakes import FakeCollabora
@@ -124,7 +124,7 @@ async def test_memory_handles_stay_two_per_new_document(
     base, app = await start(
         aiohttp_server, tmp_path / "one", "short_tokens = true\n" + app_tables(signed_editors)
     )
-    store = app[keys.TOKENS].handles
+    store = app[TOKENS].handles
     assert isinstance(store, MemoryHandleStore)
     async with aiohttp.ClientSession() as http:
         opened = await post_open(http, base, mode="new", name="Memo.odt", app="collabora")
