@@ -121,6 +121,8 @@ async def discovery_server(aiohttp_server) -> DiscoveryServer:
 
 
 IOP = "iop-secret-for-the-editor-tests"
+#: The editor tests' upload limit (small, so that a save over it is cheap to send).
+MAX_UPLOAD = 4 * 1024 * 1024
 PROOF = re.compile(rb"<proof-key[^>]*/>", re.S)
 
 
@@ -149,6 +151,7 @@ host = "127.0.0.1"
 port = {port}
 public_url = "http://127.0.0.1:{port}"
 state_dir = "{path.parent / "state"}"
+max_upload_size = {MAX_UPLOAD}
 
 [storage]
 root = "{path.parent / "data"}"
@@ -209,10 +212,12 @@ class Bridge:
             assert response.status == 200, await response.text()
             return await response.json()
 
-    async def editor(self, cls, path: str, app: str, signer: ProofSigner, mode: str = "edit"):
+    async def editor(
+        self, cls, path: str, app: str, signer: ProofSigner | None, mode: str = "edit", **kwargs
+    ):
         opened = await self.open(path, app, mode)
         token = opened["form_parameters"]["access_token"]
-        return cls(self.http, opened["app_url"], token, signer), opened
+        return cls(self.http, opened["app_url"], token, signer, **kwargs), opened
 
 
 @pytest.fixture
