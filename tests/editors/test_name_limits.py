@@ -172,3 +172,21 @@ async def test_iop_new_refuses_before_touching_the_storage(bridge, name):
     status, text = await iop_new(bridge.http, bridge.base, name, folder="sub")
     assert (status, text) == (400, TOO_LONG)
     assert names_in(bridge.root / "sub") == []
+
+
+async def test_a_refused_save_of_a_long_multibyte_name_is_kept(bridge, signer):
+    """A servable name of 244 bytes in 81 characters: a save refused for its lock is kept as
+    a conflict copy whose name fits too (names are counted in bytes), never dropped."""
+    name = "文" * 80 + ".odt"
+    (bridge.root / name).write_bytes(b"v1")
+    holder, _ = await bridge.editor(FakeCollabora, name, "collabora", signer)
+    other, _ = await bridge.editor(FakeCollabora, name, "collabora", signer)
+    await holder.open()
+    answer = await other.put_file(b"bob's bytes", **{"X-WOPI-Lock": "another"})
+    assert answer.status == 409
+    kept = [p for p in bridge.root.iterdir() if p.name not in (name, f".~lock.{name}#")]
+    assert [p.read_bytes() for p in kept] == [b"bob's bytes"], kept
+    assert "(conflict Ada Lovelace" in kept[0].name and kept[0].name.endswith(".odt")
+    assert len(kept[0].name.encode()) <= 247
+    assert (bridge.root / name).read_bytes() == b"v1"
+    assert (await holder.close()).status == 200

@@ -62,7 +62,7 @@ def sanitize_name(name: str) -> str:
     if cleaned in (".", "..") or cleaned.startswith(".~wb-"):
         cleaned = "document" + cleaned.lstrip(".~")
     stem, ext = split_ext(cleaned)
-    return _fit(stem, ext) or _fit(cleaned, "") or "document"
+    return fit_name(stem, ext) or fit_name(cleaned, "") or "document"
 
 
 def split_ext(name: str) -> tuple[str, str]:
@@ -73,7 +73,7 @@ def split_ext(name: str) -> tuple[str, str]:
     return name[:dot], name[dot:]
 
 
-def _fit(stem: str, suffix: str) -> str:
+def fit_name(stem: str, suffix: str) -> str:
     """``stem + suffix``, the stem shortened (whole characters) until the name fits
     :data:`MAX_EDITOR_NAME_BYTES`; ``""`` when not even one character of the stem fits."""
     room = MAX_EDITOR_NAME_BYTES - len(suffix.encode("utf-8"))
@@ -90,6 +90,6 @@ def variants(name: str, limit: int = 1000) -> Iterator[str]:
     yield name
     stem, ext = split_ext(name)
     for number in range(1, limit):
-        candidate = _fit(stem, f" ({number}){ext}")
+        candidate = fit_name(stem, f" ({number}){ext}")
         if candidate:
             yield candidate
