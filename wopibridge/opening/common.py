@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
 from wopibridge.apps.base import EditorApp, OpenRequest
 from wopibridge.apps.keys import EDITORS
 from wopibridge.config import SETTINGS
-from wopibridge.errors import BadRequest, Unauthorized
+from wopibridge.errors import BadRequest, NotFound, Unauthorized
 from wopibridge.locks.keys import LOCKS
 from wopibridge.security.failures import FailureLog
 from wopibridge.security.keys import SECRETS, TOKENS
@@ -48,6 +48,16 @@ def check_secure_view(editor: EditorApp | None, mode: Mode) -> None:
     (CodiMD, Etherpad) show the plain text to anyone holding the page."""
     if mode == "secureview" and editor is not None and editor.bridged:
         raise BadRequest(f"{editor.name} cannot show files in secure view")
+
+
+def unnamed_endpoint_storage(app: web.Application) -> str:
+    """The storage for a Reva ``endpoint`` that names no configured storage: the only one
+    there is (Reva's id for it is not its name here), never a guess among several, where the
+    same reference could name another file that the user was never granted."""
+    registry = app[STORAGES]
+    if len(registry.names()) > 1:
+        raise NotFound("The storage of this file is not served here")
+    return registry.default.name
 
 
 def guest_name(user_id: str) -> str:
@@ -85,12 +95,14 @@ async def open_file(
     app_name: str,
     extra: dict[str, str] | None = None,
     credential: str | None = None,
+    short: bool = True,
 ) -> Opened:
     """Resolve a file and mint its access token; shared by every open endpoint.
 
     ``credential`` is the user's own storage credential (Reva's ``TokenHeader``): the file is
     resolved with it and it travels sealed in the token. An edit open of a file locked by
-    another site is downgraded to view, with the reason.
+    another site is downgraded to view, with the reason. ``short=False``: a plain JWT even
+    with short tokens on, for a token that :func:`reissue` replaces before it is handed out.
     """
     app = request.app
     registry = app[STORAGES]
@@ -119,9 +131,26 @@ async def open_file(
         app=app_name,
         mode=mode,
         extra=extra,
+        short=short,
     )
     wopi_src = f"{app[SETTINGS].server.public_url}/wopi/files/{wopi_id}"
     return Opened(wopi_id, wopi_src, stat, token, info, mode, forced_reason)
+
+
+async def reissue(app: web.Application, opened: Opened, extra: dict[str, str]) -> Opened:
+    """The same open with the token that is handed out, carrying ``extra`` besides the first
+    one's claims: one token (and with short tokens one handle) per open, not two."""
+    info = opened.info
+    token, info = await app[TOKENS].issue(
+        file_id=info.file_id,
+        user_id=info.user_id,
+        user_name=info.user_name,
+        user_type=info.user_type,
+        app=info.app,
+        mode=info.mode,
+        extra={**info.extra, **extra},
+    )
+    return replace(opened, token=token, info=info)
 
 
 @dataclass(frozen=True, slots=True)

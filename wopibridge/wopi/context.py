@@ -43,7 +43,7 @@ async def bind_access(request: web.Request, purpose: str = "") -> None:
     A token minted for one purpose (a TemplateSource download, one version) is good for
     nothing else: only routes that name that ``purpose`` take it."""
     file_id = request.match_info["file_id"]
-    access = await request.app[TOKENS].resolve(token_from(request))
+    access = await request.app[TOKENS].resolve(token_from(request), file_id)
     if access.file_id != file_id or access.purpose not in ("", purpose):
         raise NotFound("File not found")
     request[ACCESS] = access

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from wopibridge.errors import FileExists, NotFound, WopiError
 from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import FileStat, Storage
+from wopibridge.storage.names import MAX_NAME_BYTES
 
 log = logging.getLogger("wopibridge.desktoplocks")
 
@@ -61,11 +62,17 @@ def libreoffice_lock_name(name: str) -> str:
     return f".~lock.{name}#"
 
 
+def _can_exist(name: str) -> bool:
+    """Whether a file may carry this name at all: the lock file of a document named outside
+    wopibridge with 248 bytes or more cannot, so there is none to look for or to write."""
+    return len(name.encode("utf-8")) <= MAX_NAME_BYTES
+
+
 def microsoft_owner_names(name: str) -> list[str]:
     """Word replaces the first two characters of stems of 8+ characters (one for 7) with
     ``~$``; Excel and PowerPoint keep the whole name."""
     names = [f"~${name}", f"~${name[1:]}", f"~${name[2:]}"]
-    return list(dict.fromkeys(n for n in names if len(n) > 2))
+    return list(dict.fromkeys(n for n in names if len(n) > 2 and _can_exist(n)))
 
 
 def parse_own_file_id(data: bytes) -> str | None:
@@ -130,7 +137,8 @@ async def _read_small(storage: Storage, file_id: str) -> bytes:
 async def desktop_lock_holder(storage: Storage, backend_id: str, stat: FileStat) -> str | None:
     """A sentence naming who holds the file open in a desktop office, or ``None``."""
     try:
-        lo = await storage.find_sibling(backend_id, libreoffice_lock_name(stat.name))
+        lock_name = libreoffice_lock_name(stat.name)
+        lo = await storage.find_sibling(backend_id, lock_name) if _can_exist(lock_name) else None
         if lo is not None:
             holder, host = parse_libreoffice_lock(await _read_small(storage, lo.file_id))
             if host != OWN_HOST:
@@ -152,7 +160,9 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 async def write_lock_file(storage: Storage, backend_id: str, stat: FileStat, user: str) -> None:
     """Announce a web editing session to desktop LibreOffice users (ODF files only). An
     existing lock file (ours, or a desktop one) is left alone."""
-    if stat.extension.lower() not in ODF_EXTENSIONS:
+    if stat.extension.lower() not in ODF_EXTENSIONS or not _can_exist(
+        libreoffice_lock_name(stat.name)
+    ):
         return
     content = libreoffice_lock_content(user, datetime.now(UTC), stat.file_id)
     try:
@@ -168,7 +178,7 @@ async def write_lock_file(storage: Storage, backend_id: str, stat: FileStat, use
 async def remove_lock_file(storage: Storage, backend_id: str, name: str) -> None:
     """Remove the lock file of ours for document ``backend_id`` beside it under ``name``; a
     desktop client's lock file, or ours for another document, is never touched."""
-    if _extension(name) not in ODF_EXTENSIONS:
+    if _extension(name) not in ODF_EXTENSIONS or not _can_exist(libreoffice_lock_name(name)):
         return
     try:
         found = await storage.find_sibling(backend_id, libreoffice_lock_name(name))
@@ -184,7 +194,7 @@ async def remove_lock_file(storage: Storage, backend_id: str, name: str) -> None
 
 async def _remove_orphan(storage: Storage, backend_id: str, folder: str, name: str) -> None:
     """Remove our lock file of the deleted document ``backend_id`` once named ``name``."""
-    if _extension(name) not in ODF_EXTENSIONS:
+    if _extension(name) not in ODF_EXTENSIONS or not _can_exist(libreoffice_lock_name(name)):
         return
     lock_name = libreoffice_lock_name(name)
     try:
