@@ -34,8 +34,10 @@ import logging
 import os
 import secrets
 import stat
+import urllib.parse
 
 from cheroot import wsgi
+from wsgidav import request_server
 from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
 from wsgidav.fs_dav_provider import FileResource, FilesystemProvider
 from wsgidav.wsgidav_app import WsgiDAVApp
@@ -92,6 +94,16 @@ class _AtomicFile(FileResource):
             os.setxattr(self._temp, XATTR, os.getxattr(self._file_path, XATTR))
         os.replace(self._temp, self._file_path)
         self.file_stat = os.stat(self._file_path)
+
+
+def _destination_urlparse(url: str, scheme: str = "", allow_fragments: bool = True):  # type: ignore[no-untyped-def]
+    """wsgidav percent-decodes ``Destination`` before splitting it, so a ``?`` in a file name
+    (sent as ``%3F``, as RFC 3986 wants) would start a query and cut the name: keep it."""
+    parts = urllib.parse.urlparse(url.replace("?", "%3F"), scheme, allow_fragments)
+    return parts._replace(path=parts.path.replace("%3F", "?"))
+
+
+request_server.urlparse = _destination_urlparse
 
 
 class _Provider(FilesystemProvider):

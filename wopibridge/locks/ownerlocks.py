@@ -24,6 +24,7 @@ it and release it.
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -37,6 +38,10 @@ log = logging.getLogger("wopibridge.locks")
 OWNER_MARGIN_SECONDS = 5 * 60
 #: Where an owner's lock token is kept in the site's store, beside the WOPI lock of ``key``.
 TOKEN_SUFFIX = "\x00owner"
+#: Who the current request's WOPI lock is taken for (the user's name), set where a WOPI request
+#: is bound to its storage: the contract's calls carry no user, and a storage that records a
+#: holder for people to read (a WebDAV lock's ``DAV:owner``) takes it from here.
+LOCK_USER: ContextVar[str] = ContextVar("wopibridge_lock_user", default="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,8 @@ class OwnerLockStore:
         attempt = await self._owner.acquire(key, lock_id, self.site, owner_ttl)
         if attempt.token:
             await self._keep_token(key, attempt.token, owner_ttl)
+            return None
+        if not self._owner.active:  # the storage found out it has no locks: the site's lock
             return None
         holder = attempt.holder or OwnerHolder()
         if holder.lock_id == lock_id and holder.site == self.site:
