@@ -60,7 +60,7 @@ from typing import Any
 
 import aiohttp
 
-from wopibridge.errors import Unavailable
+from wopibridge.errors import Unavailable, WopiError
 from wopibridge.locks.base import LockStore
 from wopibridge.locks.memory import MemoryLockStore
 from wopibridge.locks.ownerlocks import OwnerLockStore
@@ -118,8 +118,8 @@ class WebDavStorage(WebDavWriting, WebDavMeta, StreamsStagedFiles):
             return
         try:
             response = await self._dav.request("OPTIONS", self._dav.base, absolute=True)
-        except Unavailable:
-            return  # /ready says the storage is down; LOCK's own answer decides later
+        except WopiError:  # down, or no credential before a user's: LOCK's answer decides
+            return
         classes = {c.strip() for c in response.headers.get("DAV", "").split(",")}
         response.release()
         if response.status < 400 and classes != {""} and "2" not in classes:

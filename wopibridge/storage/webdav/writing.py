@@ -238,16 +238,10 @@ class WebDavWriting(WebDavFiles):
             return
         response.release()
 
-    async def _move(
-        self, path: str, target: str, new_name: str, kept: KeptToken | None = None
-    ) -> None:
+    async def _move(self, path: str, target: str, new_name: str) -> None:
         headers = {"Destination": self._dav.url(target), "Overwrite": "F"}
-        if kept is not None and kept.path == path:
-            headers["If"] = f"(<{kept.token}>)"
         response = await self._dav.request("MOVE", path, headers=headers, idempotent=False)
         try:
-            if response.status == 412 and "If" in headers:
-                raise LockMismatch("", LOST)
             if response.status == 412:
                 raise FileExists(f"A file named {new_name} already exists")
             if response.status not in (201, 204):
@@ -266,36 +260,43 @@ class WebDavWriting(WebDavFiles):
         if target == path:
             return stat
         kept = await self._our_lock(stat.identity, entry)
-        await journalled_move(
-            self._ids,
-            file_id,
-            path,
-            target,
-            lambda: self._move(path, target, new_name, kept),
-            lambda: self._move(target, path, new_name),
-        )
+        if kept is not None:
+            # A lock stays with its URL (RFC 4918 §7.7: MOVE does not move it, and some
+            # servers keep it over the emptied URL): released, the file moved, taken again.
+            await self._unlock(kept)
+        try:
+            await journalled_move(
+                self._ids,
+                file_id,
+                path,
+                target,
+                lambda: self._move(path, target, new_name),
+                lambda: self._move(target, path, new_name),
+            )
+        except BaseException:
+            if kept is not None:
+                await self._lock_again(stat.identity, kept, entry, path)
+            raise
         if kept is not None:
             await self._lock_again(stat.identity, kept, entry, target)
         return await self._stat_path(file_id, target)
 
-    async def _lock_again(
-        self, identity: str, kept: KeptToken, entry: DavEntry, target: str
-    ) -> None:
-        """A lock stays with the URL it was taken on (RFC 4918 §7.7: MOVE does not move it):
-        take the owner's lock again at the new path, for the same WOPI lock, and keep its
-        token in place of the old one."""
-        moved = await self._entry(target)
-        if kept.token in {lock.token for lock in moved.locks}:  # this server moved it
-            moved_token = KeptToken(kept.token, target)
-            await self._locking.replace(identity, kept, moved_token, RELOCK_SECONDS)
-            return
+    async def _unlock(self, kept: KeptToken) -> None:
+        response = await self._dav.request(
+            "UNLOCK", kept.path, headers={"Lock-Token": f"<{kept.token}>"}, idempotent=False
+        )
+        response.release()
+
+    async def _lock_again(self, identity: str, kept: KeptToken, entry: DavEntry, at: str) -> None:
+        """Take the owner's lock at ``at`` for the same WOPI lock as ``kept`` (whose owner
+        and time left ``entry`` showed), and keep its token in place of the old one."""
         ours = next((lock for lock in entry.locks if lock.token == kept.token), None)
         holder = read_owner(ours.owner) if ours is not None else None
         seconds = ours.timeout if ours is not None and ours.timeout else RELOCK_SECONDS
         owner = owner_line(LOCK_USER.get(), self._locking.site, holder.lock_id if holder else "")
         response = await self._dav.request(
             "LOCK",
-            target,
+            at,
             headers={
                 "Depth": "0",
                 "Timeout": lock_timeout(seconds),
@@ -307,7 +308,7 @@ class WebDavWriting(WebDavFiles):
         token = response.headers.get("Lock-Token", "").strip().strip("<>")
         response.release()
         if response.status in (200, 201) and token:
-            await self._locking.replace(identity, kept, KeptToken(token, target), seconds)
+            await self._locking.replace(identity, kept, KeptToken(token, at), seconds)
         else:  # the next save finds the lock lost and keeps its body; the editor relocks
             await self._locking.forget(identity, kept)
 
