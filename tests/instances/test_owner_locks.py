@@ -89,6 +89,8 @@ def world(
         logs = site_b.logs() + site_a.logs()
         assert "Traceback" not in logs, logs
     finally:
+        if isinstance(server, ApacheDav):
+            print(server.error_log()[-4000:])  # shown with a failure
         site_b.stop()
         site_a.stop()
         redis_a.stop()
@@ -131,6 +133,7 @@ async def test_b_holds_the_lock_at_the_owner(world: World) -> None:
     b, a = world.site_b, world.site_a
     async with aiohttp.ClientSession() as http:
         src, token, _ = await _open(http, b, 0, name)
+        a_src, a_token, _ = await _open(http, a, 0, name)  # A's user opens it for editing too
         status, _, _ = await wopi(http, b.url_on(src, 0), token, "LOCK", {"X-WOPI-Lock": "L1"})
         assert status == 200
 
@@ -143,8 +146,8 @@ async def test_b_holds_the_lock_at_the_owner(world: World) -> None:
         assert "L1" in xml and SITE_B.split("//")[1] in xml  # the owner names site and lock
 
         # site A, with its own Redis: read-only at open, no lock, no save over B's session
-        a_src, a_token, answer = await _open(http, a, 0, name)
-        assert answer.get("forced-viewmode-reason"), answer
+        _, _, answer = await _open(http, a, 0, name)
+        assert "at https://b.example.test" in answer.get("forced-viewmode-reason", ""), answer
         for lock in ("A1", "L1"):
             status, headers, _ = await wopi(
                 http, a.url_on(a_src, 0), a_token, "LOCK", {"X-WOPI-Lock": lock}

@@ -84,6 +84,11 @@ class ApacheDav:
             "ThreadsPerChild 32",
             "MaxRequestWorkers 64",
             "KeepAliveTimeout 5",
+            # No .htaccess is looked for anywhere (the folders above may not be readable).
+            "<Directory />",
+            "  AllowOverride None",
+            "  Require all denied",
+            "</Directory>",
             f'Alias /dav "{self.root}"',
             f'<Directory "{self.root}">',
             "  Dav On",
@@ -116,7 +121,9 @@ class ApacheDav:
             self.server_root.chmod(0o755)
             self._grant(self.root)
             for parent in self.root.parents:  # traverse only, where others may not yet
-                if parent.stat().st_mode & 0o001 == 0:
+                if not os.access(parent, os.X_OK, effective_ids=False) or (
+                    parent.stat().st_mode & 0o001 == 0
+                ):
                     subprocess.run(["setfacl", "-m", f"u:{RUN_USER}:x", str(parent)], check=True)
         self.proc = subprocess.Popen(
             [binary, "-f", str(conf), "-DFOREGROUND"],
