@@ -34,6 +34,8 @@ class DavServer:
     fileids: bool = False
     hide_locks: bool = False
     trace_log: Path | None = None
+    #: server quirks: ``no-etags``, ``ignore-preconditions``, ``etag-on-lock`` (davserver.py)
+    quirks: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -60,6 +62,7 @@ class DavServer:
                 *(["--fileids"] if self.fileids else []),
                 *(["--hide-locks"] if self.hide_locks else []),
                 *(["--trace-log", str(self.trace_log)] if self.trace_log else []),
+                *(f"--{quirk}" for quirk in self.quirks),
             ],
             cwd=REPO,
             stdout=subprocess.DEVNULL,

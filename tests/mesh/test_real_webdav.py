@@ -26,21 +26,28 @@ from tests.mesh.conftest import DAV_PASSWORD, DAV_USER, DavServer
 from tests.mesh.test_app_mesh import IOP_SECRET, TOKEN_SECRET, Client, openinapp, wopi_path
 from wopibridge.app import create_app
 from wopibridge.config import load_settings
+from wopibridge.errors import FileExists
+from wopibridge.storage.webdav import WebDavConfig, WebDavStorage
 
 Server = DavServer | ApacheDav
 
 
-@pytest.fixture(scope="module", params=["wsgidav", "apache"])
+#: wsgidav as it comes, Apache, and wsgidav with one quirk of servers met in the field each
+SERVERS = ["wsgidav", "apache", "no-etags", "ignore-preconditions", "etag-on-lock"]
+
+
+@pytest.fixture(scope="module", params=SERVERS)
 def real_dav(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     root = tmp_path_factory.mktemp(f"real-{request.param}") / "share"
     root.mkdir()
     server: Server
-    if request.param == "wsgidav":
-        server = DavServer(root)
-    else:
+    if request.param == "apache":
         server = ApacheDav(root, DAV_USER, DAV_PASSWORD)
+    else:
+        quirks = () if request.param == "wsgidav" else (request.param,)
+        server = DavServer(root, quirks=quirks)
     server.start()
     try:
         yield server
@@ -178,3 +185,50 @@ async def test_renamed_then_saved_at_once(
     await _edit_at_once(client, path, token, folder)
     assert (folder / "final.odt").read_bytes() == b"second save"
     assert not (folder / "draft.odt").exists()
+
+
+async def test_a_new_document_never_overwrites(
+    client: TestClient, real_dav: Server, tmp_path: Path
+) -> None:
+    """Even on a server that ignores ``If-None-Match``, a taken name is never written over."""
+    folder = _folder(real_dav, tmp_path)
+    (folder / "Memo.odt").write_bytes(b"taken")
+    response = await client.post(
+        "/wopi/iop/new",
+        params={
+            "filename": "Memo.odt",
+            "userid": "ann@idp",
+            "appname": "Collabora",
+            "endpoint": "dav",
+        },
+        headers={"Authorization": f"Bearer {IOP_SECRET}"},
+    )
+    assert response.status == 200, await response.text()
+    assert (await response.json())["name"] == "Memo (1).odt"
+    assert (folder / "Memo.odt").read_bytes() == b"taken"
+    assert sorted(p.name for p in folder.iterdir()) == ["Memo (1).odt", "Memo.odt"]
+
+
+async def test_create_over_a_taken_name_is_refused(
+    real_dav: Server, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """The storage's create, raced by a file that appeared after any look: ``FileExists``, and
+    the other file's bytes stay (servers ignoring ``If-None-Match`` included)."""
+    folder = _folder(real_dav, tmp_path)
+    folder.mkdir()
+    (folder / "taken.odt").write_bytes(b"someone else's")
+    table = real_dav.table(url=f"{real_dav.url}/{folder.name}")
+    storage = WebDavStorage("dav", WebDavConfig.from_table("dav", table), http)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"ours"
+
+    with pytest.raises(FileExists):
+        await storage.create_in("", "taken.odt", body())
+    sibling = await storage.resolve("taken.odt")
+    with pytest.raises(FileExists):
+        await storage.create(sibling.file_id, "taken.odt", body())
+    assert (folder / "taken.odt").read_bytes() == b"someone else's"
+    assert sorted(p.name for p in folder.iterdir()) == ["taken.odt"], "no temporary left"
+    created = await storage.create_in("", "fresh.odt", body())
+    assert created.name == "fresh.odt" and (folder / "fresh.odt").read_bytes() == b"ours"
