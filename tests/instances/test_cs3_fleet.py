@@ -6,6 +6,7 @@ without anything of their own in Redis; this checks that they do.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -70,3 +71,81 @@ async def test_ids_locks_and_renames_agree_over_a_cs3_gateway(
         assert "Traceback" not in fleet.logs()
     finally:
         fleet.stop()
+
+
+async def test_a_second_site_with_its_own_redis_agrees_through_the_gateway(
+    tmp_path: Path, gateway: RunningGateway, redis_server: RedisServer
+) -> None:
+    """Site B (two instances on one Redis) and site A (one instance on its own Redis) share
+    only the gateway: one Lock winner per round among both sites' clients, and neither saves
+    over the other's lock."""
+    table = {"type": "cs3", "gateway": gateway.address, "timeout": 5}
+    redis_a = RedisServer(tmp_path)
+    redis_a.start()
+    site_b = Fleet(
+        tmp_path / "b",
+        redis_server.url,
+        size=2,
+        server={"public_url": "https://b.test"},
+        **{"storages.reva": table},
+    )
+    site_a = Fleet(
+        tmp_path / "a",
+        redis_a.url,
+        size=1,
+        server={"public_url": "https://a.test"},
+        **{"storages.reva": table},
+    )
+    site_b.start()
+    site_a.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            b_src, b_token, _ = await open_on(
+                session, site_b, 0, "doc.docx", CS3_TOKEN, endpoint="reva"
+            )
+            a_src, a_token, _ = await open_on(
+                session, site_a, 0, "doc.docx", CS3_TOKEN, endpoint="reva"
+            )
+            for round_ in range(5):
+
+                async def lock(i: int, round_: int = round_) -> int:
+                    url, token = (
+                        (site_a.url_on(a_src, 0), a_token)
+                        if i % 2
+                        else (site_b.url_on(b_src, (i // 2) % 2), b_token)
+                    )
+                    async with aiohttp.ClientSession() as own:
+                        status, _, _ = await wopi(
+                            own, url, token, "LOCK", {"X-WOPI-Lock": f"R{round_}-C{i}"}
+                        )
+                    return status
+
+                results = await asyncio.gather(*(lock(i) for i in range(20)))
+                winners = [i for i, status in enumerate(results) if status == 200]
+                assert len(winners) == 1 and results.count(409) == 19, (round_, results)
+                winner = winners[0]
+                url, token = (
+                    (site_a.url_on(a_src, 0), a_token)
+                    if winner % 2
+                    else (site_b.url_on(b_src, 1), b_token)
+                )
+                held = f"R{round_}-C{winner}"
+                # the other site cannot save over it, with its own lock or none
+                other, other_token = (
+                    (site_b.url_on(b_src, 0), b_token)
+                    if winner % 2
+                    else (site_a.url_on(a_src, 0), a_token)
+                )
+                for given in ("mine", ""):
+                    status, headers, _ = await wopi(
+                        session, other, other_token, "PUT", {"X-WOPI-Lock": given}, b"over", True
+                    )
+                    assert (status, headers.get("X-WOPI-Lock")) == (409, held)
+                assert (gateway.gateway.root / "doc.docx").read_bytes() == b"v1"
+                status, _, _ = await wopi(session, url, token, "UNLOCK", {"X-WOPI-Lock": held})
+                assert status == 200
+        assert "Traceback" not in site_b.logs() + site_a.logs()
+    finally:
+        site_b.stop()
+        site_a.stop()
+        redis_a.stop()
