@@ -17,9 +17,9 @@ file for ``--seconds``, in rows that are interleaved round after round:
 
 The figure of each row is the median over the rounds. The default concurrency is 1: Debian's
 Apache 2.4.71 was seen answering concurrent LOCK/UNLOCK pairs on *different* files of one
-share with 423 and 400 (``mod_dav_fs``'s lock database losing records), with either MPM. Target: the storage lock at least 0.8
-of the bare pair (it may cost its Redis round trips and nothing more); printed as MISSED when
-it is not.
+share with 423 and 400 (``mod_dav_fs``'s lock database losing records), with either MPM.
+Target: the storage lock at least 0.8 of the bare pair (it may cost its Redis round trips
+and nothing more); printed as MISSED when it is not.
 """
 
 from __future__ import annotations
