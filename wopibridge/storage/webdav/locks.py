@@ -27,8 +27,9 @@ import aiohttp
 
 from wopibridge.errors import NotFound, Unavailable
 from wopibridge.locks.ownerlocks import LOCK_USER, OwnerAttempt, OwnerHolder
+from wopibridge.storage.names import check_path
 from wopibridge.storage.webdav.client import DAV, ActiveLock
-from wopibridge.storage.webdav.ids import WebDavFiles, encode_id, origin
+from wopibridge.storage.webdav.ids import WebDavFiles, encode_id
 from wopibridge.storage.webdav.lockstate import DavLockState, KeptToken
 
 #: The longest ``Timeout`` asked for: a site that dies locks nobody out for longer.
@@ -81,8 +82,9 @@ class WebDavOwnerLocks:
     async def _path(self, key: str) -> str:
         file_id = self._state.file_of(key)
         if file_id is None:  # not stat'ed here lately: the path the identity was minted for
-            prefix = self._files.config.site + ":"
-            file_id = encode_id(origin(key.removeprefix(prefix)))
+            # (a server's oc:fileid is no path: the LOCK's If-Match: * then finds nothing)
+            path = key.removeprefix(self._files.config.site + ":")
+            file_id = encode_id(check_path(path, error=NotFound("File not found")))
         return await self._files._path_of(file_id)
 
     async def _lock(self, path: str, headers: dict[str, str], body: bytes | None) -> int | str:
@@ -110,15 +112,18 @@ class WebDavOwnerLocks:
     async def acquire(self, key: str, lock_id: str, site: str, ttl: float) -> OwnerAttempt:
         path = await self._path(key)
         owner = owner_line(LOCK_USER.get(), site, lock_id)
-        outcome = await self._lock(path, {"Timeout": timeout_header(ttl)}, lock_body(owner))
+        # If-Match: * — a file gone meanwhile is not locked into an empty new one (RFC 4918
+        # would create it: a "lock-null" resource).
+        headers = {"Timeout": timeout_header(ttl), "If-Match": "*"}
+        outcome = await self._lock(path, headers, lock_body(owner))
         if isinstance(outcome, str):
             return OwnerAttempt(token=KeptToken(outcome, path).encode())
         if outcome in (405, 501):
             self._state.refuse(self._files.name, f"the server answered {outcome} to LOCK")
             return OwnerAttempt()
-        if outcome == 404:
+        if outcome in (404, 412):
             raise NotFound("File not found")
-        if outcome in (423, 409, 412):
+        if outcome in (423, 409):
             return OwnerAttempt(holder=await self._holder_at(path) or OwnerHolder())
         raise self._files._dav.error(outcome, what="lock")
 
