@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import statistics
 import sys
 import tempfile
@@ -41,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 
 from tests.mesh.apachedav import ApacheDav  # noqa: E402
-from tests.mesh.conftest import DAV_PASSWORD, DAV_USER, DavServer  # noqa: E402
+from tests.mesh.conftest import DAV_PASSWORD, DAV_USER, DavServer, basic_auth  # noqa: E402
 from tests.support.procs import RedisServer  # noqa: E402
 from wopibridge.locks import RedisLockStore  # noqa: E402
 from wopibridge.locks.base import LockStore  # noqa: E402
@@ -50,7 +49,6 @@ from wopibridge.storage.webdav.locks import lock_body  # noqa: E402
 from wopibridge.storage.webdav.lockstate import DavLockState  # noqa: E402
 
 TARGET = 0.8
-AUTH = "Basic " + base64.b64encode(f"{DAV_USER}:{DAV_PASSWORD}".encode()).decode()
 Cycle = Callable[[int], Awaitable[None]]
 
 
@@ -74,14 +72,14 @@ def bare(http: aiohttp.ClientSession, url: str) -> Cycle:
 
     async def cycle(i: int) -> None:
         target = f"{url}/f{i}.odt"
-        headers = {"Authorization": AUTH, "Depth": "0", "Timeout": "Second-2100"}
+        headers = {"Authorization": basic_auth(), "Depth": "0", "Timeout": "Second-2100"}
         async with http.request(
             "LOCK", target, data=body, headers={**headers, "Content-Type": "application/xml"}
         ) as response:
             assert response.status == 200, response.status
             token = response.headers["Lock-Token"]
         async with http.request(
-            "UNLOCK", target, headers={"Authorization": AUTH, "Lock-Token": token}
+            "UNLOCK", target, headers={"Authorization": basic_auth(), "Lock-Token": token}
         ) as response:
             assert response.status in (200, 204), response.status
 

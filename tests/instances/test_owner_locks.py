@@ -9,7 +9,6 @@ client (aiohttp with Basic auth) plays the desktop client and the server's admin
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
 import time
@@ -22,13 +21,12 @@ import aiohttp
 import pytest
 
 from tests.mesh.apachedav import ApacheDav
-from tests.mesh.conftest import DAV_PASSWORD, DAV_USER, DavServer
+from tests.mesh.conftest import DAV_PASSWORD, DAV_USER, DavServer, basic_auth
 from tests.support.fleet import Fleet, open_on, wopi
 from tests.support.procs import RedisServer, wait_for_port
 
 SITE_A, SITE_B = "https://a.example.test", "https://b.example.test"
 OWNER = "owner-site"
-AUTH = "Basic " + base64.b64encode(f"{DAV_USER}:{DAV_PASSWORD}".encode()).decode()
 DESKTOP_LOCK = (
     '<?xml version="1.0" encoding="utf-8"?><d:lockinfo xmlns:d="DAV:"><d:lockscope><d:exclusive/>'
     "</d:lockscope><d:locktype><d:write/></d:locktype><d:owner>Desktop Dora</d:owner>"
@@ -100,7 +98,7 @@ def world(
 async def plain(
     http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
 ) -> tuple[int, dict[str, str], bytes]:
-    headers = {"Authorization": AUTH, **kwargs.pop("headers", {})}
+    headers = {"Authorization": basic_auth(), **kwargs.pop("headers", {})}
     async with http.request(method, url, headers=headers, **kwargs) as response:
         return response.status, dict(response.headers), await response.read()
 

@@ -6,6 +6,7 @@ files behind the storage's back, the way another client of the same storage woul
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -25,6 +26,11 @@ from wopibridge.storage.base import Storage
 REPO = Path(__file__).resolve().parents[2]
 DAV_USER, DAV_PASSWORD, DAV_TOKEN = "wopi", "dav-password", "ocm-shared-secret"
 CS3_TOKEN, CS3_READER = "reva-user-token", "reva-reader-token"
+
+
+def basic_auth() -> str:
+    """The ``Authorization`` header of the test servers' user, for a plain WebDAV client."""
+    return "Basic " + base64.b64encode(f"{DAV_USER}:{DAV_PASSWORD}".encode()).decode()
 
 
 @dataclass

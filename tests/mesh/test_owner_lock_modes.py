@@ -4,14 +4,13 @@ still work (in the site's store)."""
 
 from __future__ import annotations
 
-import base64
 import logging
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.mesh.conftest import DAV_PASSWORD, DAV_USER, DavServer
+from tests.mesh.conftest import DavServer, basic_auth
 from tests.mesh.rawdav import RawDav
 from tests.mesh.test_app_mesh import Client, make_app, openinapp, wopi_path
 from wopibridge.locks.memory import MemoryLockStore
@@ -77,14 +76,10 @@ async def test_locks_false_keeps_wopi_locks_off_the_server(
         http.put(
             f"{dav_server.url}/{dav_root.name}/doc.odt",
             data=b"desktop",
-            headers={"Authorization": _basic()},
+            headers={"Authorization": basic_auth()},
         ) as response,
     ):
         assert response.status in (201, 204)  # nothing locked at the server
-
-
-def _basic() -> str:
-    return "Basic " + base64.b64encode(f"{DAV_USER}:{DAV_PASSWORD}".encode()).decode()
 
 
 async def test_owner_lock_store_keeps_the_site_lock_when_the_storage_has_none(

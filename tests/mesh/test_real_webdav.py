@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.editors.conftest import fixture_bytes
 from tests.mesh.apachedav import ApacheDav
-from tests.mesh.conftest import DAV_PASSWORD, DAV_USER, DavServer
+from tests.mesh.conftest import DAV_PASSWORD, DAV_USER, DavServer, basic_auth
 from tests.mesh.test_app_mesh import IOP_SECRET, TOKEN_SECRET, Client, openinapp, wopi_path
 from wopibridge.app import create_app
 from wopibridge.config import load_settings
@@ -122,16 +122,10 @@ async def _plain_put(server: Server, name: str, body: bytes) -> None:
         http.put(
             f"{server.url}/{name}",
             data=body,
-            headers={"Authorization": _basic()},
+            headers={"Authorization": basic_auth()},
         ) as response,
     ):
         assert response.status in (201, 204), response.status
-
-
-def _basic() -> str:
-    import base64
-
-    return "Basic " + base64.b64encode(f"{DAV_USER}:{DAV_PASSWORD}".encode()).decode()
 
 
 async def test_changed_over_webdav_then_saved_at_once(
@@ -148,10 +142,8 @@ async def test_changed_over_webdav_then_saved_at_once(
     assert not list((tmp_path / "state" / "recovery").glob("*"))
 
 
-async def test_new_document_then_saved_at_once(
-    client: TestClient, real_dav: Server, tmp_path: Path
-) -> None:
-    folder = _folder(real_dav, tmp_path)
+async def _new_memo(client: TestClient) -> dict[str, Any]:
+    """``POST /wopi/iop/new`` for ``Memo.odt`` on the WebDAV storage, as Reva would."""
     response = await client.post(
         "/wopi/iop/new",
         params={
@@ -163,7 +155,14 @@ async def test_new_document_then_saved_at_once(
         headers={"Authorization": f"Bearer {IOP_SECRET}"},
     )
     assert response.status == 200, await response.text()
-    body = await response.json()
+    return dict(await response.json())
+
+
+async def test_new_document_then_saved_at_once(
+    client: TestClient, real_dav: Server, tmp_path: Path
+) -> None:
+    folder = _folder(real_dav, tmp_path)
+    body = await _new_memo(client)
     src = unquote(body["app-url"].split("WOPISrc=")[1].split("&")[0])
     await _edit_at_once(client, urlsplit(src).path, body["form-parameters"]["access_token"], folder)
     assert (folder / "Memo.odt").read_bytes() == b"second save"
@@ -193,18 +192,7 @@ async def test_a_new_document_never_overwrites(
     """Even on a server that ignores ``If-None-Match``, a taken name is never written over."""
     folder = _folder(real_dav, tmp_path)
     (folder / "Memo.odt").write_bytes(b"taken")
-    response = await client.post(
-        "/wopi/iop/new",
-        params={
-            "filename": "Memo.odt",
-            "userid": "ann@idp",
-            "appname": "Collabora",
-            "endpoint": "dav",
-        },
-        headers={"Authorization": f"Bearer {IOP_SECRET}"},
-    )
-    assert response.status == 200, await response.text()
-    assert (await response.json())["name"] == "Memo (1).odt"
+    assert (await _new_memo(client))["name"] == "Memo (1).odt"
     assert (folder / "Memo.odt").read_bytes() == b"taken"
     assert sorted(p.name for p in folder.iterdir()) == ["Memo (1).odt", "Memo.odt"]
 
