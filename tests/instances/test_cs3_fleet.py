@@ -6,7 +6,6 @@ without anything of their own in Redis; this checks that they do.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from tests.mesh.conftest import CS3_TOKEN, start_gateway
 from tests.mesh.fakecs3 import RunningGateway
-from tests.support.fleet import Fleet, open_on, wopi
+from tests.support.fleet import Fleet, one_winner_across_sites, open_on, wopi
 from tests.support.procs import RedisServer
 
 
@@ -106,44 +105,20 @@ async def test_a_second_site_with_its_own_redis_agrees_through_the_gateway(
             a_src, a_token, _ = await open_on(
                 session, site_a, 0, "doc.docx", CS3_TOKEN, endpoint="reva"
             )
-            for round_ in range(5):
 
-                async def lock(i: int, round_: int = round_) -> int:
-                    url, token = (
-                        (site_a.url_on(a_src, 0), a_token)
-                        if i % 2
-                        else (site_b.url_on(b_src, (i // 2) % 2), b_token)
-                    )
-                    async with aiohttp.ClientSession() as own:
-                        status, _, _ = await wopi(
-                            own, url, token, "LOCK", {"X-WOPI-Lock": f"R{round_}-C{i}"}
-                        )
-                    return status
-
-                results = await asyncio.gather(*(lock(i) for i in range(20)))
-                winners = [i for i, status in enumerate(results) if status == 200]
-                assert len(winners) == 1 and results.count(409) == 19, (round_, results)
-                winner = winners[0]
-                url, token = (
-                    (site_a.url_on(a_src, 0), a_token)
-                    if winner % 2
-                    else (site_b.url_on(b_src, 1), b_token)
-                )
-                held = f"R{round_}-C{winner}"
-                # the other site cannot save over it, with its own lock or none
-                other, other_token = (
-                    (site_b.url_on(b_src, 0), b_token)
-                    if winner % 2
-                    else (site_a.url_on(a_src, 0), a_token)
-                )
+            async def no_save_over(other: str, other_token: str, held: str) -> None:
+                """The other site cannot save over the lock, with its own lock id or none."""
                 for given in ("mine", ""):
                     status, headers, _ = await wopi(
                         session, other, other_token, "PUT", {"X-WOPI-Lock": given}, b"over", True
                     )
                     assert (status, headers.get("X-WOPI-Lock")) == (409, held)
                 assert (gateway.gateway.root / "doc.docx").read_bytes() == b"v1"
-                status, _, _ = await wopi(session, url, token, "UNLOCK", {"X-WOPI-Lock": held})
-                assert status == 200
+
+            sites = [(site_b, b_src, b_token), (site_a, a_src, a_token)]
+            await one_winner_across_sites(
+                session, sites, rounds=5, clients=20, between=no_save_over
+            )
         assert "Traceback" not in site_b.logs() + site_a.logs()
     finally:
         site_b.stop()

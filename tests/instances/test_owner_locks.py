@@ -22,7 +22,7 @@ import pytest
 
 from tests.mesh.apachedav import ApacheDav
 from tests.mesh.conftest import DAV_PASSWORD, DAV_USER, DavServer, basic_auth
-from tests.support.fleet import Fleet, open_on, wopi
+from tests.support.fleet import Fleet, one_winner_across_sites, open_on, wopi
 from tests.support.procs import RedisServer, wait_for_port
 
 SITE_A, SITE_B = "https://a.example.test", "https://b.example.test"
@@ -256,31 +256,8 @@ async def test_two_sites_thirty_clients_each_one_winner_per_round(world: World) 
     async with aiohttp.ClientSession() as http:
         b_src, b_token, _ = await _open(http, b, 0, name)
         a_src, a_token, _ = await _open(http, a, 0, name)
-        for round_ in range(20):
-
-            async def lock(i: int, round_: int = round_) -> int:
-                if i % 2:
-                    url, token = a.url_on(a_src, 0), a_token
-                else:
-                    url, token = b.url_on(b_src, (i // 2) % 2), b_token
-                async with aiohttp.ClientSession() as own:
-                    status, _, _ = await wopi(
-                        own, url, token, "LOCK", {"X-WOPI-Lock": f"R{round_}-C{i}"}
-                    )
-                return status
-
-            results = await asyncio.gather(*(lock(i) for i in range(60)))
-            winners = [i for i, status in enumerate(results) if status == 200]
-            assert len(winners) == 1, (round_, results)
-            assert results.count(409) == 59, (round_, results)
-            winner = winners[0]
-            url, token = (
-                (a.url_on(a_src, 0), a_token) if winner % 2 else (b.url_on(b_src, 1), b_token)
-            )
-            status, _, _ = await wopi(
-                http, url, token, "UNLOCK", {"X-WOPI-Lock": f"R{round_}-C{winner}"}
-            )
-            assert status == 200
+        sites = [(b, b_src, b_token), (a, a_src, a_token)]
+        await one_winner_across_sites(http, sites, rounds=20, clients=60)
         assert not _tokens(await discovered(http, world.url(name)))
 
 
