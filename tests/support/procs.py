@@ -6,8 +6,6 @@ machine's shared 6379) so they can kill and restart it, and stop it afterwards.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -15,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from tests.support.requires import require_binary
 
 
 def free_port() -> int:
@@ -46,16 +44,6 @@ def children(pid: int) -> set[int]:
         if int(fields[1]) == pid and fields[0] != "Z":
             found.add(int(stat.parent.name))
     return found
-
-
-def require_binary(name: str) -> str:
-    """The path of a system binary; in CI a missing one fails, elsewhere it skips."""
-    path = shutil.which(name)
-    if path:
-        return path
-    if os.environ.get("CI"):
-        pytest.fail(f"{name} is required in CI (.ci/run installs it)")
-    pytest.skip(f"{name} is not installed")
 
 
 class RedisServer:
