@@ -9,9 +9,11 @@ inode-size-mtime, ``getlastmodified`` with one-second resolution, RFC 4918 locks
 timeouts.
 
 Started as root, Apache refuses to serve as root: its workers run as ``www-data``, which is
-given read, write and traverse rights on the served folder (and everything created in it later)
-through POSIX default ACLs, so a test can still write files behind the server's back as another
-client would.
+given read and write rights on the served folder (and everything created in it later) through
+POSIX default ACLs, so a test can still write files behind the server's back as another client
+would. pytest's own temporary folders are private (and every pytest session that starts makes
+them private again), so the folder served then lives in the server's own temporary folder and
+``root`` becomes a symbolic link to it.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class ApacheDav:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     server_root: Path | None = None
+    #: the folder Apache serves: ``root`` itself, or (as root) where ``root`` links to
+    served: Path = field(default=Path())
 
     @property
     def url(self) -> str:
@@ -89,8 +93,8 @@ class ApacheDav:
             "  AllowOverride None",
             "  Require all denied",
             "</Directory>",
-            f'Alias /dav "{self.root}"',
-            f'<Directory "{self.root}">',
+            f'Alias /dav "{self.served}"',
+            f'<Directory "{self.served}">',
             "  Dav On",
             "  AuthType Basic",
             '  AuthName "dav"',
@@ -106,6 +110,7 @@ class ApacheDav:
 
     def start(self) -> None:
         binary = require_binary("apache2")
+        self.served = self.root
         if not (MODULES / "mod_dav_fs.so").exists():
             require_binary("mod_dav_fs (Debian's apache2 package)")
         self.server_root = Path(tempfile.mkdtemp(prefix="wopibridge-apache-"))
@@ -113,18 +118,21 @@ class ApacheDav:
         lock_dir.mkdir()
         digest = base64.b64encode(hashlib.sha1(self.password.encode()).digest()).decode()
         (self.server_root / "htpasswd").write_text(f"{self.user}:{{SHA}}{digest}\n")
-        conf = self.server_root / "httpd.conf"
-        conf.write_text(self._config(self.server_root))
         if os.geteuid() == 0:
             worker = pwd.getpwnam(RUN_USER)
             os.chown(lock_dir, worker.pw_uid, worker.pw_gid)
-            self.server_root.chmod(0o755)
-            self._grant(self.root)
-            for parent in self.root.parents:  # traverse only, where others may not yet
-                if not os.access(parent, os.X_OK, effective_ids=False) or (
-                    parent.stat().st_mode & 0o001 == 0
-                ):
-                    subprocess.run(["setfacl", "-m", f"u:{RUN_USER}:x", str(parent)], check=True)
+            self.server_root.chmod(0o755)  # under /tmp: every user may traverse it
+            self.served = self.server_root / "share"
+            self.served.mkdir()
+            if self.root.exists():  # what the test put there already moves along
+                for child in self.root.iterdir():
+                    shutil.move(child, self.served / child.name)
+                self.root.rmdir()
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            self.root.symlink_to(self.served)
+            self._grant(self.served)
+        conf = self.server_root / "httpd.conf"
+        conf.write_text(self._config(self.server_root))
         self.proc = subprocess.Popen(
             [binary, "-f", str(conf), "-DFOREGROUND"],
             stdout=subprocess.DEVNULL,
