@@ -6,6 +6,7 @@ files behind the storage's back, the way another client of the same storage woul
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.mesh.apachedav import ApacheDav
 from tests.mesh.fakecs3 import FakeGateway, RunningGateway
 from tests.support.procs import free_port, wait_for_port
 from wopibridge.storage.base import Storage
@@ -24,6 +26,11 @@ from wopibridge.storage.base import Storage
 REPO = Path(__file__).resolve().parents[2]
 DAV_USER, DAV_PASSWORD, DAV_TOKEN = "wopi", "dav-password", "ocm-shared-secret"
 CS3_TOKEN, CS3_READER = "reva-user-token", "reva-reader-token"
+
+
+def basic_auth() -> str:
+    """The ``Authorization`` header of the test servers' user, for a plain WebDAV client."""
+    return "Basic " + base64.b64encode(f"{DAV_USER}:{DAV_PASSWORD}".encode()).decode()
 
 
 @dataclass
@@ -36,6 +43,8 @@ class DavServer:
     trace_log: Path | None = None
     #: where the fake Nextcloud versions API keeps versions (``--nextcloud-versions``)
     nextcloud_versions: Path | None = None
+    #: server quirks: ``no-etags``, ``ignore-preconditions``, ``etag-on-lock`` (davserver.py)
+    quirks: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -67,6 +76,7 @@ class DavServer:
                     if self.nextcloud_versions
                     else []
                 ),
+                *(f"--{quirk}" for quirk in self.quirks),
             ],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
@@ -105,6 +115,26 @@ def dav_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DavServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def apache_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheDav]:
+    """Debian's Apache with mod_dav_fs (see :mod:`tests.mesh.apachedav`), for the session."""
+    server = ApacheDav(tmp_path_factory.mktemp("apache") / "share", DAV_USER, DAV_PASSWORD)
+    server.root.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["wsgidav", "apache"])
+def any_dav_server(request: pytest.FixtureRequest) -> DavServer | ApacheDav:
+    """Each real WebDAV server in turn: wsgidav (lock manager on) and Apache mod_dav_fs."""
+    fixture = "dav_server" if request.param == "wsgidav" else "apache_server"
+    server: DavServer | ApacheDav = request.getfixturevalue(fixture)
+    return server
 
 
 @pytest.fixture
@@ -153,7 +183,7 @@ class Backend:
     readonly: Storage | None
 
 
-@pytest.fixture(params=["local", "webdav", "cs3"])
+@pytest.fixture(params=["local", "webdav", "apache", "cs3"])
 async def backend(
     request: pytest.FixtureRequest, tmp_path: Path, http: aiohttp.ClientSession
 ) -> AsyncIterator[Backend]:
@@ -165,19 +195,20 @@ async def backend(
         readonly = None
         yield Backend(kind, storage, storage.root, readonly)
         await storage.close()
-    elif kind == "webdav":
+    elif kind in ("webdav", "apache"):
         from wopibridge.storage.webdav import WebDavConfig, WebDavStorage
 
-        server: DavServer = request.getfixturevalue("dav_server")
+        fixture = "dav_server" if kind == "webdav" else "apache_server"
+        server: DavServer | ApacheDav = request.getfixturevalue(fixture)
         root = server.root / f"{tmp_path.name}-{kind}"
         root.mkdir()
         table = server.table(url=f"{server.url}/{root.name}")
         storage = WebDavStorage("dav", WebDavConfig.from_table("dav", table), http)
-        ro_url = f"http://127.0.0.1:{server.port}/ro/{root.name}"
-        bad = server.table(url=ro_url)
-        yield Backend(
-            kind, storage, root, WebDavStorage("dav", WebDavConfig.from_table("dav", bad), http)
-        )
+        readonly = None  # wsgidav serves the same folder read-only under /ro; Apache does not
+        if kind == "webdav":
+            bad = server.table(url=f"http://127.0.0.1:{server.port}/ro/{root.name}")
+            readonly = WebDavStorage("dav", WebDavConfig.from_table("dav", bad), http)
+        yield Backend(kind, storage, root, readonly)
     else:
         from wopibridge.storage.cs3 import Cs3Config, Cs3Storage
 

@@ -18,6 +18,12 @@ file and move it into place, and give every state its own etag):
 With ``--hide-locks``, PROPFIND never reports ``lockdiscovery`` (as servers without it do): a
 locked file is then refused only once its PUT arrives, after cheroot's ``100 Continue``.
 
+Quirks of servers met in the field, one flag each:
+
+* ``--no-etags``: no ``getetag`` at all (PROPFIND and GET), only ``getlastmodified``;
+* ``--ignore-preconditions``: ``If-Match`` and ``If-None-Match`` on ``PUT`` are dropped unread;
+* ``--etag-on-lock``: the ETag also changes on every ``LOCK``, ``UNLOCK`` and ``PROPPATCH``.
+
 With ``--trace-log FILE``, each request's method, path and ``traceparent`` header are appended
 to FILE, one tab-separated line per request (the tracing tests check what reached the server).
 
@@ -43,8 +49,10 @@ import logging
 import os
 import secrets
 import stat
+import urllib.parse
 
 from cheroot import wsgi
+from wsgidav import request_server
 from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
 from wsgidav.fs_dav_provider import FileResource, FilesystemProvider
 from wsgidav.wsgidav_app import WsgiDAVApp
@@ -68,6 +76,10 @@ def _fileid(path: str) -> str:
     return value
 
 
+#: bumped by every LOCK, UNLOCK and PROPPATCH with ``--etag-on-lock`` (part of each ETag)
+_GENERATION = [0]
+
+
 class _AtomicFile(FileResource):
     def get_property_value(self, name):  # type: ignore[no-untyped-def]
         if name == OC_FILEID and self.environ["wsgidav.config"].get("oc_fileids"):
@@ -77,9 +89,16 @@ class _AtomicFile(FileResource):
             raise DAVError(HTTP_NOT_FOUND)
         return super().get_property_value(name)
 
-    def get_etag(self) -> str:
+    def get_etag(self) -> str | None:
+        config = self.environ["wsgidav.config"]
+        if config.get("no_etags"):
+            return None
         st = os.stat(self._file_path)
-        return f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"
+        etag = f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"
+        return f"{etag}-{_GENERATION[0]}" if config.get("etag_on_lock") else etag
+
+    def support_etag(self) -> bool:
+        return not self.environ["wsgidav.config"].get("no_etags")
 
     def begin_write(self, *, content_type=None):  # type: ignore[no-untyped-def]
         if self.provider.readonly:
@@ -210,6 +229,16 @@ class _NextcloudVersions:
         return [body]
 
 
+def _destination_urlparse(url: str, scheme: str = "", allow_fragments: bool = True):  # type: ignore[no-untyped-def]
+    """wsgidav percent-decodes ``Destination`` before splitting it, so a ``?`` in a file name
+    (sent as ``%3F``, as RFC 3986 wants) would start a query and cut the name: keep it."""
+    parts = urllib.parse.urlparse(url.replace("?", "%3F"), scheme, allow_fragments)
+    return parts._replace(path=parts.path.replace("%3F", "?"))
+
+
+request_server.urlparse = _destination_urlparse
+
+
 class _Provider(FilesystemProvider):
     def get_resource_inst(self, path, environ):  # type: ignore[no-untyped-def]
         fp = self._loc_to_file_path(path, environ)
@@ -246,6 +275,24 @@ class _HideLocks:
         return self.app(environ, start_response)
 
 
+class _Quirks:
+    """WSGI wrapper: drop PUT preconditions, and/or count LOCK/UNLOCK/PROPPATCH for ETags."""
+
+    def __init__(self, app, ignore_preconditions: bool, etag_on_lock: bool) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+        self.ignore_preconditions = ignore_preconditions
+        self.etag_on_lock = etag_on_lock
+
+    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+        method = environ.get("REQUEST_METHOD")
+        if self.ignore_preconditions and method == "PUT":
+            environ.pop("HTTP_IF_MATCH", None)
+            environ.pop("HTTP_IF_NONE_MATCH", None)
+        if self.etag_on_lock and method in ("LOCK", "UNLOCK", "PROPPATCH"):
+            _GENERATION[0] += 1
+        return self.app(environ, start_response)
+
+
 class _TraceLog:
     """WSGI wrapper: append ``method, path, traceparent`` of each request to a file."""
 
@@ -276,6 +323,10 @@ def main() -> None:
     parser.add_argument("--hide-locks", action="store_true")
     parser.add_argument("--trace-log", default="")
     parser.add_argument("--nextcloud-versions", default="")
+
+    parser.add_argument("--no-etags", action="store_true")
+    parser.add_argument("--ignore-preconditions", action="store_true")
+    parser.add_argument("--etag-on-lock", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -305,6 +356,8 @@ def main() -> None:
         "dir_browser": {"enable": False},
         "oc_fileids": args.fileids or bool(args.nextcloud_versions),
         "nc_versions": args.nextcloud_versions,
+        "no_etags": args.no_etags,
+        "etag_on_lock": args.etag_on_lock,
     }
     app = WsgiDAVApp(config)
     if args.nextcloud_versions:
@@ -325,6 +378,8 @@ def main() -> None:
         app = _BearerOrBasic(app, args.token, f"Basic {basic}")
     if args.hide_locks:
         app = _HideLocks(app)
+    if args.ignore_preconditions or args.etag_on_lock:
+        app = _Quirks(app, args.ignore_preconditions, args.etag_on_lock)
     if args.trace_log:
         app = _TraceLog(app, args.trace_log)
     server = wsgi.Server(("127.0.0.1", args.port), app, numthreads=8)

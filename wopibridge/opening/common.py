@@ -22,7 +22,12 @@ from wopibridge.security.failures import FailureLog
 from wopibridge.security.keys import SECRETS, TOKENS
 from wopibridge.security.tokens import AccessToken, Mode
 from wopibridge.storage.base import FileStat, Storage
-from wopibridge.storage.factory import STORAGES, locked_elsewhere, with_credential
+from wopibridge.storage.factory import (
+    STORAGES,
+    locked_elsewhere,
+    owner_holder,
+    with_credential,
+)
 from wopibridge.wopi.desktoplocks import desktop_lock_holder
 
 #: Refused iop secrets, logged with the peer address at a bounded rate.
@@ -83,6 +88,17 @@ class Opened:
 LOCKED_ELSEWHERE = "The file is being edited at another site"
 
 
+async def locked_at_owner(app: web.Application, storage: Storage, stat: FileStat) -> str:
+    """Why an edit open must be read-only because the owner's storage holds a lock on the file
+    for someone else (a desktop WebDAV client, another site's host), naming the holder where
+    the storage says who; ``""`` when it does not."""
+    site = app[SETTINGS].server.public_url
+    holder = await owner_holder(storage, app[LOCKS], site, stat.identity)
+    if holder is None:
+        return ""
+    return f"The file is locked at its storage by {holder.name or 'another client'}"
+
+
 async def open_file(
     request: web.Request,
     *,
@@ -113,6 +129,10 @@ async def open_file(
     forced_reason = ""
     if mode == "edit" and stat.read_only_reason:
         mode, forced_reason = "view", stat.read_only_reason
+    if mode == "edit":
+        forced_reason = await locked_at_owner(app, storage, stat)
+        if forced_reason:
+            mode = "view"
     if mode == "edit":
         site = app[SETTINGS].server.public_url
         if await locked_elsewhere(storage, app[LOCKS], site, stat.identity):
@@ -195,6 +215,8 @@ async def open_document(
             reason = stat.read_only_reason
         elif holder:
             reason = holder
+        elif owner_reason := await locked_at_owner(app, storage, stat):
+            reason = owner_reason
         elif not editor.can_edit(ext):
             reason = f"{editor.name} can only view {ext or 'these'} files"
     token_mode: Mode = "edit" if wants_edit and not reason else "view"

@@ -131,6 +131,14 @@ class Capabilities:
 
 
 @runtime_checkable
+class ReportsLocks(Protocol):
+    """A storage that can hold WOPI locks at the owner says how it does now (for ``/ready``
+    and the status page): the owner's own locks, or the site's store only, and why."""
+
+    def lock_mode(self) -> str: ...
+
+
+@runtime_checkable
 class Storage(Protocol):
     """A place files live. All methods are safe to call concurrently."""
 

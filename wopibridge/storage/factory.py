@@ -38,12 +38,17 @@ from wopibridge.config.values import as_bool
 from wopibridge.errors import NotFound
 from wopibridge.instruments import Instruments
 from wopibridge.locks.base import LockStore
+from wopibridge.locks.client import RedisConnection
+from wopibridge.locks.instrumented import InstrumentedLockStore
 from wopibridge.locks.keys import LOCKS
+from wopibridge.locks.memory import MemoryLockStore
+from wopibridge.locks.ownerlocks import LOCK_USER, OwnerHolder, OwnerLockStore
+from wopibridge.locks.redis import RedisLockStore
 from wopibridge.locks.sitelocks import SiteLockStore
 from wopibridge.security.crypto import CREDENTIAL_CLAIM, CredentialBox
 from wopibridge.security.tokens import AccessToken
 from wopibridge.storage import cs3, fileids, webdav
-from wopibridge.storage.base import Storage
+from wopibridge.storage.base import ReportsLocks, Storage
 from wopibridge.storage.idmap import IdMap, SqliteIdMap
 from wopibridge.storage.instrumented import InstrumentedStorage, VersionCounters
 from wopibridge.storage.local import LocalStorage
@@ -116,10 +121,13 @@ def open_id_map(name: str, settings: Settings) -> IdMap:
 
 def _webdav(name: str, table: Mapping[str, Any], settings: Settings, http: Any) -> Storage:
     ids: IdMap | None = None  # in-process locks: renames are remembered in this process
+    tokens: LockStore = MemoryLockStore()
     if urlsplit(settings.locks.url).scheme != "memory":
         locks = settings.locks
         ids = RedisIdMap.from_target(locks.target, locks.url, locks.timeout, locks.prefix, name)
-    return webdav.build(name, table, http, ids)
+        # The WebDAV lock tokens of this site, beside its WOPI locks, seen by every instance.
+        tokens = RedisLockStore(RedisConnection(locks.target, locks.timeout), locks.prefix)
+    return webdav.build(name, table, http, ids, tokens, settings.server.public_url)
 
 
 def _cs3(name: str, table: Mapping[str, Any], _: Settings, http: Any) -> Storage:
@@ -155,6 +163,34 @@ async def locked_elsewhere(storage: Storage, app_locks: LockStore, site: str, ke
         return False
     locks = storage.lock_store(app_locks) if storage.capabilities.own_locks else app_locks
     return await SiteLockStore(locks, app_locks, site).locked_elsewhere(key)
+
+
+async def owner_holder(
+    storage: Storage, app_locks: LockStore, site: str, key: str
+) -> OwnerHolder | None:
+    """Who holds ``key`` at the owner's storage when it is not this site (a desktop client,
+    another site's host): ``None`` when nobody else does, or the storage keeps no locks."""
+    if not storage.capabilities.own_locks:
+        return None
+    locks = storage.lock_store(app_locks)
+    if isinstance(locks, InstrumentedLockStore):  # the timing wrapper of the app's storages
+        locks = locks.inner
+    if not isinstance(locks, OwnerLockStore):
+        return None
+    holder = await locks.holder(key)
+    if holder is None or holder.site == site:
+        return None
+    return holder
+
+
+def lock_modes(registry: StorageRegistry) -> dict[str, str]:
+    """How each storage that can hold WOPI locks at the owner does it now (``/ready``)."""
+    modes: dict[str, str] = {}
+    for storage in registry:
+        mode = storage.lock_mode() if isinstance(storage, ReportsLocks) else ""
+        if mode:
+            modes[storage.name] = mode
+    return modes
 
 
 class MeshRegistry(StorageRegistry):
@@ -257,4 +293,5 @@ def bind_request(app: web.Application, access: AccessToken) -> tuple[Storage, st
     id, and the lock store for the file (recording this site, ``server.public_url``)."""
     storage, backend_id = app[STORAGES].for_access(access)
     site = app[SETTINGS].server.public_url
+    LOCK_USER.set(access.user_name or access.user_id)
     return storage, backend_id, file_locks(storage, app[LOCKS], site)

@@ -16,7 +16,7 @@ from wopibridge.errors import NotFound
 from wopibridge.instruments import Instruments, Measure
 from wopibridge.locks.base import LockStore
 from wopibridge.locks.instrumented import InstrumentedLockStore
-from wopibridge.storage.base import Capabilities, FileContent, FileStat, Storage
+from wopibridge.storage.base import Capabilities, FileContent, FileStat, ReportsLocks, Storage
 from wopibridge.storage.versions import Versioned, VersionInfo
 
 CALLS = (
@@ -86,6 +86,10 @@ class InstrumentedStorage:
         if own is fallback:
             return fallback
         return InstrumentedLockStore(own, self._instruments)
+
+    def lock_mode(self) -> str:
+        """The inner storage's, ``""`` when it holds no locks at the owner."""
+        return self.inner.lock_mode() if isinstance(self.inner, ReportsLocks) else ""
 
     async def start(self) -> None:
         await self.inner.start()
