@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from pathlib import Path
@@ -96,11 +97,13 @@ class LocalStorage(LocalWriting, LocalReading):
         ids = []
         for relative in relatives:
             with contextlib.suppress(WopiError):
-                ids.append(await self._identify(*self._canonical(relative)))
+                found = await self._offload.run(functools.partial(self._canonical, relative))
+                ids.append(await self._identify(*found))
         return ids
 
     async def close(self) -> None:
         await self._ids.close()
+        await self._offload.close()
 
 
 def _writable_dir(path: Path) -> bool:

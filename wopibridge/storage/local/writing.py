@@ -79,7 +79,7 @@ class LocalWriting(LocalStaging):
                 await asyncio.to_thread(_commit, staged, path, mtime, False, True)
             except OSError as exc:
                 raise os_error(exc, "write") from None
-        return await asyncio.to_thread(self._stat_path, file_id, path)
+        return await self._offload.run(lambda: self._stat_path(file_id, path))
 
     async def adopt(self, sibling_of: str, name: str, staged: Path) -> FileStat:
         """Link ``staged`` beside ``sibling_of`` as ``name`` (refused if the name is taken), as
@@ -104,7 +104,7 @@ class LocalWriting(LocalStaging):
             await self._ids.place(file_id, relative)
         else:
             file_id = await self._ids.claim(relative, new_id())
-        return self._stat_path(file_id, target)
+        return await self._offload.run(lambda: self._stat_path(file_id, target))
 
     async def create(
         self,
@@ -118,8 +118,9 @@ class LocalWriting(LocalStaging):
         return await self._create_at(sibling.parent, name, chunks, overwrite)
 
     async def create_in(self, folder: str, name: str, chunks: AsyncIterable[bytes]) -> FileStat:
-        path = self.root if not folder else self._canonical(self._relative(folder))[1]
-        if not await asyncio.to_thread(path.is_dir):
+        wanted = self._relative(folder) if folder else ""
+        path = await self._offload.run(lambda: self._canonical(wanted)[1] if wanted else self.root)
+        if not await self._offload.run(path.is_dir):
             raise NotFound("Folder not found")
         return await self._create_at(path, name, chunks, False)
 
@@ -153,7 +154,7 @@ class LocalWriting(LocalStaging):
             await self._ids.place(file_id, relative)
         else:
             file_id = await self._ids.claim(relative, new_id())
-        return self._stat_path(file_id, target)
+        return await self._offload.run(lambda: self._stat_path(file_id, target))
 
     async def rename(self, file_id: str, new_name: str) -> FileStat:
         """Rename, journalled in the id map so the id resolves at every moment.
