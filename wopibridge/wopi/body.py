@@ -53,11 +53,16 @@ class SaveBody:
 
     # -- the reader ----------------------------------------------------------------------
 
-    async def _record(self, batch: list[bytes]) -> None:
+    async def _record(self, batch: list[bytes] | None) -> None:
+        """Append ``batch`` to the copy (written behind, :mod:`..tempfiles`); ``None``: wait
+        until everything appended landed."""
         if self.file is None:
             return
         try:
-            await self.file.write(batch)
+            if batch is None:
+                await self.file.flush()
+            else:
+                await self.file.write(batch)
         except OSError as exc:
             self.file_error = exc
             self.file.discard()
@@ -83,6 +88,7 @@ class SaveBody:
                     await self._queue.put(chunk)
             if batch:
                 await self._record(batch)
+            await self._record(None)
             self.complete = True
             if self._feeding:
                 await self._queue.put(_END)
