@@ -299,7 +299,9 @@ def main() -> None:
         print(f"A/A  {control}")
     print(raw)
     if args.write:
-        Path(args.write).write_text(markdown(checked, controls, raw, args))
+        out = Path(args.write)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(markdown(checked, controls, raw, args))
         print(f"written to {args.write}")
 
 
