@@ -164,6 +164,8 @@ class TempFile:
         an earlier write."""
         if self._failed is not None:
             raise self._failed
+        if self.closed:
+            raise OSError(errno.EBADF, "the temporary file was closed", str(self.path))
         if self._behind is None:
             self._behind = asyncio.Queue(maxsize=WRITE_AHEAD)
             self._writer = asyncio.create_task(self._write_behind(self._behind))
