@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wopibridge.storage.tempfiles import WRITE_AHEAD, TempFile
+from wopibridge.storage.tempfiles import WRITE_AHEAD, TempFile, read_chunks
 
 BATCH = b"x" * 4096
 
@@ -67,3 +67,16 @@ async def test_discard_drops_the_writes_not_started(tmp_path: Path) -> None:
     temp.discard()
     assert temp.closed and not temp.path.exists()
     time.sleep(SlowDisk.DELAY * 2)  # the write running in its thread ends on its own
+
+
+async def test_a_staged_file_is_read_one_chunk_ahead(tmp_path: Path) -> None:
+    """The chunks a staged save is sent from: all of them, in order, and a reader that stops
+    early leaves no read behind that anyone must wait for."""
+    path = tmp_path / "staged"
+    data = bytes(range(256)) * 1000
+    path.write_bytes(data)
+    assert b"".join([chunk async for chunk in read_chunks(path, 4096)]) == data
+    chunks = read_chunks(path, 4096)
+    first = await chunks.__anext__()
+    await chunks.aclose()
+    assert first == data[:4096]

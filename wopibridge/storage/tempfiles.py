@@ -304,11 +304,25 @@ def _read_at(path: Path, offset: int, size: int) -> bytes:
 
 
 async def read_chunks(path: Path, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
-    """The bytes of a file on this machine, in chunks read off the event loop.
+    """The bytes of a file on this machine, in chunks read off the event loop, one chunk
+    ahead: the next one is read while the caller sends this one (a staged save going to
+    WebDAV or CS3), so reading and sending overlap with one chunk more in memory.
 
     Each read opens the file on its own, so an upload that stops consuming this (a storage
     that answers early) leaves no open handle behind, and nothing has to close it."""
     offset = 0
-    while chunk := await asyncio.to_thread(_read_at, path, offset, chunk_size):
-        offset += len(chunk)
-        yield chunk
+    ahead = asyncio.ensure_future(asyncio.to_thread(_read_at, path, offset, chunk_size))
+    try:
+        while chunk := await ahead:
+            offset += len(chunk)
+            ahead = asyncio.ensure_future(asyncio.to_thread(_read_at, path, offset, chunk_size))
+            yield chunk
+    finally:
+        if not ahead.done():
+            ahead.cancel()  # the read in its thread ends on its own; its result is dropped
+        ahead.add_done_callback(_drop_result)
+
+
+def _drop_result(future: asyncio.Future[bytes]) -> None:
+    if not future.cancelled():
+        future.exception()  # seen, so that asyncio does not log it as never retrieved
