@@ -276,6 +276,10 @@ def markdown(checked: list[Figure], controls: list[str], raw: str, args: argpars
     lines += [f"- {control}" for control in controls]
     lines += ["", "Every round, per server:", "", "```", raw, "```", ""]
     lines += [
+        "Figures that do not move with the machine's load: `bench/instructions.py` counts the",
+        "instructions of a CheckFileInfo under callgrind (bare, defaults, log off; `--code DIR`",
+        "adds another checkout for a before/after pair; needs valgrind, about six minutes).",
+        "",
         "Other benches (not in this table): `bench/wopi_bench.py` (locks, token costs, memory),",
         "`bench/observability_bench.py` (tracing), `bench/putfile.py` (PutFile against an older",
         "checkout), `bench/identity_bench.py`, `bench/redis_locks.py`, `bench/webdav_rss.py`.",
