@@ -24,6 +24,7 @@ from wopibridge.config import Settings
 from wopibridge.storage.factory import STORAGES
 from wopibridge.storage.local import LocalStorage
 from wopibridge.storage.local.tree import FileSystem
+from wopibridge.storage.offload import Offload
 
 DELAY = 1.0
 
@@ -119,3 +120,24 @@ async def test_no_slow_callback_over_a_request_mix(
     slow = [r.getMessage() for r in caplog.records if "took" in r.getMessage()]
     assert not slow, slow
     assert isinstance(storage.fs, SlowFileSystem) and storage.fs.calls > 5
+
+
+async def test_the_offload_is_bounded_and_hands_back_results_and_errors() -> None:
+    offload = Offload("test", threads=2)
+    try:
+        assert await offload.run(lambda: 41 + 1) == 42
+        with pytest.raises(ZeroDivisionError):
+            await offload.run(lambda: 1 / 0)
+        # more calls than threads: they queue, all run, and no more than two threads start
+        results = await asyncio.gather(
+            *(offload.run(lambda i=i: time.sleep(0.01) or i) for i in range(10))
+        )
+        assert results == list(range(10))
+        assert len(offload._threads) == 2
+        # a caller that stops waiting does not lose the thread for the others
+        stuck = offload.run(lambda: time.sleep(0.2))
+        stuck.cancel()
+        assert await offload.run(lambda: "after") == "after"
+    finally:
+        await offload.close()
+    assert not offload._threads

@@ -39,7 +39,8 @@ _Done = tuple[asyncio.Future[Any], Any, BaseException | None]
 class Offload:
     """Runs blocking calls in ``threads`` worker threads; see the module docstring.
 
-    The threads start with the first call and stop at :meth:`close`. One instance serves one
+    A thread starts when a call finds every thread busy, up to ``threads``; they stop at
+    :meth:`close`. One instance serves one
     event loop at a time (the loop of its first call after a close)."""
 
     def __init__(self, name: str, threads: int = DEFAULT_THREADS) -> None:
@@ -50,6 +51,7 @@ class Offload:
         # read and set under the GIL only; see _finished for why no lock is needed
         self._wake_pending = False
         self._threads: list[threading.Thread] = []
+        self._running = 0  # calls given and not yet delivered (counted on the loop only)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def run(self, call: Callable[[], T]) -> asyncio.Future[T]:
@@ -60,16 +62,18 @@ class Offload:
         if self._loop is not loop:
             self._loop = loop
         future: asyncio.Future[T] = loop.create_future()
-        if not self._threads:
-            self._start_threads()
+        self._running += 1
+        threads = len(self._threads)
+        if not threads or (self._running > threads and threads < self._limit):
+            self._start_thread()  # a thread more only while all of them are busy
         self._calls.put((future, call))
         return future
 
-    def _start_threads(self) -> None:
-        for number in range(self._limit):
-            thread = threading.Thread(target=self._work, name=f"{self._name}-{number}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+    def _start_thread(self) -> None:
+        name = f"{self._name}-{len(self._threads)}"
+        thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _work(self) -> None:
         calls = self._calls
@@ -103,6 +107,7 @@ class Offload:
         done = self._done
         while done:
             future, result, error = done.popleft()
+            self._running -= 1
             if future.cancelled():
                 continue
             if error is not None:
