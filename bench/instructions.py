@@ -10,7 +10,9 @@ concurrent clients, and the counters dumped: the server's instructions, user spa
 kernel's share of a request, the same for every server, is not counted), divided by the
 requests. ``--code`` adds the same two wopibridge servers running another checkout's code (a
 before/after pair in one run). Needs ``valgrind`` (Debian: ``apt-get install valgrind``);
-about a minute per server. ``perf stat -e instructions`` would be quicker, but virtual
+about a minute per server. The counts still move by up to a tenth between runs (how many
+requests the event loop takes per wake-up depends on timing): compare the figures of one run,
+as the ratios do. ``perf stat -e instructions`` would be quicker, but virtual
 machines often do not expose the counter.
 
 Targets: the defaults cost at most twice the bare handler's instructions (0.50 of bare), the
