@@ -34,7 +34,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.wopi_bench import BASELINE, hammer  # noqa: E402
+from bench.common import BASELINE, hammer  # noqa: E402
 from tests.support.procs import RedisServer, free_port, wait_for_port  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 from tests.support.wopi import IOP_SECRET, open_remote  # noqa: E402

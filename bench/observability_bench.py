@@ -3,7 +3,7 @@
 All in one run, servers in their own processes, load from this process, rounds interleaved so
 that a noisy neighbour hurts every variant alike:
 
-- bare: an aiohttp handler returning a fixed JSON document (``wopi_bench.BASELINE``);
+- bare: an aiohttp handler returning a fixed JSON document (``bench.common.BASELINE``);
 - defaults: ``wopibridge serve`` as shipped (``log_level = INFO``, JSON access log to stderr,
   which goes to a file here, as it would to a container runtime);
 - no access log: ``log_level = WARNING``;
@@ -40,7 +40,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.wopi_bench import BASELINE, hammer  # noqa: E402
+from bench.common import BASELINE, cpu_seconds, hammer  # noqa: E402
 from tests.support.procs import free_port, wait_for_port  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 from tests.support.wopi import open_remote  # noqa: E402
@@ -57,12 +57,6 @@ SINK = textwrap.dedent(
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
     """
 )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (its threads included: the span exporter's)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class TracedServer(ServerProcess):

@@ -1,5 +1,5 @@
-"""PutFile of a large file beside a bare aiohttp handler that streams the body to a file and
-fsyncs it, in one run, so the ratio means something on a noisy host.
+"""PutFile of a large file beside a bare aiohttp handler that streams the body to a file,
+fsyncs it and renames it into place, in one run, so the ratio means something on a noisy host.
 
     python3 bench/putfile.py [--size-mib 100] [--repeat 3] [--code DIR]
 
@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -29,34 +28,11 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.wopi_bench import upload  # noqa: E402
+from bench.common import BASELINE, cpu_seconds, upload  # noqa: E402
 from tests.support.procs import free_port, wait_for_port  # noqa: E402
 from tests.support.server import write_config  # noqa: E402
 from tests.support.wopi import IOP_SECRET, TOKEN_SECRET  # noqa: E402
 from tests.support.wopi import open_remote as open_file  # noqa: E402
-
-BASELINE = textwrap.dedent(
-    """
-    import os, sys
-    from aiohttp import web
-    path = sys.argv[2]
-    async def put(request):
-        with open(path, "wb") as f:
-            async for chunk in request.content.iter_chunked(256 * 1024):
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        return web.json_response({})
-    app = web.Application(client_max_size=1 << 40)
-    app.router.add_post("/file", put)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
-    """
-)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -33,7 +33,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.wopi_bench import BASELINE  # noqa: E402
+from bench.common import BASELINE  # noqa: E402
 from tests.support.procs import RedisServer, free_port, wait_for_port  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 from tests.support.topologies import ClusterSet, SentinelSet  # noqa: E402

@@ -26,63 +26,27 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import (  # noqa: E402
+    BASELINE,
+    download,
+    hammer,
+    mb_per_s,
+    upload,
+    wrk_rate,
+)
 from bench.rss import RssSampler  # noqa: E402
 from tests.support.procs import RedisServer, children, free_port, wait_for_port  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 from tests.support.wopi import TOKEN_SECRET  # noqa: E402
 from tests.support.wopi import open_remote as open_file  # noqa: E402
-
-BASELINE = textwrap.dedent(
-    """
-    import os, sys
-    from aiohttp import web
-    path = sys.argv[2]
-    DOC = {"BaseFileName": "bench.bin", "OwnerId": "0", "Size": 1, "UserId": "u",
-           "Version": "v1", "UserCanWrite": True, "SupportsLocks": True}
-    async def info(request):
-        return web.json_response(DOC)
-    async def get(request):
-        return web.FileResponse(path, chunk_size=256 * 1024)
-    async def put(request):
-        with open(path + ".up", "wb") as f:
-            async for chunk in request.content.iter_chunked(256 * 1024):
-                f.write(chunk)
-        return web.json_response({})
-    app = web.Application(client_max_size=1 << 40)
-    app.router.add_get("/info", info)
-    app.router.add_post("/info", info)
-    app.router.add_get("/file", get)
-    app.router.add_post("/file", put)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
-    """
-)
-
-
-async def hammer(session: aiohttp.ClientSession, make: Any, seconds: float, workers: int) -> float:
-    """Requests per second of ``make()`` from ``workers`` concurrent loops for ``seconds``."""
-    done = 0
-    deadline = time.perf_counter() + seconds
-
-    async def loop() -> None:
-        nonlocal done
-        while time.perf_counter() < deadline:
-            await make()
-            done += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(loop() for _ in range(workers)))
-    return done / (time.perf_counter() - started)
-
 
 WRK_LOCKS = """
 -- One wrk thread (one connection) per file. The next operation follows the last answer, not
@@ -113,31 +77,6 @@ end
 """
 
 
-def wrk_rate(url: str, seconds: float, connections: int, script: str | None = None) -> float:
-    """Requests/s measured by wrk (a C load generator: the client costs little CPU)."""
-    cmd = [
-        "wrk",
-        "-t",
-        str(connections if script else 1),
-        "-c",
-        str(connections),
-        "-d",
-        f"{seconds:.0f}s",
-    ]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(script or "")
-    if script:
-        cmd += ["-s", handle.name]
-    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
-    os.unlink(handle.name)
-    if "Non-2xx" in out:
-        raise RuntimeError(f"wrk saw failed requests:\n{out}")
-    for line in out.splitlines():
-        if line.startswith("Requests/sec:"):
-            return float(line.split()[1])
-    raise RuntimeError(out)
-
-
 def lua_list(values: list[str]) -> str:
     return ", ".join('"' + v + '"' for v in values)
 
@@ -151,31 +90,6 @@ def wrk_lock_cycles(targets: list[tuple[str, str]], seconds: float) -> float:
     """
     script = WRK_LOCKS % (lua_list([u for u, _ in targets]), lua_list([t for _, t in targets]))
     return wrk_rate(targets[0][0], seconds, len(targets), script) / 2
-
-
-async def download(session: aiohttp.ClientSession, url: str, **kw: Any) -> int:
-    total = 0
-    async with session.get(url, **kw) as resp:
-        resp.raise_for_status()
-        async for chunk in resp.content.iter_chunked(1 << 20):
-            total += len(chunk)
-    return total
-
-
-async def upload(session: aiohttp.ClientSession, url: str, size: int, **kw: Any) -> None:
-    block = os.urandom(1 << 20)
-
-    async def body() -> Any:
-        for _ in range(size // len(block)):
-            yield block
-
-    headers = {**kw.pop("headers", {}), "Content-Length": str(size)}
-    async with session.post(url, data=body(), headers=headers, **kw) as resp:
-        resp.raise_for_status()
-
-
-def mb_per_s(size: int, seconds: float) -> float:
-    return size / seconds / 1e6
 
 
 async def bench_transfer(
@@ -393,7 +307,7 @@ async def main(args: argparse.Namespace) -> None:
         transfer["put"],
         "MB/s",
         transfer["put_base"],
-        "baseline: bare streamed write, no fsync",
+        "baseline: bare streamed write, fsync, rename",
     )
     row("server RSS growth", transfer["rss_growth_mb"], "MB", None, "target < 50 MB")
     row("baseline RSS growth", transfer["rss_growth_base_mb"], "MB")

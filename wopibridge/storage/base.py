@@ -13,6 +13,7 @@ reach the same file through different routes share one lock.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -27,11 +28,13 @@ if TYPE_CHECKING:
 CHUNK_SIZE = 256 * 1024
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_time(mtime_ns: int) -> str:
     """The one ISO-8601 UTC form of a modification time, with microseconds.
 
     Editors compare ``LastModifiedTime`` as a string, so every response that carries it must
-    be produced by this function from the same ``mtime_ns``.
+    be produced by this function from the same ``mtime_ns``. Remembered for the files asked
+    about lately: CheckFileInfo asks again and again about a file that has not changed.
     """
     seconds, nanos = divmod(mtime_ns, 1_000_000_000)
     t = time.gmtime(seconds)

@@ -24,6 +24,7 @@ from typing import Protocol, TypeVar
 
 from wopibridge.errors import InsufficientStorage, Unavailable, WopiError
 from wopibridge.storage.index import FileIndex
+from wopibridge.storage.offload import Offload
 
 log = logging.getLogger("wopibridge.storage.idmap")
 
@@ -138,16 +139,20 @@ class MetaCache:
 
 
 class SqliteIdMap:
-    """The id map in ``<state_dir>/<storage>-files.sqlite3``, for in-process locks."""
+    """The id map in ``<state_dir>/<storage>-files.sqlite3``, for in-process locks.
+
+    SQLite waits for the disk (a write fsyncs its journal), so its calls run in one thread of
+    their own (:mod:`.offload`), one at a time, never on the event loop."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._index = FileIndex(path)
         self._meta = MetaCache()
+        self._offload = Offload(f"idmap-{path.stem}", threads=1)
 
-    def _run(self, call: Callable[[], T]) -> T:
+    async def _run(self, call: Callable[[], T]) -> T:
         try:
-            return call()
+            return await self._offload.run(call)
         except sqlite3.Error as exc:
             code = getattr(exc, "sqlite_errorcode", None)
             if code == sqlite3.SQLITE_FULL:
@@ -157,43 +162,44 @@ class SqliteIdMap:
             raise Unavailable("The file index failed", detail=f"{self.path}: {exc}") from None
 
     async def lookup(self, file_id: str) -> Entry | None:
-        found = self._run(lambda: self._index.lookup(file_id))
+        found = await self._run(lambda: self._index.lookup(file_id))
         return None if found is None else Entry(*found)
 
     async def claim(self, path: str, candidate: str) -> str:
-        return self._run(lambda: self._index.id_for(path, candidate))
+        return await self._run(lambda: self._index.id_for(path, candidate))
 
     async def place(self, file_id: str, path: str) -> None:
-        self._run(lambda: self._index.place(file_id, path))
+        await self._run(lambda: self._index.place(file_id, path))
 
     async def begin_move(self, file_id: str, new_path: str) -> None:
-        self._run(lambda: self._index.begin_move(file_id, new_path))
+        await self._run(lambda: self._index.begin_move(file_id, new_path))
 
     async def finish_move(self, file_id: str, old_path: str, new_path: str) -> None:
-        self._run(lambda: self._index.move(file_id, new_path))
+        await self._run(lambda: self._index.move(file_id, new_path))
 
     async def abort_move(self, file_id: str) -> None:
-        self._run(lambda: self._index.abort_move(file_id))
+        await self._run(lambda: self._index.abort_move(file_id))
 
     async def forget(self, file_id: str, path: str) -> None:
-        self._run(lambda: self._index.forget(file_id))
+        await self._run(lambda: self._index.forget(file_id))
         self._meta.drop(file_id)
 
     async def get_meta(self, file_id: str, key: str) -> str | None:
         hit, value = self._meta.get(file_id, key)
         if not hit:
-            value = self._run(lambda: self._index.get_meta(file_id, key))
+            value = await self._run(lambda: self._index.get_meta(file_id, key))
             self._meta.put(file_id, key, value)
         return value
 
     async def set_meta(self, file_id: str, key: str, value: str) -> None:
-        self._run(lambda: self._index.set_meta(file_id, key, value))
+        await self._run(lambda: self._index.set_meta(file_id, key, value))
         self._meta.put(file_id, key, value)
 
     async def ping(self) -> None:
-        self._run(self._index.ping)
+        await self._run(self._index.ping)
 
     async def close(self) -> None:
+        await self._offload.close()
         self._index.close()
 
 

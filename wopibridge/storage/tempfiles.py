@@ -11,6 +11,13 @@ ended (``pwritev``), with no buffer kept between calls. A flush of a shared buff
 cancelled before the buffer is cleared writes its bytes again with the next flush; here there is
 nothing left over to write twice.
 
+:meth:`TempFile.write` returns once its chunks are queued, not written: a task of the file
+writes them behind, in a thread, while the caller reads the next chunks from its socket, so
+receiving and writing overlap. At most :data:`WRITE_AHEAD` batches wait (a few MiB, never the
+file): a caller that reads faster than the disk writes waits in :meth:`~TempFile.write`.
+:meth:`~TempFile.sync` (called before any rename into place) waits for every write and raises
+the first one's failure; a later :meth:`~TempFile.write` raises it too.
+
 Every use of the descriptor off the event loop goes through :meth:`TempFile.in_thread`, which
 keeps the descriptor open until the thread is done with it. A caller cancelled while its write
 runs in a thread gets control back at once, and typically discards the file; were the number
@@ -26,6 +33,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import functools
 import logging
 import os
 import secrets
@@ -41,6 +49,8 @@ SUFFIX = ".tmp"
 
 #: Chunks are gathered up to this size and written with one system call.
 WRITE_BATCH = 1024 * 1024
+#: Batches that may wait for the disk behind the one being written.
+WRITE_AHEAD = 2
 
 T = TypeVar("T")
 
@@ -60,6 +70,12 @@ class TempFile:
         self._users = 0  # threads using the descriptor right now
         self._closing = False  # closed while threads used it: the last one closes it
         self._guard = threading.Lock()
+        self._behind: asyncio.Queue[list[bytes] | None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._failed: BaseException | None = None
+        #: batches queued behind a write that failed, none of them written (see
+        #: :meth:`take_unwritten`)
+        self._unwritten: list[list[bytes]] = []
 
     @classmethod
     def create_sync(cls, folder: Path) -> TempFile:
@@ -131,6 +147,9 @@ class TempFile:
         landed."""
         self._write_at(self.fd, chunks)
 
+    def _write_batch(self, chunks: list[bytes], fd: int) -> None:
+        self._write_at(fd, chunks)
+
     def _write_at(self, fd: int, chunks: list[bytes]) -> None:
         offset = self.size
         total = sum(len(c) for c in chunks)
@@ -143,10 +162,63 @@ class TempFile:
         self.size = offset + total
 
     async def write(self, chunks: list[bytes]) -> None:
-        await self.in_thread(lambda fd: self._write_at(fd, chunks))
+        """Queue ``chunks`` (a list nobody changes afterwards) to be written where the queued
+        ones end; waits while :data:`WRITE_AHEAD` batches already wait. Raises the failure of
+        an earlier write."""
+        if self._failed is not None:
+            raise self._failed
+        if self.closed:
+            raise OSError(errno.EBADF, "the temporary file was closed", str(self.path))
+        if self._behind is None:
+            self._behind = asyncio.Queue(maxsize=WRITE_AHEAD)
+            self._writer = asyncio.create_task(self._write_behind(self._behind))
+        await self._behind.put(chunks)
+
+    async def _write_behind(self, behind: asyncio.Queue[list[bytes] | None]) -> None:
+        """The writes, in order, one at a time. After the first failure nothing more is
+        written: the failed batch and every one queued after it are kept, unwritten, for a
+        caller that moves the content elsewhere (:meth:`take_unwritten`)."""
+        while (chunks := await behind.get()) is not None:
+            if self._failed is not None:
+                self._unwritten.append(chunks)
+                continue
+            try:
+                await self.in_thread(functools.partial(self._write_batch, chunks))
+            except Exception as exc:
+                self._failed = exc
+                self._unwritten.append(chunks)
+
+    async def flush(self) -> None:
+        """Wait until every queued write landed; raise the first failure."""
+        behind, writer = self._behind, self._writer
+        if behind is not None and writer is not None:
+            if not writer.done():
+                await behind.put(None)
+            await asyncio.shield(writer)
+            self._behind = self._writer = None
+        if self._failed is not None:
+            raise self._failed
+
+    async def take_unwritten(self) -> list[list[bytes]]:
+        """The batches that were queued but never written because a write failed, in order
+        (the content is then the first :attr:`size` bytes followed by them): what a caller
+        moving the copy to another file must write there too, so that no byte is lost."""
+        with contextlib.suppress(Exception):
+            await self.flush()
+        unwritten, self._unwritten = self._unwritten, []
+        return unwritten
+
+    def _stop_writing(self) -> None:
+        """Drop the writes not started (the file is being closed); one running in a thread
+        keeps the descriptor until it returns (:meth:`in_thread`)."""
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+        self._behind = self._writer = None
 
     async def sync(self, mode: int | None = None) -> None:
-        """Make the content durable (and give it ``mode``) before it is renamed into place."""
+        """Make the content durable (and give it ``mode``) before it is renamed into place,
+        once every queued write landed."""
+        await self.flush()
 
         def _sync(fd: int) -> None:
             if mode is not None:
@@ -158,6 +230,7 @@ class TempFile:
     def close(self) -> None:
         """Close (and so unlock) the file; its name stays wherever it is now. While a thread
         still uses the descriptor, that thread closes it when it is done."""
+        self._stop_writing()
         with self._guard:
             if self._fd is None or self._closing:
                 return
@@ -246,11 +319,25 @@ def _read_at(path: Path, offset: int, size: int) -> bytes:
 
 
 async def read_chunks(path: Path, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
-    """The bytes of a file on this machine, in chunks read off the event loop.
+    """The bytes of a file on this machine, in chunks read off the event loop, one chunk
+    ahead: the next one is read while the caller sends this one (a staged save going to
+    WebDAV or CS3), so reading and sending overlap with one chunk more in memory.
 
     Each read opens the file on its own, so an upload that stops consuming this (a storage
     that answers early) leaves no open handle behind, and nothing has to close it."""
     offset = 0
-    while chunk := await asyncio.to_thread(_read_at, path, offset, chunk_size):
-        offset += len(chunk)
-        yield chunk
+    ahead = asyncio.ensure_future(asyncio.to_thread(_read_at, path, offset, chunk_size))
+    try:
+        while chunk := await ahead:
+            offset += len(chunk)
+            ahead = asyncio.ensure_future(asyncio.to_thread(_read_at, path, offset, chunk_size))
+            yield chunk
+    finally:
+        if not ahead.done():
+            ahead.cancel()  # the read in its thread ends on its own; its result is dropped
+        ahead.add_done_callback(_drop_result)
+
+
+def _drop_result(future: asyncio.Future[bytes]) -> None:
+    if not future.cancelled():
+        future.exception()  # seen, so that asyncio does not log it as never retrieved

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import os
 import re
 import stat as statmod
@@ -66,28 +67,36 @@ class LocalIdentity(LocalTree):
 
     async def _same_file(self, relative: str, path: Path) -> bool:
         """Whether ``relative`` is another name of ``path`` (a hard link)."""
-        try:
-            other = self._canonical(relative)[1]
-            return await asyncio.to_thread(os.path.samefile, other, path)
-        except (OSError, WopiError):
-            return False
+
+        def same() -> bool:
+            try:
+                return os.path.samefile(self._canonical(relative)[1], path)
+            except (OSError, WopiError):
+                return False
+
+        return await self._offload.run(same)
 
     async def _is_copy(self, file_id: str, relative: str, path: Path) -> bool:
         """Whether another file, at ``relative``, carries ``file_id`` too."""
-        try:
-            other = self._canonical(relative)[1]
-            if await asyncio.to_thread(os.path.samefile, other, path):
+
+        def copy() -> bool:
+            try:
+                other = self._canonical(relative)[1]
+                if os.path.samefile(other, path):
+                    return False
+                return self.fs.read_id(other) == file_id
+            except (OSError, WopiError):
                 return False
-            return await asyncio.to_thread(xattrid.read_id, other) == file_id
-        except (OSError, WopiError):
-            return False
+
+        return await self._offload.run(copy)
 
     def _holds(self, file_id: str, path: Path) -> bool:
-        """Whether the file at ``path`` is the file ``file_id`` names (its own id says so)."""
+        """Whether the file at ``path`` is the file ``file_id`` names (its own id says so).
+        Blocking: called in the offload threads."""
         if not self.xattrs:
             return True
         try:
-            found = xattrid.read_id(path)
+            found = self.fs.read_id(path)
         except OSError:
             return False
         if found is not None:
@@ -108,13 +117,10 @@ class LocalIdentity(LocalTree):
             for candidate, pending in ((entry.path, False), (entry.pending, True)):
                 if not candidate:
                     continue
-                relative, path = self._canonical(candidate)
-                try:
-                    st = os.stat(path)
-                except OSError:
+                found = await self._offload.run(functools.partial(self._probe, file_id, candidate))
+                if found is None:
                     continue
-                if not statmod.S_ISREG(st.st_mode) or not self._holds(file_id, path):
-                    continue
+                relative, path, st = found
                 if pending:
                     with contextlib.suppress(WopiError):
                         await self._ids.finish_move(file_id, entry.path or "", relative)
@@ -125,19 +131,37 @@ class LocalIdentity(LocalTree):
             entry = again
         raise NotFound("File not found")
 
+    def _probe(self, file_id: str, candidate: str) -> tuple[str, Path, os.stat_result] | None:
+        """``candidate``'s spelling, path and stat if it holds ``file_id`` (blocking)."""
+        relative, path = self._canonical(candidate)
+        try:
+            st = self.fs.stat(path)
+        except OSError:
+            return None
+        if not statmod.S_ISREG(st.st_mode) or not self._holds(file_id, path):
+            return None
+        return relative, path, st
+
     async def resolve(self, ref: str) -> FileStat:
         if _ID_SHAPE.match(ref) and await self._ids.lookup(ref) is not None:
             return await self.stat(ref)
-        relative, path = self._canonical(self._relative(ref))
-        st = await asyncio.to_thread(self._os_stat, path)
+        wanted = self._relative(ref)
+
+        def look() -> tuple[str, Path, os.stat_result, str | None]:
+            relative, path = self._canonical(wanted)
+            st = self._os_stat(path)
+            found = None
+            if self.xattrs:
+                with contextlib.suppress(OSError):
+                    found = self.fs.read_id(path)
+            return relative, path, st, found
+
+        relative, path, st, found = await self._offload.run(look)
         self._make_stat("", path, st)  # only regular files
-        if self.xattrs:
-            # a file verified here before and untouched since (same inode, same change time:
-            # a rename or a new id changes it) needs no trip to the map
-            with contextlib.suppress(OSError):
-                found = xattrid.read_id(path)
-                if found is not None and self._seen.get(found) == (path, st.st_ino, st.st_ctime_ns):
-                    return self._make_stat(found, path, st)
+        # a file verified here before and untouched since (same inode, same change time: a
+        # rename or a new id changes it) needs no trip to the map
+        if found is not None and self._seen.get(found) == (path, st.st_ino, st.st_ctime_ns):
+            return self._make_stat(found, path, st)
         file_id = await self._identify(relative, path)
         self._remember(file_id, path, st)
         return self._make_stat(file_id, path, st)
@@ -148,8 +172,9 @@ class LocalIdentity(LocalTree):
         self._seen[file_id] = (path, st.st_ino, st.st_ctime_ns)
 
     async def stat(self, file_id: str) -> FileStat:
-        """Stat by id, inline: a local stat takes microseconds, a thread hop ten times that,
-        and stat sits on the path of CheckFileInfo and every lock operation.
+        """Stat by id, in the offload threads (:mod:`wopibridge.storage.offload`): a local
+        stat takes microseconds, but one on a stalled mount would stall every request if it
+        were made on the event loop.
 
         The map is the authority on an id's path, and another instance may have renamed the
         file and put a new one at the old path. Asking it costs more than the stat, so the
@@ -167,13 +192,13 @@ class LocalIdentity(LocalTree):
         if seen is not None:
             path, inode, ctime_ns = seen
             try:
-                st = os.stat(path)
+                st = await self._offload.run(lambda: self.fs.stat(path))
             except OSError:
                 pass
             else:
                 if st.st_ino == inode and st.st_ctime_ns == ctime_ns:
                     return path, st
-            del self._seen[file_id]
+            self._seen.pop(file_id, None)  # another request may have dropped it meanwhile
         _, path, st = await self._find(file_id)
         self._remember(file_id, path, st)
         return path, st
@@ -181,11 +206,18 @@ class LocalIdentity(LocalTree):
     async def find_sibling(self, file_id: str, name: str) -> FileStat | None:
         path, _ = await self._where(file_id)
         target = path.parent / check_plain_name(name)
-        try:
-            st = await asyncio.to_thread(os.stat, target)
-        except OSError:
+
+        def look() -> tuple[os.stat_result, str, Path] | None:
+            try:
+                st = self.fs.stat(target)
+            except OSError:
+                return None
+            if not statmod.S_ISREG(st.st_mode):
+                return None
+            return st, *self._canonical(self._relative_of(target))
+
+        found = await self._offload.run(look)
+        if found is None:
             return None
-        if not statmod.S_ISREG(st.st_mode):
-            return None
-        relative, target = self._canonical(self._relative_of(target))
+        st, relative, target = found
         return self._make_stat(await self._identify(relative, target), target, st)

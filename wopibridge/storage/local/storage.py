@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from pathlib import Path
@@ -130,13 +131,15 @@ class LocalStorage(LocalVersions, LocalReading):
         ids = []
         for relative in relatives:
             with contextlib.suppress(WopiError):
-                ids.append(await self._identify(*self._canonical(relative)))
+                found = await self._offload.run(functools.partial(self._canonical, relative))
+                ids.append(await self._identify(*found))
         return ids
 
     async def close(self) -> None:
         if self.version_limits is not None:
             await self.finish_pruning()
         await self._ids.close()
+        await self._offload.close()
 
 
 def _writable_dir(path: Path) -> bool:

@@ -25,6 +25,7 @@ from wopibridge.storage.base import FileStat
 from wopibridge.storage.idmap import IdMap, SqliteIdMap
 from wopibridge.storage.local.owner import SiteIds
 from wopibridge.storage.local.records import HIDDEN, FileRecords, Record
+from wopibridge.storage.offload import Offload
 
 #: ids of files that cannot carry their own (no write permission on them) start with this
 PATH_BOUND = "~"
@@ -50,6 +51,23 @@ def os_error(exc: OSError, what: str) -> WopiError:
     if exc.errno == errno.ENAMETOOLONG:
         return BadRequest("The file name is too long")
     return Unavailable(f"The local storage could not {what} the file", detail=str(exc))
+
+
+class FileSystem:
+    """The calls the local storage makes about a file rather than its bytes: its stat, the
+    ``lstat`` of a path's folders, the id on it. Each may block for as long as the mount takes
+    (seconds on a stalled NFS server), so they are only ever made in the storage's
+    :class:`~wopibridge.storage.offload.Offload` threads, never on the event loop; a storage
+    given a slower one shows that nothing waits for them there."""
+
+    def stat(self, path: Path | str) -> os.stat_result:
+        return os.stat(path)
+
+    def lstat(self, path: Path | str) -> os.stat_result:
+        return os.lstat(path)
+
+    def read_id(self, path: Path) -> str | None:
+        return xattrid.read_id(path)
 
 
 class LocalTree:
@@ -79,6 +97,8 @@ class LocalTree:
         self.xattrs = xattrid.supported(self.root) if xattrs is None else xattrs
         self._records = FileRecords(self.root, _lock_error)
         self._sites = SiteIds()  # this site's id, once a lock store told it
+        self.fs = FileSystem()
+        self._offload = Offload(f"local-{name}")
 
     def _relative(self, ref: str) -> str:
         """Normalise a user-given path; refuse anything that could leave the root.
@@ -105,14 +125,14 @@ class LocalTree:
 
         Each component below the root is ``lstat``-ed; only when one is a symlink is the whole
         path resolved. That keeps the common case to one or two system calls instead of
-        ``realpath``'s walk from ``/``.
+        ``realpath``'s walk from ``/``. Blocking: called in the offload threads.
         """
         full = f"{self._root_str}/{relative}"
         current = self._root_str
         for part in relative.split("/"):
             current = f"{current}/{part}"
             try:
-                mode = os.lstat(current).st_mode
+                mode = self.fs.lstat(current).st_mode
             except OSError:
                 break  # missing: the caller's stat answers 404
             if statmod.S_ISLNK(mode):
@@ -160,10 +180,9 @@ class LocalTree:
         save, rename and delete of the file holds it from finding the file to changing it."""
         return self._records.exclusive(identity_of(file_id))
 
-    @staticmethod
-    def _os_stat(path: Path) -> os.stat_result:
+    def _os_stat(self, path: Path) -> os.stat_result:
         try:
-            return os.stat(path)
+            return self.fs.stat(path)
         except OSError as exc:
             raise os_error(exc, "read") from None
 

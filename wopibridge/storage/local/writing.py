@@ -142,7 +142,7 @@ class LocalWriting(LocalStaging):
             await self._ids.place(file_id, relative)
         else:
             file_id = await self._ids.claim(relative, new_id())
-        return self._stat_path(file_id, target)
+        return await self._offload.run(lambda: self._stat_path(file_id, target))
 
     async def create(
         self,
@@ -156,8 +156,9 @@ class LocalWriting(LocalStaging):
         return await self._create_at(sibling.parent, name, chunks, overwrite)
 
     async def create_in(self, folder: str, name: str, chunks: AsyncIterable[bytes]) -> FileStat:
-        path = self.root if not folder else self._canonical(self._relative(folder))[1]
-        if not await asyncio.to_thread(path.is_dir):
+        wanted = self._relative(folder) if folder else ""
+        path = await self._offload.run(lambda: self._canonical(wanted)[1] if wanted else self.root)
+        if not await self._offload.run(path.is_dir):
             raise NotFound("Folder not found")
         return await self._create_at(path, name, chunks, False)
 
@@ -194,7 +195,7 @@ class LocalWriting(LocalStaging):
             await self._ids.place(file_id, relative)
         else:
             file_id = await self._ids.claim(relative, new_id())
-        return self._stat_path(file_id, target)
+        return await self._offload.run(lambda: self._stat_path(file_id, target))
 
     @contextlib.asynccontextmanager
     async def _replacing(self, carried: str) -> AsyncIterator[Record | None]:

@@ -46,17 +46,21 @@ Fallback = Callable[[], Awaitable[TempFile | None]]
 
 async def _move_content(old: TempFile, new: TempFile) -> None:
     """Copy what ``old`` holds so far into ``new`` (at most the upload limit, block by block)."""
+    unwritten = await old.take_unwritten()
     offset = 0
     while offset < old.size:
-        block = await old.in_thread(functools.partial(_read_block, offset=offset))
+        size = min(_COPY_BLOCK, old.size - offset)  # past ``size``: a write that failed
+        block = await old.in_thread(functools.partial(_read_block, offset=offset, size=size))
         if not block:
             break
         await new.write([block])
         offset += len(block)
+    for batch in unwritten:
+        await new.write(batch)
 
 
-def _read_block(fd: int, *, offset: int) -> bytes:
-    return os.pread(fd, _COPY_BLOCK, offset)
+def _read_block(fd: int, *, offset: int, size: int) -> bytes:
+    return os.pread(fd, size, offset)
 
 
 class SaveBody:
@@ -85,18 +89,23 @@ class SaveBody:
 
     # -- the reader ----------------------------------------------------------------------
 
-    async def _record(self, batch: list[bytes]) -> None:
+    async def _record(self, batch: list[bytes] | None) -> None:
+        """Append ``batch`` to the copy (written behind, :mod:`..tempfiles`); ``None``: wait
+        until everything appended landed."""
         if self.file is None:
             return
         try:
-            await self.file.write(batch)
+            if batch is None:
+                await self.file.flush()
+            else:
+                await self.file.write(batch)
         except OSError as exc:
             if not await self._fall_back(batch):
                 self.file_error = exc
                 self.file.discard()
                 self.file = None
 
-    async def _fall_back(self, batch: list[bytes]) -> bool:
+    async def _fall_back(self, batch: list[bytes] | None) -> bool:
         """Move the copy to the fallback file; ``False`` when there is none or it fails too."""
         if self._fallback is None or self.file is None:
             return False
@@ -106,7 +115,8 @@ class SaveBody:
             return False
         try:
             await _move_content(self.file, new)
-            await new.write(batch)
+            if batch is not None:
+                await new.write(batch)
         except OSError:
             new.discard()
             return False
@@ -135,6 +145,7 @@ class SaveBody:
                     await self._queue.put(chunk)
             if batch:
                 await self._record(batch)
+            await self._record(None)
             self.complete = True
             if self._feeding:
                 await self._queue.put(_END)
