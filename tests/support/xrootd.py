@@ -1,0 +1,141 @@
+"""A real ``xrootd`` server (Debian's ``xrootd-server``) for the tests, on a free port.
+
+xrootd refuses to run as root, so the server runs as the unprivileged ``xrootd`` user the
+Debian package creates, with its own configuration, admin folder and export folder in a
+temporary folder that user can write. Tests prepare and inspect files in the export folder
+directly (``server.data``), as another client of the same storage would: a default ACL on it
+gives the ``xrootd`` user read and write on everything the tests create there.
+
+``ofs.xattr ... uset on`` lets clients set user extended attributes (the file id, the lock,
+metadata), kept by the server as ``user.U.<name>`` on the files.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.support.procs import free_port, require_binary, wait_for_port
+
+USER = "xrootd"
+
+CONFIG = """\
+xrd.port {port}
+all.export /
+all.adminpath {admin}
+all.pidpath {admin}
+oss.localroot {data}
+ofs.xattr maxnsz 248 maxvsz 4096 uset on
+xrootd.seclib libXrdSec.so
+sec.protocol unix
+"""
+
+
+def _user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(USER)
+    except KeyError:
+        if os.environ.get("CI"):
+            pytest.fail(f"the {USER} user is required in CI (Debian's xrootd-server creates it)")
+        pytest.skip(f"no {USER} user (install xrootd-server)")
+
+
+class XrootdServer:
+    """One ``xrootd`` process serving ``data`` on a free port, stoppable and restartable."""
+
+    def __init__(self) -> None:
+        self.binary = require_binary("xrootd")
+        self.setfacl = require_binary("setfacl")
+        account = _user()
+        self.uid, self.gid = account.pw_uid, account.pw_gid
+        # /tmp itself: pytest's own temporary folders are closed to other users
+        self.base = Path(tempfile.mkdtemp(prefix="wb-xrootd-"))
+        self.base.chmod(0o755)
+        self.data = self.base / "data"
+        self.admin = self.base / "admin"
+        for folder in (self.data, self.admin):
+            folder.mkdir()
+            os.chown(folder, self.uid, self.gid)
+        # what the tests write here as root stays readable and writable by the server
+        subprocess.run(
+            [self.setfacl, "-m", f"u:{USER}:rwx,d:u:{USER}:rwx,d:u::rwx,d:m::rwx", str(self.data)],
+            check=True,
+        )
+        self.port = free_port()
+        self.config = self.base / "xrootd.cfg"
+        self.config.write_text(CONFIG.format(port=self.port, admin=self.admin, data=self.data))
+        # xrootd writes its log into a folder named after the instance (-n), beside this
+        self.log = self.admin / "wb" / "xrootd.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"root://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.config), "-l", str(self.admin / "xrootd.log"), "-n", "wb"],
+            user=self.uid,
+            group=self.gid,
+            extra_groups=[],
+            cwd=self.admin,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(self.port, timeout=20)
+        except TimeoutError:
+            self.stop()
+            raise
+        time.sleep(0.1)  # the port opens just before the file system is ready
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def folder(self, name: str) -> Path:
+        """A fresh folder in the export for one test (its server path is ``/<name>``)."""
+        folder = self.data / name
+        folder.mkdir()
+        return folder
+
+    def table(self, root: str = "/", **extra: object) -> dict[str, object]:
+        return {"type": "xrootd", "url": self.url, "root": root, "timeout": 10, **extra}
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextmanager
+def xrootd_server() -> Iterator[XrootdServer]:
+    server = XrootdServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def xattrs(path: Path) -> dict[str, str]:
+    """The attributes a client set on a file, as the server keeps them (``user.U.<name>``)."""
+    found = {}
+    for name in os.listxattr(path):
+        if name.startswith("user.U."):
+            found[name[len("user.U.") :]] = os.getxattr(path, name).decode()
+    return found
