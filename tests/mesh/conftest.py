@@ -186,7 +186,8 @@ async def backend(
         server: XrootdServer = request.getfixturevalue("xrootd_server")
         root = server.folder(f"{tmp_path.name}-{kind}")
         storage = xrootd.build("xrd", server.table(root=f"/{root.name}"))
-        yield Backend(kind, storage, root, None)
+        readonly = xrootd.build("xrd", server.table(root=server.readonly_root(f"/{root.name}")))
+        yield Backend(kind, storage, root, readonly)
         await storage.close()
     else:
         from wopibridge.storage.cs3 import Cs3Config, Cs3Storage

@@ -31,6 +31,7 @@ USER = "xrootd"
 CONFIG = """\
 xrd.port {port}
 all.export /
+all.export /ro r/o
 all.adminpath {admin}
 all.pidpath {admin}
 oss.localroot {data}
@@ -70,6 +71,8 @@ class XrootdServer:
             [self.setfacl, "-m", f"u:{USER}:rwx,d:u:{USER}:rwx,d:u::rwx,d:m::rwx", str(self.data)],
             check=True,
         )
+        # /ro is the same files, exported read-only (a view whose writes the server refuses)
+        (self.data / "ro").symlink_to(".")
         self.port = free_port()
         self.config = self.base / "xrootd.cfg"
         self.config.write_text(CONFIG.format(port=self.port, admin=self.admin, data=self.data))
@@ -113,6 +116,10 @@ class XrootdServer:
         folder = self.data / name
         folder.mkdir()
         return folder
+
+    def readonly_root(self, root: str) -> str:
+        """The server path of ``root`` in the read-only export."""
+        return f"/ro{root}"
 
     def table(self, root: str = "/", **extra: object) -> dict[str, object]:
         return {"type": "xrootd", "url": self.url, "root": root, "timeout": 10, **extra}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,8 @@ _EXISTS = {3018}
 _FORBIDDEN = {3010, 3025}  # kXR_NotAuthorized, kXR_fsReadOnly
 _FULL = {3009, 3021}  # kXR_NoSpace, kXR_overQuota
 _LOCKED = {3003}  # kXR_FileLocked
+#: how servers that answer kXR_FSError for it say that a path is read-only (read, not passed on)
+_READ_ONLY = re.compile(r"read[/-]only|permission denied|not authorized", re.IGNORECASE)
 _IS_DIRECTORY = {3016}
 _NO_ATTRIBUTE = {3027, 3011}  # kXR_AttrNotFound (and ENOENT from older servers)
 
@@ -78,6 +81,7 @@ class Answer:
     ok: bool
     errno: int
     response: Any
+    message: str = ""
 
     @property
     def missing(self) -> bool:
@@ -102,12 +106,12 @@ async def _submit(send: Callable[[Callable[..., None]], Any], keep: object = Non
     future: asyncio.Future[Answer] = loop.create_future()
 
     def done(status: Any, response: Any, _hosts: Any = None, _keep: object = keep) -> None:
-        answer = Answer(bool(status.ok), int(status.errno), response)
+        answer = Answer(bool(status.ok), int(status.errno), response, str(status.message))
         loop.call_soon_threadsafe(_settle, future, answer)
 
     status = send(done)
     if not status.ok:  # refused before anything was sent (bad arguments, no connection)
-        return Answer(False, int(status.errno) or -1, None)
+        return Answer(False, int(status.errno) or -1, None, str(status.message))
     return await future
 
 
@@ -137,7 +141,7 @@ class XrdClient:
             return NotFound("File not found")
         if answer.errno in _EXISTS:
             return FileExists("A file with that name already exists")
-        if answer.errno in _FORBIDDEN:
+        if answer.errno in _FORBIDDEN or _READ_ONLY.search(answer.message):
             return Forbidden(f"The storage {self.name} refused to {what} the file")
         if answer.errno in _FULL:
             return InsufficientStorage(f"The storage {self.name} is full")

@@ -14,8 +14,10 @@ own lock store (Redis) first: the instances of one site settle a race there in o
 and only the winner goes on to the file, where another site's lock, or wopiserver's, answers a
 conflict with its lock id.
 
-Saves check the lock too (:func:`refuses_save`): under the same guard as the ``mv`` that
-lands them, a live lock of another site or another application refuses the save.
+Saves check the lock too (:meth:`OwnerLocks.refuses_save`): under the same guard as the
+``mv`` that lands them, a live lock on the file refuses the save unless this site's own lock
+store holds that very lock (so it is this site's, and the WOPI layer has matched it with the
+request's lock); a lock of another application (wopiserver) always refuses it.
 """
 
 from __future__ import annotations
@@ -95,12 +97,6 @@ def live_lock(attrs: dict[str, str]) -> LockRecord | None:
     return record if record is not None and record.live() else None
 
 
-def refuses_save(attrs: dict[str, str], site: str) -> bool:
-    """Whether a live lock on the file belongs to another site or another application."""
-    record = live_lock(attrs)
-    return record is not None and not (record.app_name == APP_NAME and record.site == site)
-
-
 class OwnerLocks:
     """The lock attribute of files of one storage: read, and compare-and-set under the guard."""
 
@@ -108,6 +104,20 @@ class OwnerLocks:
         self._storage = storage
         self._client = storage.client
         self.site = site
+        #: this site's own lock store, once the app has handed it (``Storage.lock_store``)
+        self.site_locks: LockStore | None = None
+
+    async def refuses_save(self, attrs: dict[str, str], key: str) -> bool:
+        """Whether a live lock among a file's attributes (``key`` its lock key) is not this
+        site's: another application's, or one this site's lock store does not hold."""
+        record = live_lock(attrs)
+        if record is None:
+            return False
+        if record.app_name != APP_NAME:
+            return True
+        if self.site_locks is not None:
+            return await self.site_locks.get(key) != record.lock_id
+        return record.site != self.site
 
     async def current(self, path: str) -> LockRecord | None:
         attrs = await self._client.get_attrs(path, [LOCK_ATTR])
@@ -164,6 +174,7 @@ class XrootdLockStore:
     def __init__(self, storage: XrootdStorage, fallback: LockStore) -> None:
         self._storage = storage
         self._owner = storage.owner_locks
+        self._owner.site_locks = fallback
         self._fallback = fallback
         self._prefix = storage.config.site + ":"
 

@@ -12,7 +12,7 @@ path; the id on the file is checked before a path from the map is used, so a sta
 Saves are atomic: the body streams into a temporary file beside the file (``.~wb-*.tmp``),
 the attributes follow, and one ``mv`` replaces the file, under the file's guard
 (:mod:`.guard`) after a last check of the version and of the lock on the file (another
-site's lock refuses the save: :func:`.locks.refuses_save`). A failed body removes the
+site's lock refuses the save: :meth:`.locks.OwnerLocks.refuses_save`). A failed body removes the
 temporary file; the old bytes stay. A save is given a fresh ``wopibridge.version`` token, so
 ``Version`` changes on every save even within the second the server's times resolve.
 
@@ -34,6 +34,7 @@ from typing import Any
 from wopibridge.errors import (
     BadRequest,
     FileExists,
+    Forbidden,
     Locked,
     NotFound,
     Unavailable,
@@ -49,7 +50,7 @@ from wopibridge.storage.remote import StreamsStagedFiles
 from wopibridge.storage.xrootd.client import XrdClient
 from wopibridge.storage.xrootd.config import XrootdConfig
 from wopibridge.storage.xrootd.guard import guarded
-from wopibridge.storage.xrootd.locks import OwnerLocks, XrootdLockStore, refuses_save
+from wopibridge.storage.xrootd.locks import OwnerLocks, XrootdLockStore
 from wopibridge.storage.xrootd.transfer import XrdFileContent, temp_name, upload
 
 log = logging.getLogger("wopibridge.storage.xrootd")
@@ -57,7 +58,9 @@ log = logging.getLogger("wopibridge.storage.xrootd")
 ID_ATTR = "wopibridge.id"
 VERSION_ATTR = "wopibridge.version"
 META_PREFIX = "wopibridge.meta."
-_ID_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_ID_SHAPE = re.compile(r"^~?[A-Za-z0-9_-]{16,64}$")
+#: ids of files that cannot carry their own (no write permission on them) start with this
+PATH_BOUND = "~"
 _META_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -151,17 +154,35 @@ class XrootdStorage(StreamsStagedFiles):
         info, attrs = await self._look(relative)
         found = attrs.get(ID_ATTR, "")
         if not _ID_SHAPE.match(found):
-            async with guarded(self.client, self._folder_path(relative), "name:" + relative):
-                info, attrs = await self._look(relative)
-                found = attrs.get(ID_ATTR, "")
-                if not _ID_SHAPE.match(found):
-                    found = new_id()
-                    path = self._path(relative)
-                    await self.client.set_attrs(path, [(ID_ATTR, found)], what="read")
+            try:
+                found = await self._name(relative)
+            except Forbidden:  # not ours to tag: named by its path in the id map
+                found = await self._ids.claim(relative, PATH_BOUND + new_id())
+                return self._make_stat(found, relative, info, attrs)
         entry = await self._ids.lookup(found)
         if entry is None or entry.path != relative:
             await self._ids.place(found, relative)
         return self._make_stat(found, relative, info, attrs)
+
+    async def _name(self, relative: str) -> str:
+        """Give the file at ``relative`` an id, under its name's guard so that two instances
+        naming it at once agree (the second finds the first's)."""
+        async with guarded(self.client, self._folder_path(relative), "name:" + relative):
+            _, attrs = await self._look(relative)
+            found = attrs.get(ID_ATTR, "")
+            if not _ID_SHAPE.match(found):
+                found = new_id()
+                await self.client.set_attrs(self._path(relative), [(ID_ATTR, found)], what="read")
+        return found
+
+    @staticmethod
+    def _holds(file_id: str, attrs: dict[str, str]) -> bool:
+        """Whether a file with ``attrs`` is the file ``file_id`` names: its own id says so,
+        or it has none and the id is bound to its path."""
+        found = attrs.get(ID_ATTR)
+        if file_id.startswith(PATH_BOUND):
+            return found is None
+        return found == file_id
 
     async def _find(self, file_id: str) -> tuple[str, Any, dict[str, str]]:
         """Where ``file_id`` is: the map's path, or a rename's pending one (then the map is
@@ -178,7 +199,7 @@ class XrootdStorage(StreamsStagedFiles):
                 info, attrs = await self._look(candidate)
             except NotFound:
                 continue
-            if attrs.get(ID_ATTR) != file_id:
+            if not self._holds(file_id, attrs):
                 continue
             if pending and entry.path:
                 await self._ids.finish_move(file_id, entry.path, candidate)
@@ -217,7 +238,7 @@ class XrootdStorage(StreamsStagedFiles):
             if not answer.ok:
                 raise self.client.error(answer, what="read")
             attrs = await handle.get_attrs([ID_ATTR, VERSION_ATTR])
-            if attrs.get(ID_ATTR) != file_id:  # replaced by another file in between
+            if not self._holds(file_id, attrs):  # replaced by another file in between
                 raise NotFound("File not found")
         except BaseException:
             await handle.close()
@@ -237,15 +258,16 @@ class XrootdStorage(StreamsStagedFiles):
         path = self._path(relative)
         async with guarded(self.client, self._folder_path(relative), file_id):
             info, attrs = await self._look(relative)
-            if attrs.get(ID_ATTR) != file_id:
+            if not self._holds(file_id, attrs):
                 raise NotFound("File not found")
             current = self._make_stat(file_id, relative, info, attrs)
             if expected_version is not None and current.version != expected_version:
                 raise VersionConflict("The file changed on the storage")
             carried = await self.client.list_attrs(path)
-            if refuses_save(carried, self.owner_locks.site):
+            if await self.owner_locks.refuses_save(carried, current.identity):
                 raise Locked(f"The file is locked on the storage {self.name}")
-            carried[ID_ATTR] = file_id
+            if not file_id.startswith(PATH_BOUND):
+                carried[ID_ATTR] = file_id
             carried[VERSION_ATTR] = secrets.token_hex(6)
             await self.client.set_attrs(temp, sorted(carried.items()), what="write")
             await self.client.checked("mv", temp, path, what="write")
