@@ -8,10 +8,12 @@ look at its export folder directly to see the bytes and the attributes on the fi
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +196,60 @@ def _b64(value: str) -> bytes:
     import base64
 
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+@pytest.mark.slow
+async def test_hundred_mib_up_and_down_byte_exact_in_bounded_memory(
+    tmp_path: Path, xrd: XrootdServer
+) -> None:
+    """100 MiB GetFile and PutFile through one instance: the bytes match both ways and the
+    instance's resident memory grows by less than 50 MB (the bodies stream)."""
+    from bench.rss import RssSampler
+
+    block = os.urandom(1024 * 1024)
+    blocks = 100
+    big = xrd.data / "team" / "big.bin"
+    with big.open("wb") as handle:
+        for _ in range(blocks):
+            handle.write(block)
+    sections = {"storages.xrd": storage_table(xrd)}
+    with running_fleet(tmp_path / "one", "memory://", size=1, **sections) as fleet:
+        server = fleet[0]
+        pid = server.proc.pid if server.proc else 0
+        async with aiohttp.ClientSession() as session:
+            src, token, _ = await open_on(session, fleet, 0, "team/big.bin", endpoint="xrd")
+            assert (await wopi(session, src, token))[0] == 200  # warm: imports, connection
+            digest, size = hashlib.sha256(), 0
+            with RssSampler(pid) as down:
+                async with session.get(f"{src}/contents", params={"access_token": token}) as r:
+                    assert r.status == 200
+                    async for chunk in r.content.iter_chunked(1024 * 1024):
+                        digest.update(chunk)
+                        size += len(chunk)
+            assert size == blocks * len(block)
+            assert digest.digest() == hashlib.sha256(block * blocks).digest()
+
+            assert (await wopi(session, src, token, "LOCK", {"X-WOPI-Lock": "big"}))[0] == 200
+            reversed_block = block[::-1]
+
+            async def body() -> AsyncIterator[bytes]:
+                for _ in range(blocks):
+                    yield reversed_block
+
+            with RssSampler(pid) as up:
+                async with session.post(
+                    f"{src}/contents",
+                    params={"access_token": token},
+                    headers={"X-WOPI-Override": "PUT", "X-WOPI-Lock": "big"},
+                    data=body(),
+                ) as r:
+                    assert r.status == 200, await r.text()
+        assert "Traceback" not in server.log()
+    assert big.stat().st_size == blocks * len(block)
+    with big.open("rb") as handle:
+        landed = hashlib.sha256()
+        while chunk := handle.read(1024 * 1024):
+            landed.update(chunk)
+    assert landed.digest() == hashlib.sha256(reversed_block * blocks).digest()
+    assert down.growth < 50_000_000, f"GetFile grew RSS by {down.growth / 1e6:.1f} MB"
+    assert up.growth < 50_000_000, f"PutFile grew RSS by {up.growth / 1e6:.1f} MB"
