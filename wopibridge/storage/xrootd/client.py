@@ -171,7 +171,7 @@ class XrdClient:
             if answer.missing:
                 return None
             raise self.error(answer, what="read")
-        return _attr_values(answer.response)
+        return attr_values(answer.response)
 
     async def set_attrs(self, path: str, attrs: list[tuple[str, str]], *, what: str) -> None:
         answer = await self.fs("set_xattr", path, attrs)
@@ -190,10 +190,11 @@ class XrdClient:
         answer = await self.fs("list_xattr", path)
         if not answer.ok:
             raise self.error(answer, what="read")
-        return _attr_values(answer.response)
+        return attr_values(answer.response)
 
 
-def _attr_values(response: Any) -> dict[str, str]:
+def attr_values(response: Any) -> dict[str, str]:
+    """The values of a ``get_xattr``/``list_xattr`` answer, leaving out absent names."""
     values: dict[str, str] = {}
     for name, value, status in response or []:
         if status.get("ok"):
@@ -241,7 +242,7 @@ class XrdFile:
         answer = await self._call("get_xattr", names)
         if not answer.ok:
             raise self.client.error(answer, what="read")
-        return _attr_values(answer.response)
+        return attr_values(answer.response)
 
     async def close(self) -> Answer:
         if not self.is_open:

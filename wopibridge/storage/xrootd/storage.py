@@ -24,6 +24,7 @@ Locks: :class:`.locks.XrootdLockStore`, on the file (``capabilities.own_locks``)
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -47,7 +48,7 @@ from wopibridge.storage.idmap import IdMap, MemoryIdMap, journalled_move
 from wopibridge.storage.index import new_id
 from wopibridge.storage.names import check_path, check_plain_name
 from wopibridge.storage.remote import StreamsStagedFiles
-from wopibridge.storage.xrootd.client import XrdClient
+from wopibridge.storage.xrootd.client import XrdClient, attr_values
 from wopibridge.storage.xrootd.config import XrootdConfig
 from wopibridge.storage.xrootd.guard import guarded
 from wopibridge.storage.xrootd.locks import OwnerLocks, XrootdLockStore
@@ -138,16 +139,18 @@ class XrootdStorage(StreamsStagedFiles):
         """The server's stat of ``relative`` and its id and version attributes, in one round
         trip (both requests in flight at once). ``NotFound`` for folders and missing files."""
         path = self._path(relative)
-        answer = await self.client.fs("stat", path)
+        answer, named = await asyncio.gather(
+            self.client.fs("stat", path),
+            self.client.fs("get_xattr", path, [ID_ATTR, VERSION_ATTR]),
+        )
         if not answer.ok:
             raise self.client.error(answer, what="read")
         info = answer.response
         if int(info.flags) & int(self.client.flags.StatInfoFlags.IS_DIR):
             raise NotFound("File not found")
-        attrs = await self.client.get_attrs(path, [ID_ATTR, VERSION_ATTR])
-        if attrs is None:
-            raise NotFound("File not found")
-        return info, attrs
+        if not named.ok:
+            raise self.client.error(named, what="read")
+        return info, attr_values(named.response)
 
     async def _identify(self, relative: str) -> FileStat:
         """The file at ``relative``, with the id it carries (given one now if it has none)."""
