@@ -102,9 +102,8 @@ async def rate(call: Callable[[], Awaitable[None]], seconds: float, workers: int
 def line(name: str, values: list[float], unit: str, ratios: list[float] | None = None) -> str:
     text = f"  {name:<38} {statistics.median(values):9.1f} {unit}"
     if ratios is not None:
-        text += (
-            f"   ratio {statistics.median(ratios):.2f} (rounds {min(ratios):.2f}-{max(ratios):.2f})"
-        )
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+        text += f"   ratio {statistics.median(ratios):.2f} (rounds {spread})"
     return text
 
 
@@ -199,9 +198,8 @@ async def run(args: argparse.Namespace) -> None:
     local = "CheckFileInfo, local storage"
     print(line(local, rows[local], "req/s"))
     print(line(f"{local} (A/A)", rows[f"{local} (A/A)"], "req/s", ratios["cfi_aa"]))
-    print(
-        line("CheckFileInfo over XRootD", rows["CheckFileInfo over XRootD"], "req/s", ratios["cfi"])
-    )
+    remote_cfi = "CheckFileInfo over XRootD"
+    print(line(remote_cfi, rows[remote_cfi], "req/s", ratios["cfi"]))
     for name, key in (("GetFile", "get"), ("PutFile", "put")):
         ratio = statistics.median(ratios[key])
         verdict = "met" if ratio >= TARGET else "MISSED"
