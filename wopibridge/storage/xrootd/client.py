@@ -124,6 +124,8 @@ class XrdClient:
         self._xrd = load_bindings()
         self._flags = importlib.import_module("XRootD.client.flags")
         self._fs = self._xrd.FileSystem(config.url)
+        #: options every open carries (EOS: the application, ``eos.app=...``)
+        self.opaque = ""
 
     @property
     def flags(self) -> Any:
@@ -224,7 +226,10 @@ class XrdFile:
         return await _submit(lambda done: call(*args, timeout=timeout, callback=done), keep)
 
     async def open(self, path: str, flags: int, mode: int = 0) -> Answer:
-        answer = await self._call("open", self.client.url(path), flags, mode)
+        url = self.client.url(path)
+        if self.client.opaque:
+            url = f"{url}?{self.client.opaque}"
+        answer = await self._call("open", url, flags, mode)
         self.is_open = answer.ok
         return answer
 

@@ -51,7 +51,7 @@ from wopibridge.storage.remote import StreamsStagedFiles
 from wopibridge.storage.xrootd.client import XrdClient, attr_values
 from wopibridge.storage.xrootd.config import XrootdConfig
 from wopibridge.storage.xrootd.guard import guarded
-from wopibridge.storage.xrootd.locks import OwnerLocks, XrootdLockStore
+from wopibridge.storage.xrootd.locks import EOS_APP, OwnerLocks, XrootdLockStore
 from wopibridge.storage.xrootd.transfer import XrdFileContent, temp_name, upload
 
 log = logging.getLogger("wopibridge.storage.xrootd")
@@ -101,15 +101,24 @@ class XrootdStorage(StreamsStagedFiles):
 
     async def start(self) -> None:
         log.info("storage %s: XRootD at %s%s", self.name, self.config.url, self.config.root)
+        try:
+            if await self.is_eos():
+                log.info("storage %s: EOS, keeping its app locks beside WOPI locks", self.name)
+        except WopiError:
+            pass  # a server that is down now is asked again when it answers
 
     async def is_eos(self) -> bool:
-        """Whether the server is EOS (``eos`` in the table, else asked once): EOS answers
-        the ``version`` query with its own name."""
+        """Whether the server is EOS: ``eos`` in the table, else asked once (EOS answers for
+        its ``/proc/user/`` command path, which no plain server has). On EOS, files are
+        opened as the WOPI application ``wopi_wopibridge`` (``eos.app``), the owner its app
+        locks name."""
         if self._eos is None:
-            answer = await self.client.fs("query", self.client.flags.QueryCode.CONFIG, "version")
-            if not answer.ok:
-                return False
-            self._eos = b"eos" in bytes(answer.response or b"").lower()
+            answer = await self.client.fs("stat", "/proc/user/")
+            if not answer.ok and not answer.errno:
+                return False  # the server did not answer: ask again next time
+            self._eos = answer.ok
+        if self._eos and not self.client.opaque:
+            self.client.opaque = f"eos.app={EOS_APP}"
         return self._eos
 
     # -- paths and stats ---------------------------------------------------------------
