@@ -16,6 +16,7 @@ Errors: "no such file" is ``NotFound``; refusals are ``Forbidden``; a full serve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import re
@@ -49,6 +50,8 @@ _NO_ATTRIBUTE = {3027, 3011}  # kXR_AttrNotFound (and ENOENT from older servers)
 
 #: how long the client library tries to (re)connect before a request fails, at most
 CONNECT_WINDOW = 5
+#: seconds past a request's timeout after which its answer is no longer awaited
+ANSWER_GRACE = 5
 
 
 def load_bindings() -> Any:
@@ -97,22 +100,30 @@ def _settle(future: asyncio.Future[Answer], answer: Answer) -> None:
         future.set_result(answer)
 
 
-async def _submit(send: Callable[[Callable[..., None]], Any], keep: object = None) -> Answer:
+async def _submit(
+    send: Callable[[Callable[..., None]], Any], seconds: int, keep: object = None
+) -> Answer:
     """Send one request with a callback; its answer, once the library has it.
 
-    ``keep`` (a block being written) stays referenced by the callback, which the library
-    holds until the request is over: a caller that stops waiting cannot free it early."""
+    The library times requests out itself (``seconds``); should its answer never come, the
+    wait ends a little later anyway, as a server that did not answer. ``keep`` (a block being
+    written) stays referenced by the callback, which the library holds until the request is
+    over: a caller that stops waiting cannot free it early."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Answer] = loop.create_future()
 
     def done(status: Any, response: Any, _hosts: Any = None, _keep: object = keep) -> None:
         answer = Answer(bool(status.ok), int(status.errno), response, str(status.message))
-        loop.call_soon_threadsafe(_settle, future, answer)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(_settle, future, answer)
 
     status = send(done)
     if not status.ok:  # refused before anything was sent (bad arguments, no connection)
         return Answer(False, int(status.errno) or -1, None, str(status.message))
-    return await future
+    try:
+        return await asyncio.wait_for(future, seconds + ANSWER_GRACE)
+    except TimeoutError:
+        return Answer(False, 0, None, "no answer")
 
 
 class XrdClient:
@@ -154,7 +165,8 @@ class XrdClient:
     async def fs(self, method: str, *args: Any) -> Answer:
         """One ``FileSystem`` request (``stat``, ``mv``, ``rm``, ``mkdir``, ``*_xattr``...)."""
         call = getattr(self._fs, method)
-        return await _submit(lambda done: call(*args, timeout=self.config.timeout, callback=done))
+        timeout = self.config.timeout
+        return await _submit(lambda done: call(*args, timeout=timeout, callback=done), timeout)
 
     async def checked(self, method: str, *args: Any, what: str) -> Any:
         answer = await self.fs(method, *args)
@@ -223,7 +235,9 @@ class XrdFile:
     async def _call(self, method: str, *args: Any, keep: object = None) -> Answer:
         call = getattr(self._handle, method)
         timeout = self.client.config.timeout
-        return await _submit(lambda done: call(*args, timeout=timeout, callback=done), keep)
+        return await _submit(
+            lambda done: call(*args, timeout=timeout, callback=done), timeout, keep
+        )
 
     async def open(self, path: str, flags: int, mode: int = 0) -> Answer:
         url = self.client.url(path)

@@ -109,14 +109,17 @@ class OwnerLocks:
 
     async def refuses_save(self, attrs: dict[str, str], key: str) -> bool:
         """Whether a live lock among a file's attributes (``key`` its lock key) is not this
-        site's: another application's, or one this site's lock store does not hold."""
+        site's: another application's, another lock than the one this site's store holds,
+        or (the store holds none) one the record names another site for."""
         record = live_lock(attrs)
         if record is None:
             return False
         if record.app_name != APP_NAME:
             return True
-        if self.site_locks is not None:
-            return await self.site_locks.get(key) != record.lock_id
+        held = await self.site_locks.get(key) if self.site_locks is not None else ""
+        if held:
+            return held != record.lock_id
+        # nothing here (the site's store lost it, or never had it): the record says whose
         return record.site != self.site
 
     async def current(self, path: str) -> LockRecord | None:
