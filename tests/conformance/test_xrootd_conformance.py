@@ -13,11 +13,11 @@ import pytest
 
 from tests.conformance.test_wopibridge_conformance import CLAIMED, run_validator
 from tests.support.procs import RedisServer
-from tests.support.xrootd import XrootdServer, xrootd_server
+from tests.support.xrootd import XrootdServer, require_client, xrootd_server
 from wopibridge.validator import report
 from wopibridge.validator.plan import load_plan
 
-pytest.importorskip("XRootD.client", reason="pip install 'wopibridge[xrootd]'")
+require_client()
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ import pytest
 
 from tests.support.fleet import Fleet, one_winner_per_round, open_on, running_fleet, wopi
 from tests.support.procs import RedisServer, require_binary
-from tests.support.xrootd import XrootdServer, xattrs, xrootd_server
+from tests.support.xrootd import XrootdServer, require_client, xattrs, xrootd_server
 
-pytest.importorskip("XRootD.client", reason="pip install 'wopibridge[xrootd]'")
+require_client()
 
 
 @pytest.fixture

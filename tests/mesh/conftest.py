@@ -19,7 +19,7 @@ import pytest
 
 from tests.mesh.fakecs3 import FakeGateway, RunningGateway
 from tests.support.procs import free_port, wait_for_port
-from tests.support.xrootd import XrootdServer
+from tests.support.xrootd import XrootdServer, require_client
 from tests.support.xrootd import xrootd_server as running_xrootd
 from wopibridge.storage.base import Storage
 
@@ -183,6 +183,7 @@ async def backend(
     elif kind == "xrootd":
         from wopibridge.storage import xrootd
 
+        require_client()
         server: XrootdServer = request.getfixturevalue("xrootd_server")
         root = server.folder(f"{tmp_path.name}-{kind}")
         storage = xrootd.build("xrd", server.table(root=f"/{root.name}"))

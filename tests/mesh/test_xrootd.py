@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.xrootd import XrootdServer, xattrs
+from tests.support.xrootd import XrootdServer, require_client, xattrs
 from wopibridge.config import ConfigError, load_settings
 from wopibridge.errors import Locked
 from wopibridge.locks.memory import MemoryLockStore
 from wopibridge.storage.xrootd.config import XrootdConfig
 from wopibridge.storage.xrootd.locks import LockRecord, eos_lock
 
-pytest.importorskip("XRootD.client", reason="pip install 'wopibridge[xrootd]'")
+require_client()
 
 
 def settings_with(tmp_path: Path, table: dict[str, Any]):  # type: ignore[no-untyped-def]
