@@ -10,6 +10,7 @@ import pytest
 from tests.support.wopi import IOP_SECRET, open_file
 from wopibridge.apps.discovery import parse_discovery
 from wopibridge.security.jsoninput import nesting_depth
+from wopibridge.security.keys import TOKENS
 
 AUTH = {"Authorization": f"Bearer {IOP_SECRET}"}
 BAD_URLS = [
@@ -96,7 +97,7 @@ async def test_check_file_info_never_answers_a_script_close_url(client, data_dir
     opened = await open_file(client, "a.docx", folderurl="https://cloud.example/files")
     info = await opened.check_file_info()
     assert info["CloseUrl"] == "https://cloud.example/files"
-    tokens = client.app[__import__("wopibridge").keys.TOKENS]
+    tokens = client.app[TOKENS]
     access = tokens.verify(opened.token)
     forged, _ = tokens.mint(
         file_id=access.file_id,

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from wopibridge.storage import local, tempfiles
+from wopibridge.storage import tempfiles
 from wopibridge.storage.local import LocalStorage
+from wopibridge.storage.local import reading as local
 from wopibridge.storage.tempfiles import TempFile
 
 

@@ -10,11 +10,11 @@ import pytest
 
 from tests.support.procs import RedisServer
 from wopibridge.config import ConfigError, load_settings
+from wopibridge.config.redisurl import RedisTarget, parse_lock_url
 from wopibridge.errors import Unavailable
 from wopibridge.locks import RedisLockStore
 from wopibridge.locks.client import RedisConnection
 from wopibridge.locks.redis import LOCK, tagged
-from wopibridge.lockurl import RedisTarget, parse_lock_url
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,11 @@ import os
 
 from aiohttp import web
 
-from wopibridge import keys
+from wopibridge.apps.keys import DISCOVERY
 from wopibridge.bridge import setup_bridge
-from wopibridge.config import Settings
+from wopibridge.config import SETTINGS, Settings
 from wopibridge.errors import error_middleware
-from wopibridge.instruments import Instruments
+from wopibridge.instruments import INSTRUMENTS, TRACE_CONFIGS, Instruments
 from wopibridge.opening.wiring import setup_editors
 from wopibridge.ops import endpoints, status, tracing
 from wopibridge.ops.accesslog import request_middleware
@@ -24,6 +24,7 @@ from wopibridge.ops.workers import worker_ctx
 from wopibridge.resources import CONTEXTS
 from wopibridge.security.proof.check import PROOF_SOURCE, check_proof, proof_keys_ctx
 from wopibridge.wopi import routes as wopi_routes
+from wopibridge.wopi.keys import CONFLICTS
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -36,9 +37,9 @@ def create_app(settings: Settings) -> web.Application:
         # (the request line) or in Authorization; allow twice aiohttp's default for both.
         handler_args={"max_field_size": 16384, "max_line_size": 16384},
     )
-    app[keys.SETTINGS] = settings
+    app[SETTINGS] = settings
     setup_metrics(app, Instruments.create(tracer))
-    app[keys.TRACE_CONFIGS] = tracing.client_trace_configs(provider)
+    app[TRACE_CONFIGS] = tracing.client_trace_configs(provider)
     if provider is not None:
         app[tracing.PROVIDER] = provider
     app.cleanup_ctx.append(tracing.tracing_ctx)  # first in, last out: every span gets sent
@@ -50,8 +51,8 @@ def create_app(settings: Settings) -> web.Application:
     status.add_routes(app)
     setup_bridge(app)  # before the editors: the app registry lists the bridged apps too
     setup_editors(app)
-    dropped = app[keys.INSTRUMENTS].kept_copies_dropped
-    app[keys.CONFLICTS].kept.on_drop = lambda reason: dropped.labels(reason).inc()
-    app[PROOF_SOURCE] = app[keys.DISCOVERY]
+    dropped = app[INSTRUMENTS].kept_copies_dropped
+    app[CONFLICTS].kept.on_drop = lambda reason: dropped.labels(reason).inc()
+    app[PROOF_SOURCE] = app[DISCOVERY]
     wopi_routes.add_routes(app, check_proof)
     return app

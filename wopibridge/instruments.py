@@ -3,7 +3,7 @@
 This module sits at the bottom of the layers (it imports no other wopibridge module), so every
 layer can count what only it sees: the bridge its saves, the WOPI layer its conflict copies, a
 lock store its Redis reconnects and failovers. One :class:`Instruments` is created by
-``create_app`` and lives under ``keys.INSTRUMENTS``; a new metric is one more field and one
+``create_app`` and lives under :data:`INSTRUMENTS`; a new metric is one more field and one
 more line in :meth:`create`.
 
 Label values are never taken from a request: operations come from the route table (``other``
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from aiohttp import TraceConfig, web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
@@ -209,3 +210,9 @@ class Measure:
             if exc is not None:
                 self._span.set_attribute("error.type", type(exc).__name__)
             self._use.__exit__(kind, exc, tb)  # type: ignore[attr-defined]
+
+
+#: Metric families and tracer of the app.
+INSTRUMENTS: web.AppKey[Instruments] = web.AppKey("instruments")
+#: Added to every outgoing HTTP session: client spans and ``traceparent`` (empty when off).
+TRACE_CONFIGS: web.AppKey[list[TraceConfig]] = web.AppKey("trace_configs")

@@ -13,31 +13,32 @@ from collections.abc import AsyncIterator
 
 from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, web
 
-from wopibridge import keys
+from wopibridge.config import SETTINGS
 from wopibridge.errors import Unavailable
+from wopibridge.instruments import INSTRUMENTS, TRACE_CONFIGS
 from wopibridge.locks import MemoryLockStore, RedisConnection, RedisLockStore
 from wopibridge.locks.handles import RedisHandleStore
 from wopibridge.locks.instrumented import InstrumentedLockStore
+from wopibridge.locks.keys import LOCKS, REDIS
 from wopibridge.security.handles import HandleStore, MemoryHandleStore
+from wopibridge.security.keys import SECRETS, TOKENS
 from wopibridge.security.secrets import load_secrets
 from wopibridge.security.tokens import TokenCodec
-from wopibridge.storage.factory import build_registry, file_locks
+from wopibridge.storage.factory import HTTP, STORAGES, build_registry, file_locks
 from wopibridge.wopi.desktoplocks import sweep_stale_lock_files
 
 log = logging.getLogger("wopibridge")
 
 
 async def security_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    app[keys.SECRETS] = secrets = load_secrets(settings)
+    settings = app[SETTINGS]
+    app[SECRETS] = secrets = load_secrets(settings)
     # Short-token handles are kept where the locks are: in process here, or in Redis on the
     # lock store's client, attached by locks_ctx.
     handles: HandleStore | None = None
     if settings.security.short_tokens and settings.locks.target.topology == "memory":
         handles = MemoryHandleStore()
-    app[keys.TOKENS] = TokenCodec(
-        secrets.token_secret, settings.security.token_ttl, handles=handles
-    )
+    app[TOKENS] = TokenCodec(secrets.token_secret, settings.security.token_ttl, handles=handles)
     yield
     if handles is not None:
         await handles.close()
@@ -49,35 +50,35 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     session = ClientSession(
         cookie_jar=DummyCookieJar(),
         timeout=ClientTimeout(total=None, sock_connect=10),
-        trace_configs=app[keys.TRACE_CONFIGS],
+        trace_configs=app[TRACE_CONFIGS],
     )
-    app[keys.HTTP] = session
+    app[HTTP] = session
     yield
     await session.close()
 
 
 async def locks_ctx(app: web.Application) -> AsyncIterator[None]:
     """The lock store and, with Redis, the one client it shares with the bridge state."""
-    settings = app[keys.SETTINGS].locks
+    settings = app[SETTINGS].locks
     target = settings.target
     if target.topology == "memory":
-        app[keys.REDIS] = None
-        app[keys.LOCKS] = memory = InstrumentedLockStore(MemoryLockStore(), app[keys.INSTRUMENTS])
+        app[REDIS] = None
+        app[LOCKS] = memory = InstrumentedLockStore(MemoryLockStore(), app[INSTRUMENTS])
         yield
         await memory.close()
         return
-    redis = RedisConnection(target, settings.timeout, app[keys.INSTRUMENTS])
+    redis = RedisConnection(target, settings.timeout, app[INSTRUMENTS])
     store = InstrumentedLockStore(
-        RedisLockStore(redis, settings.prefix, settings.min_replicas), app[keys.INSTRUMENTS]
+        RedisLockStore(redis, settings.prefix, settings.min_replicas), app[INSTRUMENTS]
     )
     try:
         await store.ping()
     except Unavailable as exc:
         log.warning("%s; starting anyway, /ready reports it", exc.message)
-    app[keys.REDIS] = redis
-    app[keys.LOCKS] = store
-    if app[keys.SETTINGS].security.short_tokens:  # on the same client: closed with the store
-        app[keys.TOKENS].handles = RedisHandleStore(redis, settings.prefix)
+    app[REDIS] = redis
+    app[LOCKS] = store
+    if app[SETTINGS].security.short_tokens:  # on the same client: closed with the store
+        app[TOKENS].handles = RedisHandleStore(redis, settings.prefix)
     yield
     await store.close()
 
@@ -85,13 +86,11 @@ async def locks_ctx(app: web.Application) -> AsyncIterator[None]:
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     """Every configured storage (``storage.root`` plus ``[storages.<name>]``), on the shared
     HTTP session; the sealing key for users' storage credentials derives from the token secret."""
-    settings = app[keys.SETTINGS]
-    registry = build_registry(
-        settings, app[keys.HTTP], app[keys.SECRETS].token_secret, app[keys.INSTRUMENTS]
-    )
+    settings = app[SETTINGS]
+    registry = build_registry(settings, app[HTTP], app[SECRETS].token_secret, app[INSTRUMENTS])
     for storage in registry:
         await storage.start()
-    app[keys.STORAGES] = registry
+    app[STORAGES] = registry
     yield
     await registry.close()
 
@@ -100,11 +99,11 @@ async def lock_files_ctx(app: web.Application) -> AsyncIterator[None]:
     """Sweep, in the background, the desktop lock files of ours that no WOPI lock backs any
     more: after a crash, or a restart that lost in-process locks, desktop users would otherwise
     see the documents as in use for good."""
-    site = app[keys.SETTINGS].server.public_url
+    site = app[SETTINGS].server.public_url
 
     async def sweep() -> None:
-        for storage in app[keys.STORAGES]:
-            locks = file_locks(storage, app[keys.LOCKS], site)
+        for storage in app[STORAGES]:
+            locks = file_locks(storage, app[LOCKS], site)
             try:
                 await sweep_stale_lock_files(storage, locks)
             except Unavailable as exc:

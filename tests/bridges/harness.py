@@ -13,11 +13,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.support.wopi import IOP_SECRET, TOKEN_SECRET
-from wopibridge import keys
 from wopibridge.app import create_app
 from wopibridge.bridge.keys import BRIDGE
 from wopibridge.config import Settings, load_settings
+from wopibridge.locks.keys import LOCKS
+from wopibridge.security.keys import TOKENS
 from wopibridge.storage.base import FileStat
+from wopibridge.storage.factory import STORAGES
 from wopibridge.storage.local import LocalStorage
 
 
@@ -53,7 +55,7 @@ class Host:
 
     @property
     def storage(self) -> LocalStorage:
-        return self.app[keys.STORAGES].get("local")  # type: ignore[return-value]
+        return self.app[STORAGES].get("local")  # type: ignore[return-value]
 
     async def put_file(self, name: str, content: bytes) -> FileStat:
         (self.root / name).write_bytes(content)
@@ -68,7 +70,7 @@ class Host:
         name: str = "Ann",
         app: str = "",
     ) -> str:
-        token, _ = self.app[keys.TOKENS].mint(
+        token, _ = self.app[TOKENS].mint(
             file_id=f"local.{stat.file_id}",
             user_id=user,
             user_name=name,
@@ -106,7 +108,7 @@ class Host:
         return response.status
 
     async def lock_of(self, stat: FileStat) -> str:
-        return await self.app[keys.LOCKS].get(stat.identity)
+        return await self.app[LOCKS].get(stat.identity)
 
     async def open_docs(self) -> list[str]:
         return await self.app[BRIDGE].store.docids()

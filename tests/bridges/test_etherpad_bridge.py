@@ -9,9 +9,11 @@ import aiohttp
 import pytest
 
 from tests.support.procs import free_port
-from wopibridge import keys
 from wopibridge.bridge.docid import lock_id
 from wopibridge.bridge.keys import BRIDGE
+from wopibridge.config import SETTINGS
+from wopibridge.instruments import INSTRUMENTS
+from wopibridge.locks.keys import LOCKS
 
 from .etherpad_server import EtherpadServer
 from .harness import IOP_SECRET, Host, wait_for
@@ -52,7 +54,7 @@ async def test_edit_saved_after_interval_and_on_close(make_host, etherpad: Ether
     took = await wait_for(lambda: host.read("notes.txt") == b"first line\nsecond line\n")
     assert took < 5
     assert await host.lock_of(stat) == lock_id(pad)  # still open: still locked
-    metrics = host.app[keys.INSTRUMENTS].registry
+    metrics = host.app[INSTRUMENTS].registry
     await wait_for(lambda: metrics.get_sample_value("wopibridge_open_edit_sessions") == 1)
 
     await pad_api(etherpad, "setText", padID=pad, text="last words")
@@ -143,7 +145,7 @@ async def test_outside_change_goes_to_a_conflict_copy(make_host, etherpad: Ether
 
     await wait_for(lambda: len(copies()) == 1)
     (name,) = copies()
-    metrics = host.app[keys.INSTRUMENTS].registry
+    metrics = host.app[INSTRUMENTS].registry
     assert metrics.get_sample_value("wopibridge_conflict_copies_total", {"where": "storage"}) == 1
     saves = {"outcome": "conflict_copy"}
     assert metrics.get_sample_value("wopibridge_bridge_saves_total", saves) == 1
@@ -188,7 +190,7 @@ async def test_lost_lock_goes_to_a_conflict_copy(make_host, etherpad: EtherpadSe
     stat = await host.put_file("l.txt", b"original\n")
     _, url = await host.open(stat, "etherpad", name="Ann")
     pad = pad_of(url)
-    locks = host.app[keys.LOCKS]
+    locks = host.app[LOCKS]
     # The bridge's lock is gone (e.g. expired) and another editor holds the file now.
     assert (await locks.unlock(stat.identity, lock_id(pad))).ok
     assert (await locks.lock(stat.identity, "another-editor")).ok
@@ -207,7 +209,7 @@ async def test_opened_through_openinapp_like_reva(make_host, etherpad: EtherpadS
     """Reva's open request, then the browser's form POST of the token to the app-url."""
     host: Host = await make_host(etherpad_table(etherpad))
     await host.put_file("reva.txt", b"from Reva\n")
-    public = host.app[keys.SETTINGS].server.public_url
+    public = host.app[SETTINGS].server.public_url
     response = await host.client.get(
         "/wopi/iop/openinapp",
         params={
@@ -249,7 +251,7 @@ async def test_expired_lock_is_taken_again(make_host, etherpad: EtherpadServer) 
     stat = await host.put_file("e.txt", b"original\n")
     _, url = await host.open(stat, "etherpad")
     pad = pad_of(url)
-    locks = host.app[keys.LOCKS]
+    locks = host.app[LOCKS]
     assert (await locks.unlock(stat.identity, lock_id(pad))).ok  # as if it had expired
     await pad_api(etherpad, "setText", padID=pad, text="saved anyway\n")
     await wait_for(lambda: host.read("e.txt") == b"saved anyway\n")

@@ -17,9 +17,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from wopibridge import keys
-from wopibridge.config import ConfigError, load_settings
+from wopibridge.config import SETTINGS, ConfigError, load_settings
 from wopibridge.errors import error_middleware
+from wopibridge.security.keys import ACCESS
 from wopibridge.security.proof.check import (
     PROOF_CHECKER,
     ProofChecker,
@@ -58,7 +58,7 @@ class FakeClock:
 @web.middleware
 async def token_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     token = request.query.get("access_token", "")
-    request[keys.ACCESS] = request.app[TOKENS].verify(token)
+    request[ACCESS] = request.app[TOKENS].verify(token)
     return await handler(request)
 
 
@@ -110,7 +110,7 @@ def make_client(
             env={}, overrides={"server": {"public_url": public_url}, "apps": {"collabora": table}}
         )
         app = web.Application(middlewares=[error_middleware, token_middleware, proof_middleware])
-        app[keys.SETTINGS] = settings
+        app[SETTINGS] = settings
         app[TOKENS] = TokenCodec(SECRET, 3600)
         app.router.add_route("*", "/wopi/files/{file_id}", ok)
 
@@ -295,11 +295,11 @@ async def test_microsoft_vectors_over_http(aiohttp_client: Any, aiohttp_server: 
         async def vector_token(request: web.Request, handler: Any) -> web.StreamResponse:
             from wopibridge.security.tokens import AccessToken
 
-            request[keys.ACCESS] = AccessToken("f", "u", "U", "regular", "MSOffice", "edit", 0)
+            request[ACCESS] = AccessToken("f", "u", "U", "regular", "MSOffice", "edit", 0)
             return await handler(request)
 
         app = web.Application(middlewares=[error_middleware, vector_token, proof_middleware])
-        app[keys.SETTINGS] = settings
+        app[SETTINGS] = settings
 
         async def ctx(
             app: web.Application, settings: Any = settings, signed_at: float = signed_at
@@ -329,7 +329,7 @@ async def test_microsoft_vectors_over_http(aiohttp_client: Any, aiohttp_server: 
 async def test_proof_keys_ctx_installs_a_checker(aiohttp_client: Any) -> None:
     settings = load_settings(env={}, overrides={"apps": {"collabora": {"proof_keys": "require"}}})
     app = web.Application(middlewares=[error_middleware, token_middleware, proof_middleware])
-    app[keys.SETTINGS] = settings
+    app[SETTINGS] = settings
     app[TOKENS] = TokenCodec(SECRET, 3600)
     app.cleanup_ctx.append(proof_keys_ctx)
     app.router.add_get("/wopi/files/{file_id}", ok)

@@ -7,7 +7,7 @@ import asyncio
 import os
 
 from tests.support.waiting import eventually
-from wopibridge import keys
+from wopibridge.security.keys import TOKENS
 from wopibridge.wopi import saving
 
 from .fakes import FakeCollabora, FakeOnlyOffice
@@ -60,7 +60,7 @@ async def test_expired_token_is_401_so_lock_refresh_stops(bridge, signer):
     An expired token is 401 on every call, never 403 or a 500."""
     (bridge.root / "e.odt").write_bytes(b"e")
     opened = await bridge.open("e.odt", "collabora")
-    raw, _ = bridge.app[keys.TOKENS].mint(
+    raw, _ = bridge.app[TOKENS].mint(
         file_id=opened["file_id"],
         user_id="ada@idp",
         user_name="Ada",

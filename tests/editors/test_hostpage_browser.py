@@ -13,9 +13,9 @@ import os
 import pytest
 
 from tests.support.procs import require_binary
-from wopibridge import keys
 from wopibridge.errors import NotFound
 from wopibridge.opening.hostpage import HostLinks, HostPage
+from wopibridge.security.keys import SECRETS
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -80,7 +80,7 @@ async def test_links_expire_and_cannot_be_forged(bridge):
         assert "frame-src http://collabora.test:9980;" in csp
         assert "form-action http://collabora.test:9980;" in csp
         assert response.headers["Cache-Control"] == "no-store"
-    secret = bridge.app[keys.SECRETS].token_secret
+    secret = bridge.app[SECRETS].token_secret
     page = HostPage(app_url="https://editor.test/x?", access_token="t", access_token_ttl=1)
     forged = HostLinks("another secret of 32 characters!").mint(page)
     async with bridge.http.get(f"{bridge.base}/wopi/host", params={"link": forged}) as response:

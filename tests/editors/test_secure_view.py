@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 
-from wopibridge import keys
+from wopibridge.apps import keys as apps_keys
 
 from .conftest import IOP, signed
 from .fakes import FakeCollabora, FakeMicrosoft, FakeOnlyOffice, ProofSigner
@@ -112,7 +112,7 @@ async def test_secure_view_properties_per_editor(bridge, signer, app, cls, name)
 
 async def test_watermark_template_from_the_app_table(bridge, signer):
     (bridge.root / "plan.odt").write_bytes(b"p")
-    collabora = bridge.app[keys.EDITORS].get("collabora")
+    collabora = bridge.app[apps_keys.EDITORS].get("collabora")
     object.__setattr__(collabora.config, "watermark_text", "{user} <{email}> {file} {date} {x}")
     opened = await bridge.open(
         "plan.odt",
@@ -156,7 +156,7 @@ async def test_secure_token_is_only_good_for_its_own_app(bridge, signer, discove
     OnlyOffice (signed with OnlyOffice's key) is refused, and so is one presented unsigned."""
     other = ProofSigner()
     discovery_server.docs["onlyoffice"] = signed(discovery_server.docs["onlyoffice"], other)
-    await bridge.app[keys.DISCOVERY].get("onlyoffice", force=True)
+    await bridge.app[apps_keys.DISCOVERY].get("onlyoffice", force=True)
     (bridge.root / "memo.docx").write_bytes(b"memo")
     opened = await bridge.open("memo.docx", "collabora", "secureview")
     token = opened["form_parameters"]["access_token"]
@@ -267,7 +267,7 @@ async def test_embedded_view_per_editor(bridge, signer, app, name, expected):
     token = opened["form_parameters"]["access_token"]
     assert claims(token)["mode"] == "view"
     if app == "msoffice":  # Microsoft's embedview action is its own frame
-        discovery = bridge.app[keys.DISCOVERY].peek("msoffice")
+        discovery = bridge.app[apps_keys.DISCOVERY].peek("msoffice")
         assert discovery is not None
         embed = discovery.action_for(".docx", "embedview")
         assert embed is not None

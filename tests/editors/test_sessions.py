@@ -8,7 +8,7 @@ discovery served from the real discovery documents (with the test's proof key in
 from __future__ import annotations
 
 from tests.support.waiting import eventually
-from wopibridge import keys
+from wopibridge.security.keys import TOKENS
 
 from .conftest import IOP
 from .fakes import FakeCollabora, FakeMicrosoft, FakeOnlyOffice
@@ -213,7 +213,7 @@ async def test_lock_files_only_for_office_editors(bridge, signer):
     other apps (or none) lock without touching the folder."""
     (bridge.root / "n.odt").write_bytes(b"n")
     opened = await bridge.open("n.odt", "collabora")
-    raw, _ = bridge.app[keys.TOKENS].mint(
+    raw, _ = bridge.app[TOKENS].mint(
         file_id=opened["file_id"], user_id="u", user_name="U", app="", mode="edit"
     )
     plain = FakeMicrosoft(bridge.http, opened["app_url"], raw, signer)

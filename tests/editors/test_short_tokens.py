@@ -20,10 +20,10 @@ from aiohttp import web
 
 from tests.mesh.fakecs3 import FakeGateway, RunningGateway
 from tests.support.procs import RedisServer, free_port
-from wopibridge import keys
 from wopibridge.app import create_app
 from wopibridge.config import load_settings
 from wopibridge.security.handles import MemoryHandleStore
+from wopibridge.security.keys import TOKENS
 from wopibridge.security.tokens import TokenCodec, is_handle
 
 from .conftest import IOP, signed
@@ -156,7 +156,7 @@ async def test_two_instances_share_handles_through_redis(
             # a self-contained JWT (minted before the switch) needs no token store: it passes
             # the token check, and the request then waits on the file id map, which lives in
             # the same Redis with Redis locks (503 naming the map, not the token store)
-            jwt_token, _ = app_a[keys.TOKENS].mint(
+            jwt_token, _ = app_a[TOKENS].mint(
                 file_id=later["file_id"], user_id="ada@idp", user_name="Ada", app="onlyoffice"
             )
             async with http.get(

@@ -24,7 +24,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.mesh.conftest import CS3_TOKEN, DAV_PASSWORD, DAV_USER, DavServer, start_gateway
 from tests.mesh.test_app_mesh import make_app, openinapp, wopi_path
-from wopibridge import keys
+from wopibridge.instruments import INSTRUMENTS, TRACE_CONFIGS
 from wopibridge.ops.tracing import exporters
 
 
@@ -112,7 +112,7 @@ async def traced_client(
             }
         },
     )
-    assert app[keys.INSTRUMENTS].tracer is not None
+    assert app[INSTRUMENTS].tracer is not None
     yield await aiohttp_client(app)
 
 
@@ -241,7 +241,7 @@ async def test_tracing_off_takes_the_untraced_path(
     from wopibridge.ops.accesslog import access_log
 
     app = create_app(make_settings())
-    assert app[keys.INSTRUMENTS].tracer is None and app[keys.TRACE_CONFIGS] == []
+    assert app[INSTRUMENTS].tracer is None and app[TRACE_CONFIGS] == []
     assert access_log in app.middlewares
     client = await aiohttp_client(app)
     assert (await client.get("/health")).status == 200

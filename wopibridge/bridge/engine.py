@@ -16,84 +16,42 @@ A save goes through the same Storage and LockStore objects as WOPI's PutFile, un
 rule: only while the bridge's lock holds the file. Unchanged content (same digest) is never
 written. When the lock was lost or the file changed outside the bridge, the content goes to a
 conflict copy next to the file and later saves follow it there; nothing is ever dropped. A
-save that fails otherwise is retried with exponential backoff.
+save that fails otherwise is retried with exponential backoff. The reads and writes of the
+files themselves are in :mod:`wopibridge.bridge.files`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from aiohttp import ClientSession
 
 from wopibridge.apps.bridged import BridgedEditor, Loaded
-from wopibridge.bridge.docid import conflict_name, document_id, lock_id
+from wopibridge.bridge.docid import document_id, lock_id
+from wopibridge.bridge.files import digest_of, read_file, write_save
 from wopibridge.bridge.state import BridgeStore, DocState
 from wopibridge.errors import (
     BadRequest,
     Conflict,
-    FileExists,
     NotFound,
     PayloadTooLarge,
-    VersionConflict,
     WopiError,
 )
 from wopibridge.instruments import Instruments
 from wopibridge.locks.base import LockStore
 from wopibridge.security.tokens import AccessToken
-from wopibridge.storage.base import FileStat, Storage
 from wopibridge.storage.registry import StorageRegistry
 
 log = logging.getLogger("wopibridge.bridge")
 
 LOCK_REFRESH_SECONDS = 300.0
 MAX_BACKOFF_SECONDS = 300.0
-
-
-def digest_of(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
-
-
-async def _once(content: bytes) -> AsyncIterator[bytes]:
-    yield content
-
-
-async def read_file(
-    storage: Storage, backend_id: str, limit: int, label: str
-) -> tuple[bytes, FileStat]:
-    """The whole file (an editor takes a document in one piece), refusing more than ``limit``."""
-    content = await storage.open_read(backend_id)
-    try:
-        if content.stat.size > limit:
-            raise PayloadTooLarge(f"The file is too large for {label}")
-        if content.local_path is not None:
-            data = await asyncio.to_thread(Path(content.local_path).read_bytes)
-        else:
-            parts: list[bytes] = []
-            total = 0
-            async for chunk in content.chunks or _empty():
-                total += len(chunk)
-                if total > limit:
-                    raise PayloadTooLarge(f"The file is too large for {label}")
-                parts.append(chunk)
-            data = b"".join(parts)
-        if len(data) > limit:
-            raise PayloadTooLarge(f"The file is too large for {label}")
-        return data, content.stat
-    finally:
-        await content.close()
-
-
-async def _empty() -> AsyncIterator[bytes]:
-    return
-    yield b""  # pragma: no cover
 
 
 @dataclass
@@ -337,7 +295,9 @@ class Bridge:
             content = await editor.fetch(self.http, loaded, state.name)
             digest = digest_of(content)
             if digest != state.digest:
-                self._count_save(await self._write(state, content))
+                self._count_save(
+                    await write_save(state, content, self.storages, self.locks, self.instruments)
+                )
                 state.digest = digest
                 log.info(
                     "bridge saved %s (%d bytes) to %s", state.docid, len(content), state.file_id
@@ -360,54 +320,6 @@ class Bridge:
         state.last_save = now
         state.failures = 0
         state.next_try = 0.0
-
-    async def _write(self, state: DocState, content: bytes) -> str:
-        """PutFile's rule: write only under our own lock and onto the version we loaded.
-
-        Answers the outcome: ``saved``, or ``conflict_copy`` when the content went beside."""
-        storage, backend_id = self.storages.for_file(state.file_id)
-        stat = await storage.stat(backend_id)
-        current = await self.locks.get(state.identity)
-        if current == "":
-            current = (await self.locks.lock(state.identity, state.lock_id)).current
-        if current != state.lock_id:
-            await self._conflict_copy(state, storage, backend_id, content, "the lock was lost")
-            return "conflict_copy"
-        if stat.version != state.version:
-            await self._conflict_copy(state, storage, backend_id, content, "the file changed")
-            return "conflict_copy"
-        try:
-            written = await storage.write(
-                backend_id, _once(content), expected_version=state.version
-            )
-        except VersionConflict:
-            await self._conflict_copy(state, storage, backend_id, content, "the file changed")
-            return "conflict_copy"
-        state.version = written.version
-        return "saved"
-
-    async def _conflict_copy(
-        self, state: DocState, storage: Storage, backend_id: str, content: bytes, why: str
-    ) -> None:
-        name = conflict_name(state.name, state.writer_name or state.writer_id)
-        for attempt in range(1, 100):
-            candidate = name if attempt == 1 else name.replace(" UTC)", f" UTC {attempt})")
-            try:
-                copy = await storage.create(backend_id, candidate, _once(content))
-                break
-            except FileExists:
-                continue
-        else:
-            raise Conflict("No free name for a conflict copy")
-        log.warning("bridge saved %s to conflict copy %r: %s", state.docid, copy.name, why)
-        if self.instruments is not None:
-            self.instruments.conflict_copies.labels("storage").inc()
-        await self.locks.unlock(state.identity, state.lock_id)
-        await self.locks.lock(copy.identity, state.lock_id)
-        state.file_id = self.storages.wopi_id(storage, copy.file_id)
-        state.identity = copy.identity
-        state.name = copy.name
-        state.version = copy.version
 
     async def _finish(self, state: DocState) -> None:
         if not await self.store.delete_if_unused(state.docid):

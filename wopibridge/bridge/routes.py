@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from wopibridge import keys
 from wopibridge.bridge.docid import valid_document_id
 from wopibridge.bridge.keys import BRIDGE
 from wopibridge.errors import BadRequest, NotFound, Unauthorized
 from wopibridge.jsonio import json_response
+from wopibridge.security.keys import TOKENS
 from wopibridge.wopi.context import token_from
 
 
@@ -28,7 +28,7 @@ async def open_document(request: web.Request) -> web.Response:
         raise BadRequest("The open request is too large")
     form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     token = form.get("access_token") or token_from(request)
-    access = await request.app[keys.TOKENS].resolve(token)
+    access = await request.app[TOKENS].resolve(token)
     wopi_src = request.query.get("WOPISrc", "")
     if wopi_src and urlsplit(wopi_src).path.rstrip("/").rsplit("/", 1)[-1] != access.file_id:
         raise NotFound("File not found")
@@ -47,7 +47,7 @@ async def save_webhook(request: web.Request) -> web.Response:
     docid = request.match_info["docid"]
     if not valid_document_id(docid):
         raise NotFound("This document is not open in the bridge")
-    access = await request.app[keys.TOKENS].resolve(token_from(request))
+    access = await request.app[TOKENS].resolve(token_from(request))
     close = request.query.get("close", "false").lower() == "true"
     await request.app[BRIDGE].notify(docid, access, close)
     message = "Saving; the document is closed for you" if close else "Saving"

@@ -10,7 +10,6 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from wopibridge import keys
 from wopibridge.apps.bridged import BridgedEditor
 from wopibridge.apps.codimd import CodiMDApp
 from wopibridge.apps.etherpad import EtherpadApp
@@ -21,7 +20,11 @@ from wopibridge.bridge.memory import MemoryBridgeStore
 from wopibridge.bridge.redis import RedisBridgeStore
 from wopibridge.bridge.routes import add_routes
 from wopibridge.bridge.state import BridgeStore
-from wopibridge.config import Settings
+from wopibridge.config import SETTINGS, Settings
+from wopibridge.instruments import INSTRUMENTS, TRACE_CONFIGS
+from wopibridge.locks.keys import LOCKS, REDIS
+from wopibridge.security.keys import SECRETS
+from wopibridge.storage.factory import STORAGES
 
 BRIDGED_KINDS: Mapping[str, Callable[[str, Mapping[str, Any], str], BridgedEditor]] = {
     "etherpad": EtherpadApp.from_config,
@@ -42,15 +45,15 @@ def bridged_apps(settings: Settings) -> dict[str, BridgedEditor]:
 
 def open_bridge_store(app: web.Application) -> BridgeStore:
     """The bridge state next to the locks: same backend, the same Redis client, its own keys."""
-    redis = app[keys.REDIS]
+    redis = app[REDIS]
     if redis is None:
         return MemoryBridgeStore()
-    locks = app[keys.SETTINGS].locks
+    locks = app[SETTINGS].locks
     return RedisBridgeStore(redis, locks.prefix, replicas=locks.min_replicas)
 
 
 def setup_bridge(app: web.Application) -> None:
-    settings = app[keys.SETTINGS]
+    settings = app[SETTINGS]
     app[BRIDGE_EDITORS] = bridged_apps(settings)
     add_routes(app)
     app.cleanup_ctx.append(_bridge_context)
@@ -62,16 +65,16 @@ async def _bridge_context(app: web.Application) -> AsyncIterator[None]:
     http = aiohttp.ClientSession(
         timeout=timeout,
         cookie_jar=aiohttp.DummyCookieJar(),
-        trace_configs=app.get(keys.TRACE_CONFIGS),
+        trace_configs=app.get(TRACE_CONFIGS),
     )
     bridge = Bridge(
         editors=app[BRIDGE_EDITORS],
         store=store,
-        storages=app[keys.STORAGES],
-        locks=app[keys.LOCKS],
+        storages=app[STORAGES],
+        locks=app[LOCKS],
         http=http,
-        key=derive_key(app[keys.SECRETS].token_secret),
-        instruments=app.get(keys.INSTRUMENTS),
+        key=derive_key(app[SECRETS].token_secret),
+        instruments=app.get(INSTRUMENTS),
     )
     app[BRIDGE] = bridge
     task = asyncio.create_task(bridge.run()) if bridge.editors else None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from wopibridge.config.redisurl import parse_lock_url
 from wopibridge.locks.base import LockResult, LockStore
 from wopibridge.locks.client import RedisConnection
 from wopibridge.locks.memory import MemoryLockStore
 from wopibridge.locks.redis import RedisLockStore
-from wopibridge.lockurl import parse_lock_url
 
 __all__ = [
     "LockResult",

@@ -37,10 +37,10 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
+from wopibridge.config.redisurl import RedisTarget, parse_lock_url
 from wopibridge.errors import Unavailable
 from wopibridge.instruments import Instruments
 from wopibridge.locks.pipeline import Pipeline
-from wopibridge.lockurl import RedisTarget, parse_lock_url
 
 log = logging.getLogger("wopibridge.redis")
 #: TCP keepalive: a peer gone without a word (host down, partition) is found in about 20 s.
@@ -104,7 +104,7 @@ def _build(target: RedisTarget, timeout: float) -> tuple[Client, Sentinel | None
         return cluster, None
     retry = Retry(NoBackoff(), 1)  # one more try on a fresh connection after a broken one
     if target.topology == "sentinel":
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(
             list(target.nodes),
             sentinel_kwargs={
                 "socket_connect_timeout": common["socket_connect_timeout"],

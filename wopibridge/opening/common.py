@@ -13,13 +13,16 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from wopibridge import keys
 from wopibridge.apps.base import EditorApp, OpenRequest
+from wopibridge.apps.keys import EDITORS
+from wopibridge.config import SETTINGS
 from wopibridge.errors import BadRequest, Unauthorized
+from wopibridge.locks.keys import LOCKS
 from wopibridge.security.failures import FailureLog
+from wopibridge.security.keys import SECRETS, TOKENS
 from wopibridge.security.tokens import AccessToken, Mode
 from wopibridge.storage.base import FileStat, Storage
-from wopibridge.storage.factory import locked_elsewhere, with_credential
+from wopibridge.storage.factory import STORAGES, locked_elsewhere, with_credential
 from wopibridge.wopi.desktoplocks import desktop_lock_holder
 
 #: Refused iop secrets, logged with the peer address at a bounded rate.
@@ -30,7 +33,7 @@ def check_iop_secret(request: web.Request) -> None:
     """Constant-time check of ``Authorization: Bearer <iop secret>``; a refusal is logged
     (rate-limited) with the peer's address."""
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    expected = request.app[keys.SECRETS].iop_secret
+    expected = request.app[SECRETS].iop_secret
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         given.strip().encode(), expected.encode()
     ):
@@ -90,7 +93,7 @@ async def open_file(
     another site is downgraded to view, with the reason.
     """
     app = request.app
-    registry = app[keys.STORAGES]
+    registry = app[STORAGES]
     storage = registry.get(storage_name) if storage_name else registry.default
     storage = with_credential(storage, credential)
     stat = await storage.resolve(ref)
@@ -99,8 +102,8 @@ async def open_file(
     if mode == "edit" and stat.read_only_reason:
         mode, forced_reason = "view", stat.read_only_reason
     if mode == "edit":
-        site = app[keys.SETTINGS].server.public_url
-        if await locked_elsewhere(storage, app[keys.LOCKS], site, stat.identity):
+        site = app[SETTINGS].server.public_url
+        if await locked_elsewhere(storage, app[LOCKS], site, stat.identity):
             mode, forced_reason = "view", LOCKED_ELSEWHERE
     if mode == "edit":  # a desktop office holding the file: open it read-only
         holder = await desktop_lock_holder(storage, stat.file_id, stat)
@@ -108,7 +111,7 @@ async def open_file(
             mode, forced_reason = "view", holder
     if credential and storage.capabilities.user_credential:
         extra = {**(extra or {}), **registry.seal_credential(storage.name, credential)}
-    token, info = await app[keys.TOKENS].issue(
+    token, info = await app[TOKENS].issue(
         file_id=wopi_id,
         user_id=user_id,
         user_name=user_name or guest_name(user_id),
@@ -117,7 +120,7 @@ async def open_file(
         mode=mode,
         extra=extra,
     )
-    wopi_src = f"{app[keys.SETTINGS].server.public_url}/wopi/files/{wopi_id}"
+    wopi_src = f"{app[SETTINGS].server.public_url}/wopi/files/{wopi_id}"
     return Opened(wopi_id, wopi_src, stat, token, info, mode, forced_reason)
 
 
@@ -151,7 +154,7 @@ async def open_document(
 
     ``secureview`` mints a secure-view token and opens the view action; ``embedview`` a view
     token and the ``embedview`` action (discovery falls back to ``view``)."""
-    registry = app[keys.EDITORS]
+    registry = app[EDITORS]
     ext = stat.extension
     wants_edit = mode in ("edit", "editnew")
     editor = registry.get(app_name) if app_name else registry.choose(ext, edit=wants_edit)
@@ -171,8 +174,8 @@ async def open_document(
     action = {"secureview": "view"}.get(mode, mode) if not reason else "view"
     if action == "edit" and stat.size == 0:
         action = "editnew"
-    wopi_id = app[keys.STORAGES].wopi_id(storage, backend_id)
-    raw, info = await app[keys.TOKENS].issue(
+    wopi_id = app[STORAGES].wopi_id(storage, backend_id)
+    raw, info = await app[TOKENS].issue(
         file_id=wopi_id,
         user_id=user_id,
         user_name=user_name,
@@ -181,7 +184,7 @@ async def open_document(
         mode=token_mode,
         extra=extra,
     )
-    public = app[keys.SETTINGS].server.public_url
+    public = app[SETTINGS].server.public_url
     request = OpenRequest(
         wopi_src=f"{public}/wopi/files/{wopi_id}",
         stat=stat,
@@ -200,7 +203,7 @@ async def discovery_app_url(
 ) -> str:
     """The editor URL for ``openinapp`` calls that bring no ``appurl`` (or want an action
     Reva has no URL for, ``embedview``). ``action`` empty: from the token's mode."""
-    registry = app[keys.EDITORS]
+    registry = app[EDITORS]
     ext = opened.stat.extension
     editor = (
         registry.get(app_name) if app_name else registry.choose(ext, edit=opened.mode == "edit")

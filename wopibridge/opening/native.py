@@ -37,14 +37,17 @@ from typing import Any
 
 from aiohttp import web
 
-from wopibridge import keys
+from wopibridge.apps.keys import EDITORS
+from wopibridge.config import SETTINGS
 from wopibridge.errors import BROWSER_PAGE, BadRequest
 from wopibridge.jsonio import json_response
 from wopibridge.opening.common import check_iop_secret, open_document
 from wopibridge.opening.hostpage import HostLinks, HostPage, render
 from wopibridge.opening.newdoc import create_document, resolve_template
 from wopibridge.security.jsoninput import read_json
+from wopibridge.security.keys import FILE_ID, SECRETS
 from wopibridge.storage.base import FileStat, Storage
+from wopibridge.storage.factory import STORAGES
 from wopibridge.wopi.links import is_web_url
 from wopibridge.wopi.names import check_editor_name, split_ext
 
@@ -108,8 +111,8 @@ async def open_file(request: web.Request) -> web.Response:
         lang=lang,
         extra=extra or None,
     )
-    request[keys.FILE_ID] = result.file_id
-    links = HostLinks(request.app[keys.SECRETS].token_secret)
+    request[FILE_ID] = result.file_id
+    links = HostLinks(request.app[SECRETS].token_secret)
     link = links.mint(
         HostPage(
             app_url=result.app_url,
@@ -121,7 +124,7 @@ async def open_file(request: web.Request) -> web.Response:
             load_timeout=result.app.load_timeout,
         )
     )
-    public = request.app[keys.SETTINGS].server.public_url
+    public = request.app[SETTINGS].server.public_url
     answer: dict[str, Any] = {
         "app": result.app.name,
         "app_url": result.app_url,
@@ -140,7 +143,7 @@ async def open_file(request: web.Request) -> web.Response:
 
 
 async def _existing(request: web.Request, body: dict[str, Any]) -> tuple[Storage, FileStat]:
-    storages = request.app[keys.STORAGES]
+    storages = request.app[STORAGES]
     path, file_id = _text(body, "path", limit=4096), _text(body, "file_id", limit=6100)
     if bool(path) == bool(file_id):
         raise BadRequest("Give either path or file_id")
@@ -160,11 +163,11 @@ async def _create(
         raise BadRequest("A new document takes folder and name, not path or file_id")
     name = check_editor_name(_text(body, "name", required=True, limit=255))
     folder = _text(body, "folder", limit=4096).strip("/")
-    storages = request.app[keys.STORAGES]
+    storages = request.app[STORAGES]
     storage_name = _text(body, "storage", limit=64)
     storage = storages.get(storage_name) if storage_name else storages.default
     extension = split_ext(name)[1]
-    editors = request.app[keys.EDITORS]
+    editors = request.app[EDITORS]
     editor = editors.get(app_name) if app_name else editors.choose(extension, edit=True)
     if not editor.can_edit(extension):  # before anything is created
         raise BadRequest(f"The {editor.name} editor cannot create {extension or 'these'} files")
@@ -178,5 +181,5 @@ async def host_page(request: web.Request) -> web.Response:
     link = request.query.get("link", "")
     if not link:
         raise BadRequest("The link is incomplete")
-    page = HostLinks(request.app[keys.SECRETS].token_secret).open(link)
+    page = HostLinks(request.app[SECRETS].token_secret).open(link)
     return render(request, page)

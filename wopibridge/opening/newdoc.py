@@ -23,10 +23,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from wopibridge import keys
 from wopibridge.apps.base import EditorApp
 from wopibridge.errors import BadRequest, Conflict, FileExists
 from wopibridge.storage.base import FileStat, Storage
+from wopibridge.storage.factory import STORAGES
 from wopibridge.wopi.names import check_editor_name, split_ext, variants
 from wopibridge.wopi.templates import TEMPLATE_CLAIM, blank_path, blank_ref
 
@@ -61,7 +61,7 @@ async def resolve_template(
         return Template(blank=blank_ref(extension))
     if not isinstance(spec, dict):
         raise BadRequest('template must be "blank" or an object with path or file_id')
-    registry = app[keys.STORAGES]
+    registry = app[STORAGES]
     path, file_id = spec.get("path"), spec.get("file_id")
     if bool(path) == bool(file_id) or not isinstance(path or file_id, str):
         raise BadRequest("template needs either path or file_id")

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from wopibridge import keys
+from wopibridge.apps.keys import EDITORS
 from wopibridge.errors import BadRequest, NotFound
 from wopibridge.jsonio import json_response
 from wopibridge.opening.common import (
@@ -24,7 +24,9 @@ from wopibridge.opening.common import (
     discovery_app_url,
     open_file,
 )
+from wopibridge.security.keys import FILE_ID
 from wopibridge.security.tokens import Mode
+from wopibridge.storage.factory import STORAGES
 from wopibridge.wopi.links import is_web_url, with_wopisrc, without_wopisrc
 
 #: Reva's view mode → the token's mode and the discovery action ("" = from the token).
@@ -66,7 +68,7 @@ async def openinapp(request: web.Request) -> web.Response:
         extra["email"] = query["email"][:256]
     configured = _configured(request.app, app_name)
     if configured:
-        check_secure_view(request.app[keys.EDITORS].get(app_name), mode)
+        check_secure_view(request.app[EDITORS].get(app_name), mode)
     endpoint = query.get("endpoint", "")
     storage_name, ref = _storage_for_endpoint(request, endpoint, query["fileid"])
     opened = await open_file(
@@ -91,7 +93,7 @@ async def openinapp(request: web.Request) -> web.Response:
         editor_url = await discovery_app_url(
             request.app, opened, app_name, action, query.get("lang", "")
         )
-        if not request.app[keys.EDITORS].get(app_name).bridged:
+        if not request.app[EDITORS].get(app_name).bridged:
             # The token carries the editor URL, as it does Reva's appurl, so that
             # PutRelativeFile can name HostEditUrl/HostViewUrl for the new file.
             extra["appurl"] = without_wopisrc(editor_url, opened.wopi_src)
@@ -109,7 +111,7 @@ async def openinapp(request: web.Request) -> web.Response:
                 credential=request.headers.get("TokenHeader") or None,
             )
             opened = replace(opened, forced_reason=first.forced_reason)
-    request[keys.FILE_ID] = opened.wopi_id
+    request[FILE_ID] = opened.wopi_id
     # access_token_ttl is a number, as from /wopi/open and in Microsoft's host-page example.
     # Reva reads only access_token from form-parameters and posts its own access_token_ttl.
     answer: dict[str, object] = {
@@ -129,19 +131,19 @@ def _own_action(app: web.Application, name: str, opened: Opened, action: str) ->
         if opened.mode != "edit" or opened.stat.size:
             return False
         action = "editnew"
-    return app[keys.EDITORS].get(name).lists_action(opened.stat.extension, action)
+    return app[EDITORS].get(name).lists_action(opened.stat.extension, action)
 
 
 def _configured(app: web.Application, name: str) -> bool:
     """Whether an app of this name is configured (case-insensitive)."""
-    return bool(name) and name.lower() in app[keys.EDITORS].names()
+    return bool(name) and name.lower() in app[EDITORS].names()
 
 
 def _storage_for_endpoint(request: web.Request, endpoint: str, fileid: str) -> tuple[str, str]:
     """The storage Reva's ``endpoint`` names (``storage_id$space_id``) and the reference in it:
     a configured storage's name, or a Reva storage id served by the configured CS3 gateway."""
     storage_id = endpoint.partition("$")[0].lower()
-    registry = request.app[keys.STORAGES]
+    registry = request.app[STORAGES]
     if storage_id in registry.names():
         return storage_id, fileid
     if endpoint:

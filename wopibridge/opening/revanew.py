@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from wopibridge import keys
+from wopibridge.apps.keys import EDITORS
 from wopibridge.errors import BadRequest
 from wopibridge.jsonio import json_response
 from wopibridge.opening.common import check_iop_secret, discovery_app_url, open_file
 from wopibridge.opening.newdoc import create_document, resolve_template
+from wopibridge.storage.factory import STORAGES
 from wopibridge.wopi.names import check_editor_name, split_ext
 
 USER_TYPES = {"regular", "federated", "ocm", "anonymous", "lightweight", "primary", "guest"}
@@ -38,14 +39,14 @@ async def new_document(request: web.Request) -> web.Response:
         raise BadRequest("Unknown user type")
     name = check_editor_name(query["filename"])
     extension = split_ext(name)[1]
-    editors = request.app[keys.EDITORS]
+    editors = request.app[EDITORS]
     if query["appname"].lower() not in editors.names():
         raise BadRequest("Unknown app")
     editor = editors.get(query["appname"])
     if not editor.can_edit(extension):
         raise BadRequest(f"The {editor.name} editor cannot create {extension or 'these'} files")
     credential = request.headers.get("TokenHeader") or None
-    storages = request.app[keys.STORAGES]
+    storages = request.app[STORAGES]
     endpoint = query.get("endpoint", "").partition("$")[0].lower()
     storage_name = endpoint if endpoint in storages.names() else storages.default.name
     storage = storages.bound(storage_name, credential)

@@ -18,17 +18,21 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from wopibridge import keys
 from wopibridge.apps.discovery import DiscoveryCache
 from wopibridge.apps.hooks import EditorHooks
+from wopibridge.apps.keys import DISCOVERY, EDITORS, EDITORS_HTTP
 from wopibridge.apps.registry import AppContext, SessionHolder, build_registry
 from wopibridge.bridge.keys import BRIDGE_EDITORS
+from wopibridge.config import SETTINGS
+from wopibridge.instruments import INSTRUMENTS
 from wopibridge.opening import native, reva, revanew
 from wopibridge.opening.common import IOP_FAILURES
 from wopibridge.security.failures import FailureLog
+from wopibridge.storage.factory import HTTP
 from wopibridge.wopi.conflicts import ConflictKeeper
 from wopibridge.wopi.hooks import HOOKS
 from wopibridge.wopi.keptcopies import KeepLimits
+from wopibridge.wopi.keys import CONFLICTS
 
 #: The editor hooks as built here, for their teardown (``HOOKS`` holds them as the Protocol).
 EDITOR_HOOKS: web.AppKey[EditorHooks] = web.AppKey("editor_hooks", EditorHooks)
@@ -38,20 +42,20 @@ STARTUP_DISCOVERY_WAIT = 3.0
 
 
 def setup_editors(app: web.Application) -> None:
-    settings = app[keys.SETTINGS]
+    settings = app[SETTINGS]
     holder = SessionHolder()
     cache = DiscoveryCache()
-    app[keys.EDITORS_HTTP] = holder
-    app[keys.DISCOVERY] = cache
+    app[EDITORS_HTTP] = holder
+    app[DISCOVERY] = cache
     bridged = app.get(BRIDGE_EDITORS, {})
     registry = build_registry(settings, AppContext(settings, holder, cache), prebuilt=bridged)
-    app[keys.EDITORS] = registry
+    app[EDITORS] = registry
     app[HOOKS] = app[EDITOR_HOOKS] = EditorHooks(registry)
     recovery = settings.recovery
-    app[keys.CONFLICTS] = ConflictKeeper(
+    app[CONFLICTS] = ConflictKeeper(
         settings.server.state_dir / "recovery",
         limits=KeepLimits(recovery.max_bytes, recovery.max_bytes_per_user, recovery.max_age),
-        instruments=app.get(keys.INSTRUMENTS),
+        instruments=app.get(INSTRUMENTS),
     )
     app.cleanup_ctx.append(_kept_copies_ctx)
     if aiohttp_jinja2.APP_KEY not in app:
@@ -69,7 +73,7 @@ def setup_editors(app: web.Application) -> None:
 
 async def _kept_copies_ctx(app: web.Application) -> AsyncIterator[None]:
     """Sweep what a crash left in the recovery folder, then expire kept copies as they age."""
-    keeper = app[keys.CONFLICTS]
+    keeper = app[CONFLICTS]
     await keeper.start()
     upkeep = asyncio.create_task(keeper.run())
     try:
@@ -83,11 +87,11 @@ async def _kept_copies_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _editors_ctx(app: web.Application) -> AsyncIterator[None]:
     own: aiohttp.ClientSession | None = None
-    session = app.get(keys.HTTP)
+    session = app.get(HTTP)
     if session is None:  # an application assembled without the shared session
         session = own = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-    app[keys.EDITORS_HTTP].attach(session)
-    cache = app[keys.DISCOVERY]
+    app[EDITORS_HTTP].attach(session)
+    cache = app[DISCOVERY]
     cache.attach(session)
     first = asyncio.create_task(cache.refresh_all())
     await asyncio.wait({first}, timeout=STARTUP_DISCOVERY_WAIT)

@@ -17,9 +17,10 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from wopibridge import keys
+from wopibridge.instruments import INSTRUMENTS
 from wopibridge.ops.logs import StderrHandler
 from wopibridge.ops.metrics import REQUEST_METRICS, operation_of
+from wopibridge.security.keys import FILE_ID
 
 log = logging.getLogger("wopibridge.access")
 
@@ -34,7 +35,7 @@ def _record(
 ) -> None:
     request.app[REQUEST_METRICS].observe(operation, status, elapsed)
     # the open endpoints name the file they resolved (their query has only its path)
-    file_id = request.get(keys.FILE_ID) or file_id
+    file_id = request.get(FILE_ID) or file_id
     if log.isEnabledFor(logging.INFO):
         path = request.rel_url.raw_path
         ms = round(elapsed * 1000, 2)
@@ -81,7 +82,7 @@ async def traced_access_log(request: web.Request, handler: Handler) -> web.Strea
     from opentelemetry import propagate
     from opentelemetry.trace import SpanKind, Status, StatusCode, use_span
 
-    tracer = request.app[keys.INSTRUMENTS].tracer
+    tracer = request.app[INSTRUMENTS].tracer
     assert tracer is not None
     started = time.perf_counter()
     operation, file_id = operation_of(request)

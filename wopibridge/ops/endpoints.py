@@ -8,10 +8,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from wopibridge import keys
+from wopibridge.apps.keys import DISCOVERY
+from wopibridge.config import SETTINGS
 from wopibridge.errors import Unavailable
 from wopibridge.jsonio import json_response
+from wopibridge.locks.keys import LOCKS, REDIS
 from wopibridge.ops.metrics import metrics
+from wopibridge.storage.factory import STORAGES
 
 
 async def health(request: web.Request) -> web.Response:
@@ -21,8 +24,8 @@ async def health(request: web.Request) -> web.Response:
 
 async def run_checks(app: web.Application) -> dict[str, str]:
     """Ask the lock store and every storage, at once, 5 s each: ``ok`` or why not, per name."""
-    checks = {"locks": app[keys.LOCKS].ping()}
-    for storage in app[keys.STORAGES]:
+    checks = {"locks": app[LOCKS].ping()}
+    for storage in app[STORAGES]:
         checks[f"storage:{storage.name}"] = storage.check()
     results = await asyncio.gather(
         *(asyncio.wait_for(check, 5) for check in checks.values()), return_exceptions=True
@@ -48,7 +51,7 @@ async def ready(request: web.Request) -> web.Response:
     apps = _editors(request.app)
     warnings = await asyncio.to_thread(_low_space, request.app)
     extra: dict[str, object] = {"warnings": warnings} if warnings else {}
-    redis = request.app.get(keys.REDIS)
+    redis = request.app.get(REDIS)
     if redis is not None:
         extra["redis"] = redis.describe()
     if failures:
@@ -68,7 +71,7 @@ async def ready(request: web.Request) -> web.Response:
 def _folders(app: web.Application) -> dict[str, Path]:
     """The folders on this machine that saves write to: the state folder (recovery copies,
     indexes) and each local storage's root, read from the settings."""
-    settings = app[keys.SETTINGS]
+    settings = app[SETTINGS]
     folders = {"state": settings.server.state_dir, "data:local": settings.storage.root}
     for name, table in settings.storages.items():
         if table.get("type") == "local" and table.get("root"):
@@ -79,7 +82,7 @@ def _folders(app: web.Application) -> dict[str, Path]:
 def _low_space(app: web.Application) -> dict[str, str]:
     """A warning per folder with less than ``server.min_free_space`` free bytes. Low space does
     not make the server unready (saves elsewhere still work); a full disk answers 507."""
-    limit = app[keys.SETTINGS].server.min_free_space
+    limit = app[SETTINGS].server.min_free_space
     warnings: dict[str, str] = {}
     for name, folder in _folders(app).items():
         try:
@@ -95,7 +98,7 @@ def _low_space(app: web.Application) -> dict[str, str]:
 def _editors(app: web.Application) -> dict[str, str]:
     """Each editor's discovery state: ``ok`` or why it is missing. Editors do not make the
     server unready: files open with the others."""
-    cache = app.get(keys.DISCOVERY)
+    cache = app.get(DISCOVERY)
     if cache is None:
         return {}
     return {f"discovery:{name}": state for name, state in cache.status().items()}

@@ -27,8 +27,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from wopibridge import keys
-from wopibridge.instruments import OTHER, Instruments
+from wopibridge.instruments import INSTRUMENTS, OTHER, Instruments
 from wopibridge.wopi.routes import operation_name
 
 #: Operations of the routes outside ``/wopi/files``, by the route's path in the route table.
@@ -102,7 +101,7 @@ REQUEST_METRICS: web.AppKey[RequestMetrics] = web.AppKey("request_metrics", Requ
 
 def setup_metrics(app: web.Application, instruments: Instruments) -> None:
     """The instruments on the app, with the process metrics when this is the only process."""
-    app[keys.INSTRUMENTS] = instruments
+    app[INSTRUMENTS] = instruments
     app[REQUEST_METRICS] = RequestMetrics(instruments)
     if not multiprocess_dir():
         ProcessCollector(registry=instruments.registry)
@@ -118,7 +117,7 @@ def multiprocess_dir() -> str:
 def exposition(app: web.Application) -> bytes:
     folder = multiprocess_dir()
     if not folder:
-        return generate_latest(app[keys.INSTRUMENTS].registry)
+        return generate_latest(app[INSTRUMENTS].registry)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
     return generate_latest(registry)

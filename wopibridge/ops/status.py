@@ -16,9 +16,12 @@ from urllib.parse import urlsplit
 import aiohttp_jinja2
 from aiohttp import web
 
-from wopibridge import __version__, keys
+from wopibridge import __version__
+from wopibridge.apps.keys import DISCOVERY, EDITORS
+from wopibridge.config import SETTINGS
 from wopibridge.errors import NotFound
 from wopibridge.ops.endpoints import run_checks
+from wopibridge.storage.factory import STORAGES
 
 
 def _origin(url: str) -> str:
@@ -34,17 +37,17 @@ def _lock_store(url: str) -> str:
 
 async def status_page(request: web.Request) -> web.Response:
     app = request.app
-    settings = app[keys.SETTINGS]
+    settings = app[SETTINGS]
     checks = await run_checks(app)
     storages = []
-    for storage in app[keys.STORAGES]:
+    for storage in app[STORAGES]:
         kind = str(settings.storages.get(storage.name, {}).get("type", "local"))
         storages.append(
             {"name": storage.name, "type": kind, "state": checks[f"storage:{storage.name}"]}
         )
-    discovery = app[keys.DISCOVERY].status() if keys.DISCOVERY in app else {}
+    discovery = app[DISCOVERY].status() if DISCOVERY in app else {}
     editors = []
-    for editor in app[keys.EDITORS]:
+    for editor in app[EDITORS]:
         table = settings.apps.get(editor.name, {})
         editors.append(
             {

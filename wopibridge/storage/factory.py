@@ -33,11 +33,11 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from wopibridge import keys
-from wopibridge.config import ConfigError, Settings
+from wopibridge.config import SETTINGS, ConfigError, Settings
 from wopibridge.errors import NotFound
 from wopibridge.instruments import Instruments
 from wopibridge.locks.base import LockStore
+from wopibridge.locks.keys import LOCKS
 from wopibridge.locks.sitelocks import SiteLockStore
 from wopibridge.security.crypto import CREDENTIAL_CLAIM, CredentialBox
 from wopibridge.security.tokens import AccessToken
@@ -190,6 +190,13 @@ class MeshRegistry(StorageRegistry):
             await storage.close()
 
 
+#: Every configured storage, built at start (``resources.storage_ctx``).
+STORAGES: web.AppKey[MeshRegistry] = web.AppKey("storages")
+#: The one client session for every outgoing call (discovery, editors, WebDAV); the storages
+#: are its lowest user (they are built on it).
+HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")
+
+
 def build_registry(
     settings: Settings,
     http: aiohttp.ClientSession,
@@ -231,6 +238,6 @@ def build_registry(
 def bind_request(app: web.Application, access: AccessToken) -> tuple[Storage, str, LockStore]:
     """What one WOPI request works with: the storage acting as the token's user, the backend
     id, and the lock store for the file (recording this site, ``server.public_url``)."""
-    storage, backend_id = app[keys.STORAGES].for_access(access)
-    site = app[keys.SETTINGS].server.public_url
-    return storage, backend_id, file_locks(storage, app[keys.LOCKS], site)
+    storage, backend_id = app[STORAGES].for_access(access)
+    site = app[SETTINGS].server.public_url
+    return storage, backend_id, file_locks(storage, app[LOCKS], site)

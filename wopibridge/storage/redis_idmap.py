@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from wopibridge.config.redisurl import RedisTarget
 from wopibridge.errors import InsufficientStorage, Unavailable
 from wopibridge.locks.client import RedisConnection
-from wopibridge.lockurl import RedisTarget
 from wopibridge.storage.idmap import Entry, MetaCache
 
 T = TypeVar("T")

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
-from wopibridge import keys
+from wopibridge.config import SETTINGS
 from wopibridge.errors import BadRequest, LockMismatch, PayloadTooLarge, PreconditionFailed
 from wopibridge.jsonio import json_response
 from wopibridge.storage.base import CHUNK_SIZE, FileContent
@@ -26,7 +26,7 @@ log = logging.getLogger("wopibridge.wopi")
 
 def upload_limit(request: web.Request) -> int:
     """The upload limit; a declared ``Content-Length`` above it is refused before reading."""
-    limit = request.app[keys.SETTINGS].server.max_upload_size
+    limit = request.app[SETTINGS].server.max_upload_size
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes")
     return limit

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from wopibridge import keys
 from wopibridge.errors import BadRequest, NotFound, Unauthorized
 from wopibridge.locks.base import MAX_LOCK_LENGTH, LockStore
+from wopibridge.security.keys import ACCESS, FILE_ID, TOKENS
 from wopibridge.security.tokens import AccessToken
 from wopibridge.storage.base import FileStat, Storage
 from wopibridge.storage.factory import bind_request
@@ -37,11 +37,11 @@ async def bind_access(request: web.Request) -> None:
 
     A token minted for one purpose (a TemplateSource download) is good for nothing else."""
     file_id = request.match_info["file_id"]
-    access = await request.app[keys.TOKENS].resolve(token_from(request))
+    access = await request.app[TOKENS].resolve(token_from(request))
     if access.file_id != file_id or access.purpose:
         raise NotFound("File not found")
-    request[keys.ACCESS] = access
-    request[keys.FILE_ID] = file_id
+    request[ACCESS] = access
+    request[FILE_ID] = file_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +57,8 @@ class WopiRequest:
 
     @classmethod
     def of(cls, request: web.Request) -> WopiRequest:
-        file_id = request[keys.FILE_ID]
-        access = request[keys.ACCESS]
+        file_id = request[FILE_ID]
+        access = request[ACCESS]
         storage, backend_id, locks = bind_request(request.app, access)
         return cls(
             request=request,

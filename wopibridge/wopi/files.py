@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from wopibridge import keys
+from wopibridge.config import SETTINGS
 from wopibridge.errors import (
     BadRequest,
     Conflict,
@@ -16,7 +16,9 @@ from wopibridge.errors import (
     PayloadTooLarge,
 )
 from wopibridge.jsonio import json_response
+from wopibridge.security.keys import TOKENS
 from wopibridge.storage.base import FileStat
+from wopibridge.storage.factory import STORAGES
 from wopibridge.wopi.contents import body_chunks, upload_limit
 from wopibridge.wopi.context import WopiRequest
 from wopibridge.wopi.fileinfo import USER_INFO_KEY, file_info
@@ -55,8 +57,8 @@ async def _free_name(wopi: WopiRequest, wanted: str) -> str:
 async def _new_file_url(wopi: WopiRequest, created: FileStat) -> tuple[str, str]:
     """The WOPISrc of a new file with a fresh edit token for the same user and app."""
     app = wopi.request.app
-    new_id = app[keys.STORAGES].wopi_id(wopi.storage, created.file_id)
-    token, _ = await app[keys.TOKENS].issue(
+    new_id = app[STORAGES].wopi_id(wopi.storage, created.file_id)
+    token, _ = await app[TOKENS].issue(
         file_id=new_id,
         user_id=wopi.access.user_id,
         user_name=wopi.access.user_name,
@@ -65,7 +67,7 @@ async def _new_file_url(wopi: WopiRequest, created: FileStat) -> tuple[str, str]
         mode="edit",
         extra={k: v for k, v in wopi.access.extra.items() if k != TEMPLATE_CLAIM},
     )
-    wopi_src = f"{app[keys.SETTINGS].server.public_url}/wopi/files/{new_id}"
+    wopi_src = f"{app[SETTINGS].server.public_url}/wopi/files/{new_id}"
     return wopi_src, f"{wopi_src}?access_token={quote(token, safe='')}"
 
 
@@ -160,7 +162,7 @@ async def delete_file(wopi: WopiRequest) -> web.Response:
     if current:
         raise LockMismatch(current, "The file is locked")
     await wopi.storage.delete(wopi.backend_id)
-    await wopi.request.app[keys.TOKENS].revoke_file(wopi.file_id)
+    await wopi.request.app[TOKENS].revoke_file(wopi.file_id)
     return web.Response()
 
 

@@ -25,12 +25,12 @@ from collections.abc import AsyncIterable, Mapping
 
 from aiohttp import web
 
-from wopibridge import keys
 from wopibridge.errors import VersionConflict
 from wopibridge.locks.base import LockStore
 from wopibridge.security.tokens import AccessToken
 from wopibridge.storage.base import FileStat, Storage
 from wopibridge.wopi.conflicts import ConflictKeeper, KeptCopy, conflict_name
+from wopibridge.wopi.keys import CONFLICTS
 from wopibridge.wopi.savehints import DocumentChanged, SaveHints, read_save_hints
 
 log = logging.getLogger("wopibridge.saving")
@@ -45,7 +45,7 @@ def check_document_changed(headers: Mapping[str, str], stat: FileStat) -> SaveHi
 
 
 def _keeper(request: web.Request) -> ConflictKeeper:
-    return request.app[keys.CONFLICTS]
+    return request.app[CONFLICTS]
 
 
 async def write(

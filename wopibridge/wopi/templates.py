@@ -18,8 +18,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from wopibridge import keys
+from wopibridge.config import SETTINGS
 from wopibridge.errors import BadRequest, NotFound
+from wopibridge.security.keys import ACCESS, FILE_ID, TOKENS
 from wopibridge.security.tokens import PURPOSE_CLAIM, AccessToken
 from wopibridge.wopi import contents
 from wopibridge.wopi.context import WopiRequest, token_from
@@ -53,7 +54,7 @@ async def template_source(request: web.Request, access: AccessToken) -> str:
     ref = access.extra[TEMPLATE_CLAIM]
     extra = {k: v for k, v in access.extra.items() if k != TEMPLATE_CLAIM}
     extra[PURPOSE_CLAIM] = "template"
-    token, _ = await request.app[keys.TOKENS].issue(
+    token, _ = await request.app[TOKENS].issue(
         file_id=ref,
         user_id=access.user_id,
         user_name=access.user_name,
@@ -63,22 +64,22 @@ async def template_source(request: web.Request, access: AccessToken) -> str:
         ttl=TEMPLATE_TOKEN_TTL,
         extra=extra,
     )
-    public = request.app[keys.SETTINGS].server.public_url
+    public = request.app[SETTINGS].server.public_url
     return f"{public}/wopi/templates/{quote(ref, safe='')}?access_token={quote(token, safe='')}"
 
 
 async def get_template(request: web.Request) -> web.StreamResponse:
     """``GET /wopi/templates/<ref>``: the template bytes, for a template token only."""
     ref = request.match_info["ref"]
-    access = await request.app[keys.TOKENS].resolve(token_from(request))
+    access = await request.app[TOKENS].resolve(token_from(request))
     if access.purpose != "template" or access.file_id != ref:
         raise NotFound("Template not found")
     if ref.startswith(BLANK_PREFIX):
         return web.FileResponse(
             blank_path(ref), headers={"Content-Type": "application/octet-stream"}
         )
-    request[keys.ACCESS] = access
-    request[keys.FILE_ID] = ref
+    request[ACCESS] = access
+    request[FILE_ID] = ref
     return await contents.get_file(WopiRequest.of(request))
 
 

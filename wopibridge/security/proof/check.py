@@ -27,9 +27,9 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from wopibridge import keys
-from wopibridge.config import ConfigError, Settings
+from wopibridge.config import SETTINGS, ConfigError, Settings
 from wopibridge.errors import ProofFailed, Unauthorized, Unavailable
+from wopibridge.security.keys import ACCESS
 from wopibridge.security.proof.http import HttpProofKeySource
 from wopibridge.security.proof.signature import (
     MAX_AGE_SECONDS,
@@ -202,19 +202,19 @@ async def check_proof(request: web.Request) -> None:
     """The proof check of one WOPI request whose token is already verified."""
     checker = request.app.get(PROOF_CHECKER)
     if checker is not None:
-        access = request[keys.ACCESS]
+        access = request[ACCESS]
         get_file = request.method == "GET" and request.path.endswith("/contents")
         await checker.check(request, access.app, editor_only=access.secure and get_file)
 
 
 @web.middleware
 async def proof_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Check the proof of a request whose token is already verified (``keys.ACCESS`` set).
+    """Check the proof of a request whose token is already verified (``ACCESS`` set).
 
     Install it after the token middleware; requests without a verified token (health, the
     openinapp endpoint) pass through untouched.
     """
-    access = request.get(keys.ACCESS)
+    access = request.get(ACCESS)
     checker = request.app.get(PROOF_CHECKER)
     if access is not None and checker is not None:
         await checker.check(request, access.app)
@@ -227,7 +227,7 @@ async def proof_keys_ctx(app: web.Application) -> AsyncIterator[None]:
     if PROOF_CHECKER in app:
         yield
         return
-    settings = app[keys.SETTINGS]
+    settings = app[SETTINGS]
     if PROOF_SOURCE in app:
         app[PROOF_CHECKER] = ProofChecker(app[PROOF_SOURCE], settings)
         yield

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cs3.rpc.v1beta1.code_pb2 as code
 import cs3.storage.provider.v1beta1.provider_api_pb2 as sp
@@ -14,10 +14,8 @@ import cs3.types.v1beta1.types_pb2 as types
 
 from wopibridge.errors import NotImplementedOperation
 from wopibridge.locks.base import LOCK_TTL_SECONDS, LockResult, LockStore
+from wopibridge.storage.cs3.client import GatewayClient
 from wopibridge.storage.cs3.config import APP_NAME, parse_reva_id
-
-if TYPE_CHECKING:
-    from wopibridge.storage.cs3.storage import Cs3Storage
 
 log = logging.getLogger("wopibridge.storage.cs3")
 
@@ -39,13 +37,16 @@ class Cs3LockStore:
     the gateway reports, like every other lock store.
     """
 
-    def __init__(self, storage: Cs3Storage, fallback: LockStore) -> None:
-        self._storage = storage
+    def __init__(self, gateway: GatewayClient, site: str, name: str, fallback: LockStore) -> None:
+        """``gateway`` is the storage view's client (it acts as the view's user), ``site`` the
+        prefix of the storage's identities, ``name`` the storage's name in the logs."""
+        self._gateway = gateway
+        self._name = name
         self._fallback = fallback
-        self._prefix = storage.config.site + ":"
+        self._prefix = site + ":"
 
     def _ref(self, key: str) -> spr.Reference | None:
-        if not self._storage.gateway.shared.locks_supported or not key.startswith(self._prefix):
+        if not self._gateway.shared.locks_supported or not key.startswith(self._prefix):
             return None
         rid = parse_reva_id(key[len(self._prefix) :])
         return None if rid is None else spr.Reference(resource_id=rid)
@@ -53,13 +54,13 @@ class Cs3LockStore:
     async def _try(self, method: str, request: Any) -> Any | None:
         """Call a lock method; ``None`` (and fall back from now on) when unimplemented."""
         try:
-            response = await self._storage.gateway.call(method, request)
+            response = await self._gateway.call(method, request)
         except NotImplementedOperation:
             response = None
         if response is None or response.status.code == code.CODE_UNIMPLEMENTED:
-            if self._storage.gateway.shared.locks_supported:
-                log.info("storage %s has no CS3 locks; using wopibridge's", self._storage.name)
-            self._storage.gateway.shared.locks_supported = False
+            if self._gateway.shared.locks_supported:
+                log.info("storage %s has no CS3 locks; using wopibridge's", self._name)
+            self._gateway.shared.locks_supported = False
             return None
         return response
 
@@ -71,7 +72,7 @@ class Cs3LockStore:
             return str(response.lock.lock_id)
         if response.status.code == code.CODE_NOT_FOUND:
             return ""
-        raise self._storage.gateway.error(response.status, what="lock")
+        raise self._gateway.error(response.status, what="lock")
 
     async def lock(self, key: str, lock_id: str, ttl: float = LOCK_TTL_SECONDS) -> LockResult:
         ref = self._ref(key)

@@ -94,7 +94,7 @@ class Cs3Storage(StreamsStagedFiles):
 
     def lock_store(self, fallback: LockStore) -> LockStore:
         """WOPI locks for files of this storage: on the gateway, or ``fallback`` without."""
-        return Cs3LockStore(self, fallback)
+        return Cs3LockStore(self.gateway, self.config.site, self.name, fallback)
 
     async def start(self) -> None:
         log.info("storage %s: CS3 gateway %s", self.name, self.config.gateway)

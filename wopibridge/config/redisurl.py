@@ -1,7 +1,7 @@
 """``locks.url``: which Redis topology holds the locks and the bridge state, parsed once.
 
-Kept apart from :mod:`wopibridge.config` (which validates the setting with it) so the lock
-layer can build its client from the same parsed form without re-reading the URL.
+Part of the settings (which validate the value with it), and read again by the lock layer,
+which builds its client from the same parsed form without re-reading the URL.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Settings: a TOML file, every key overridable by ``WOPIBRIDGE_<SECTION>_<KEY>``.
+"""Loading the settings: a TOML file, every key overridable by ``WOPIBRIDGE_<SECTION>_<KEY>``.
 
 The settings are frozen dataclasses built once at start. Every key is declared in
 :data:`SCHEMA` with its type, default and a one-line description; the README's configuration
@@ -20,267 +20,25 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from wopibridge.lockurl import DEFAULT_MIN_REPLICAS, RedisTarget, parse_lock_url
+from wopibridge.config.redisurl import DEFAULT_MIN_REPLICAS, parse_lock_url
+from wopibridge.config.schema import SCHEMA
+from wopibridge.config.settings import (
+    LockSettings,
+    RecoverySettings,
+    SecuritySettings,
+    ServerSettings,
+    Settings,
+    StorageSettings,
+)
+from wopibridge.config.values import ConfigError, as_http_url
 
 ENV_PREFIX = "WOPIBRIDGE_"
 NAMED_TABLES = ("apps", "storages")
-
-
-class ConfigError(Exception):
-    """An invalid setting. ``str()`` is the one line shown to the operator; ``source`` names
-    the environment variable the value came from, when it did."""
-
-    def __init__(self, key: str, problem: str, source: str = "") -> None:
-        where = f"{key} ({source})" if source else key
-        super().__init__(f"invalid configuration: {where}: {problem}")
-        self.key = key
-        self.source = source
-
-
-def _as_str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    return value
-
-
-def _as_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError("must be an integer")
-    if isinstance(value, str):
-        value = value.strip()
-        if not value.lstrip("-").isdigit():
-            raise ValueError("must be an integer")
-    return int(value)
-
-
-def _as_port(value: Any) -> int:
-    port = _as_int(value)
-    if not 1 <= port <= 65535:
-        raise ValueError("must be an integer between 1 and 65535")
-    return port
-
-
-def _as_positive(value: Any) -> int:
-    number = _as_int(value)
-    if number <= 0:
-        raise ValueError("must be a positive integer")
-    return number
-
-
-def _as_http_url(value: Any) -> str:
-    url = _as_str(value).rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("must be an http:// or https:// URL")
-    return url
-
-
-def _as_lock_url(value: Any) -> str:
-    url = _as_str(value)
-    parse_lock_url(url)
-    return url
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "0", "false", "no"):
-        return value.strip().lower() in ("1", "true", "yes")
-    raise ValueError("must be true or false")
-
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-def _as_log_level(value: Any) -> str:
-    level = _as_str(value).strip().upper()
-    if level not in LOG_LEVELS:
-        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
-    return level
-
-
-def _as_log_format(value: Any) -> str:
-    text = _as_str(value).strip().lower()
-    if text not in ("json", "text"):
-        raise ValueError('must be "json" or "text"')
-    return text
-
-
-def _as_prefix(value: Any) -> str:
-    prefix = _as_str(value)
-    if "{" in prefix or "}" in prefix:
-        raise ValueError("must not contain { or }: keys carry Redis Cluster hash tags")
-    return prefix
-
-
-def _as_replicas(value: Any) -> int:
-    """``auto`` (-1, resolved per topology) or a number of replicas, 0 and up."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return -1
-    number = _as_int(value)
-    if number < 0:
-        raise ValueError("must be auto or an integer >= 0")
-    return number
-
-
-def _as_seconds(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("must be a number of seconds")
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ValueError("must be a number of seconds") from None
-    if not 0 < seconds <= 300:
-        raise ValueError("must be above 0 and at most 300 seconds")
-    return seconds
-
-
-def _as_optional_str(value: Any) -> str:
-    return "" if value is None else _as_str(value)
-
-
-@dataclass(frozen=True)
-class Key:
-    default: Any
-    parse: Callable[[Any], Any]
-    doc: str
-
-
-SCHEMA: dict[str, dict[str, Key]] = {
-    "server": {
-        "host": Key("127.0.0.1", _as_str, "Address to listen on."),
-        "port": Key(8880, _as_port, "Port to listen on."),
-        "public_url": Key(
-            "", _as_optional_str, "Base URL of every WOPISrc; default `http://{host}:{port}`."
-        ),
-        "state_dir": Key(
-            "./state", _as_str, "Folder for generated secrets and the local file-id index."
-        ),
-        "max_upload_size": Key(
-            1024 * 1024 * 1024, _as_positive, "Largest accepted upload in bytes (413 above)."
-        ),
-        "log_level": Key("INFO", _as_log_level, "Python log level."),
-        "log_format": Key(
-            "json", _as_log_format, "`json` (one JSON object a line on stderr) or `text`."
-        ),
-        "workers": Key(
-            1, _as_positive, "Server processes sharing the port; above 1 needs Redis locks."
-        ),
-        "min_free_space": Key(
-            1024**3, _as_positive, "`/ready` warns when the state or a data folder has less."
-        ),
-        "header_timeout": Key(
-            10, _as_positive, "Seconds a client has to send a request's line and headers."
-        ),
-        "read_timeout": Key(
-            60, _as_positive, "Seconds a request body may stall before the connection closes."
-        ),
-    },
-    "recovery": {
-        "max_bytes": Key(10 * 1024**3, _as_positive, "Bytes of kept refused saves in all."),
-        "max_bytes_per_user": Key(1024**3, _as_positive, "Bytes of kept refused saves per user."),
-        "max_age": Key(30 * 86400, _as_positive, "Seconds a kept refused save is kept."),
-    },
-    "storage": {
-        "root": Key("./data", _as_str, "Folder of the local storage, created on first run."),
-    },
-    "locks": {
-        "url": Key(
-            "memory://",
-            _as_lock_url,
-            "`memory://`, `redis://`, `rediss://`, `unix://`, `redis+sentinel://` or "
-            "`redis+cluster://` (see Locks and bridge state in Redis).",
-        ),
-        "prefix": Key("wopibridge:", _as_prefix, "Namespace of every Redis key (no braces)."),
-        "min_replicas": Key(
-            "auto",
-            _as_replicas,
-            "Replicas a Lock write must reach before 200 (`WAIT`); `auto`: 1 with Sentinel "
-            "or Cluster, 0 otherwise.",
-        ),
-        "timeout": Key(
-            3.0, _as_seconds, "Seconds a Redis call may take before the request answers 503."
-        ),
-    },
-    "security": {
-        "token_secret": Key("", _as_optional_str, "Secret signing access tokens."),
-        "token_secret_file": Key("", _as_optional_str, "File holding `token_secret`."),
-        "iop_secret": Key("", _as_optional_str, "Bearer secret shared with Reva/web UIs."),
-        "iop_secret_file": Key("", _as_optional_str, "File holding `iop_secret`."),
-        "token_ttl": Key(36000, _as_positive, "Access-token lifetime in seconds."),
-        "short_tokens": Key(
-            False, _as_bool, "Hand out short token handles kept in the lock store (URLs < 2 kB)."
-        ),
-    },
-}
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    host: str
-    port: int
-    public_url: str
-    state_dir: Path
-    max_upload_size: int
-    log_level: str
-    log_format: str
-    workers: int
-    min_free_space: int
-    header_timeout: int = 10
-    read_timeout: int = 60
-
-
-@dataclass(frozen=True)
-class RecoverySettings:
-    max_bytes: int
-    max_bytes_per_user: int
-    max_age: int
-
-
-@dataclass(frozen=True)
-class StorageSettings:
-    root: Path
-
-
-@dataclass(frozen=True)
-class LockSettings:
-    url: str
-    prefix: str
-    min_replicas: int
-    timeout: float
-
-    @property
-    def target(self) -> RedisTarget:
-        return parse_lock_url(self.url)
-
-
-@dataclass(frozen=True)
-class SecuritySettings:
-    token_secret: str
-    token_secret_file: str
-    iop_secret: str
-    iop_secret_file: str
-    token_ttl: int
-    short_tokens: bool = False
-
-
-@dataclass(frozen=True)
-class Settings:
-    server: ServerSettings
-    storage: StorageSettings
-    locks: LockSettings
-    security: SecuritySettings
-    recovery: RecoverySettings = field(
-        default_factory=lambda: RecoverySettings(10 * 1024**3, 1024**3, 30 * 86400)
-    )
-    apps: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    storages: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def _read_file(path: Path | None) -> dict[str, Any]:
@@ -422,7 +180,7 @@ def load_settings(
         server["public_url"] = f"http://{server['host']}:{server['port']}"
     else:
         try:
-            server["public_url"] = _as_http_url(server["public_url"])
+            server["public_url"] = as_http_url(server["public_url"])
         except ValueError as exc:
             name = "server.public_url"
             raise ConfigError(name, str(exc), sources.get(name, "")) from None
