@@ -27,15 +27,13 @@ import binascii
 import contextlib
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from wopibridge.errors import WopiError
 from wopibridge.locks.base import LOCK_TTL_SECONDS, LockResult, LockStore
+from wopibridge.storage.xrootd.client import XrdClient
 from wopibridge.storage.xrootd.guard import guarded
-
-if TYPE_CHECKING:
-    from wopibridge.storage.xrootd.storage import XrootdStorage
 
 LOCK_ATTR = "iop.lock"
 EOS_LOCK_ATTR = "sys.app.lock"
@@ -100,9 +98,9 @@ def live_lock(attrs: dict[str, str]) -> LockRecord | None:
 class OwnerLocks:
     """The lock attribute of files of one storage: read, and compare-and-set under the guard."""
 
-    def __init__(self, storage: XrootdStorage, site: str) -> None:
-        self._storage = storage
-        self._client = storage.client
+    def __init__(self, client: XrdClient, site: str, is_eos: Callable[[], Awaitable[bool]]) -> None:
+        self._client = client
+        self._is_eos = is_eos
         self.site = site
         #: this site's own lock store, once the app has handed it (``Storage.lock_store``)
         self.site_locks: LockStore | None = None
@@ -130,13 +128,13 @@ class OwnerLocks:
         expires = int(time.time() + ttl)
         record = LockRecord(lock_id, expires, APP_NAME, self.site)
         attrs = [(LOCK_ATTR, record.encode())]
-        if await self._storage.is_eos():
+        if await self._is_eos():
             attrs.append((EOS_LOCK_ATTR, eos_lock(expires)))
         await self._client.set_attrs(path, attrs, what="lock")
 
     async def _clear(self, path: str) -> None:
         names = [LOCK_ATTR]
-        if await self._storage.is_eos():
+        if await self._is_eos():
             names.append(EOS_LOCK_ATTR)
         await self._client.del_attrs(path, names)
 
@@ -171,22 +169,29 @@ class OwnerLocks:
 class XrootdLockStore:
     """WOPI locks on files of one XRootD storage: the site's store first, then the file.
 
-    Keys that are not this storage's identities go to ``fallback`` alone.
+    Keys are ``<prefix><file id>``; ``path_of`` finds a file id's server path. Other keys go
+    to ``fallback`` alone.
     """
 
-    def __init__(self, storage: XrootdStorage, fallback: LockStore) -> None:
-        self._storage = storage
-        self._owner = storage.owner_locks
+    def __init__(
+        self,
+        owner: OwnerLocks,
+        prefix: str,
+        path_of: Callable[[str], Awaitable[str]],
+        fallback: LockStore,
+    ) -> None:
+        self._owner = owner
         self._owner.site_locks = fallback
         self._fallback = fallback
-        self._prefix = storage.config.site + ":"
+        self._prefix = prefix
+        self._path_of = path_of
 
     async def _where(self, key: str) -> tuple[str, str] | None:
         """The file id and server path behind ``key``, or ``None`` for keys not ours."""
         if not key.startswith(self._prefix):
             return None
         file_id = key[len(self._prefix) :]
-        return file_id, await self._storage.path_of(file_id)
+        return file_id, await self._path_of(file_id)
 
     async def lock(self, key: str, lock_id: str, ttl: float = LOCK_TTL_SECONDS) -> LockResult:
         where = await self._where(key)

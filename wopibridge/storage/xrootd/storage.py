@@ -89,7 +89,7 @@ class XrootdStorage(StreamsStagedFiles):
         self.config = config
         self.client = XrdClient(name, config)
         self._ids: IdMap = ids if ids is not None else MemoryIdMap()
-        self.owner_locks = OwnerLocks(self, site or config.site)
+        self.owner_locks = OwnerLocks(self.client, site or config.site, self.is_eos)
         self._eos: bool | None = {"true": True, "false": False}.get(config.eos)
 
     def with_credential(self, credential: str | None) -> XrootdStorage:
@@ -97,7 +97,7 @@ class XrootdStorage(StreamsStagedFiles):
 
     def lock_store(self, fallback: LockStore) -> LockStore:
         """WOPI locks on the files themselves, with the site's store in front."""
-        return XrootdLockStore(self, fallback)
+        return XrootdLockStore(self.owner_locks, self.config.site + ":", self.path_of, fallback)
 
     async def start(self) -> None:
         log.info("storage %s: XRootD at %s%s", self.name, self.config.url, self.config.root)
