@@ -48,6 +48,16 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """Ask ``proc`` to end, and kill it if it has not after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def require_binary(name: str) -> str:
     """The path of a system binary; in CI a missing one fails, elsewhere it skips."""
     path = shutil.which(name)
@@ -103,12 +113,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc, 5)
             self.proc = None
 
 

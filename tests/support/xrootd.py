@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import free_port, require_binary, wait_for_port
+from tests.support.procs import free_port, require_binary, stop_process, wait_for_port
 
 USER = "xrootd"
 
@@ -115,12 +115,7 @@ class XrootdServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc, 10)
             self.proc = None
 
     def folder(self, name: str) -> Path:
