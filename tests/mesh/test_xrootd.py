@@ -224,3 +224,58 @@ async def test_a_guard_left_by_a_dead_instance_is_broken(xrootd_server: XrootdSe
     assert (root / "doc.docx").read_bytes() == b"two"
     assert not left.exists()
     await storage.close()
+
+
+async def test_sites_racing_for_a_lock_one_wins(xrootd_server: XrootdServer) -> None:
+    """Six sites, each with its own lock store, Lock the same file at once: the guard makes
+    the read-compare-write on the file atomic, so exactly one wins and the others are told
+    its lock id."""
+    from wopibridge.storage import xrootd
+
+    root = xrootd_server.folder("race")
+    (root / "doc.docx").write_bytes(b"x")
+    sites = [
+        xrootd.build("xrd", xrootd_server.table(root="/race"), site=f"https://site{i}")
+        for i in range(6)
+    ]
+    stats = await asyncio.gather(*(site.resolve("doc.docx") for site in sites))
+    stat = stats[0]
+    assert {s.identity for s in stats} == {stat.identity}, "every site opened it as one file"
+    for _round in range(3):
+        stores = [site.lock_store(MemoryLockStore()) for site in sites]
+        results = await asyncio.gather(
+            *(store.lock(stat.identity, f"lock-{i}") for i, store in enumerate(stores))
+        )
+        winners = [f"lock-{i}" for i, result in enumerate(results) if result.ok]
+        assert len(winners) == 1, results
+        assert {r.current for r in results if not r.ok} == set(winners)
+        holder = winners[0]
+        assert (await stores[int(holder[5:])].unlock(stat.identity, holder)).ok
+    assert not [p.name for p in root.iterdir() if p.name.startswith(".~wb-")]
+
+
+async def test_expiry_is_finite_and_refreshed(xrootd_server: XrootdServer) -> None:
+    from wopibridge.storage import xrootd
+
+    root = xrootd_server.folder("expiry")
+    (root / "doc.docx").write_bytes(b"x")
+    first = xrootd.build("xrd", xrootd_server.table(root="/expiry"), site="https://a")
+    other = xrootd.build("xrd", xrootd_server.table(root="/expiry"), site="https://b")
+    stat = await first.resolve("doc.docx")
+    assert (await other.resolve("doc.docx")).identity == stat.identity
+    locks = first.lock_store(MemoryLockStore())
+    assert (await locks.lock(stat.identity, "A", ttl=60)).ok
+
+    def expiry() -> int:
+        record = LockRecord.decode(xattrs(root / "doc.docx")["iop.lock"])
+        assert record is not None
+        return record.expires
+
+    assert 55 <= expiry() - time.time() <= 61
+    assert (await locks.refresh(stat.identity, "A")).ok
+    assert 30 * 60 - 5 <= expiry() - time.time() <= 30 * 60 + 1
+    # a lock past its expiry is no lock: another site takes the file
+    expired = LockRecord("A", int(time.time()) - 1, "wopibridge", "https://a")
+    os.setxattr(root / "doc.docx", "user.U.iop.lock", expired.encode().encode())
+    assert (await other.lock_store(MemoryLockStore()).lock(stat.identity, "B")).ok
+    assert (await locks.get(stat.identity)) == "B"
