@@ -279,3 +279,26 @@ async def test_expiry_is_finite_and_refreshed(xrootd_server: XrootdServer) -> No
     os.setxattr(root / "doc.docx", "user.U.iop.lock", expired.encode().encode())
     assert (await other.lock_store(MemoryLockStore()).lock(stat.identity, "B")).ok
     assert (await locks.get(stat.identity)) == "B"
+
+
+async def test_a_save_removes_what_a_killed_instance_left(xrootd_server: XrootdServer) -> None:
+    from wopibridge.storage import xrootd
+    from wopibridge.storage.xrootd.sweep import UPLOAD_STALE_SECONDS
+
+    root = xrootd_server.folder("leftovers")
+    (root / "doc.docx").write_bytes(b"one")
+    old_upload = root / ".~wb-0123456789abcdef.tmp"
+    old_guard = root / ".~wb-guard-0123456789abcdef0123456789abcdef"
+    fresh_upload = root / ".~wb-fedcba9876543210.tmp"
+    for path in (old_upload, old_guard, fresh_upload):
+        path.write_bytes(b"partial")
+    old = time.time() - UPLOAD_STALE_SECONDS - 60
+    for path in (old_upload, old_guard):
+        os.utime(path, (old, old))
+    storage = xrootd.build("xrd", xrootd_server.table(root="/leftovers"))
+    stat = await storage.resolve("doc.docx")
+    await storage.write(stat.file_id, chunks_of(b"two"))
+    assert not old_upload.exists() and not old_guard.exists()
+    assert fresh_upload.exists(), "an upload that may still be running is left alone"
+    assert (root / "doc.docx").read_bytes() == b"two"
+    await storage.close()

@@ -16,6 +16,9 @@ site's lock refuses the save: :meth:`.locks.OwnerLocks.refuses_save`). A failed 
 temporary file; the old bytes stay. A save is given a fresh ``wopibridge.version`` token, so
 ``Version`` changes on every save even within the second the server's times resolve.
 
+What an instance killed mid-save leaves beside a file (an upload, a guard) is removed by a
+later save into the same folder (:mod:`.sweep`).
+
 Creates reserve the name with an exclusive create (the server refuses an existing name
 atomically) and move the complete body over the reservation.
 
@@ -25,6 +28,7 @@ Locks: :class:`.locks.XrootdLockStore`, on the file (``capabilities.own_locks``)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -52,6 +56,7 @@ from wopibridge.storage.xrootd.client import XrdClient, attr_values
 from wopibridge.storage.xrootd.config import XrootdConfig
 from wopibridge.storage.xrootd.guard import guarded
 from wopibridge.storage.xrootd.locks import EOS_APP, OwnerLocks, XrootdLockStore
+from wopibridge.storage.xrootd.sweep import LeftoverSweep
 from wopibridge.storage.xrootd.transfer import XrdFileContent, temp_name, upload
 
 log = logging.getLogger("wopibridge.storage.xrootd")
@@ -91,6 +96,7 @@ class XrootdStorage(StreamsStagedFiles):
         self._ids: IdMap = ids if ids is not None else MemoryIdMap()
         self.owner_locks = OwnerLocks(self.client, site or config.site, self.is_eos)
         self._eos: bool | None = {"true": True, "false": False}.get(config.eos)
+        self._sweep = LeftoverSweep(self.client)
 
     def with_credential(self, credential: str | None) -> XrootdStorage:
         return self
@@ -303,6 +309,8 @@ class XrootdStorage(StreamsStagedFiles):
         except BaseException:
             await self._discard(temp)
             raise
+        with contextlib.suppress(WopiError):
+            await self._sweep.folder(self._folder_path(relative))
         return await self.stat(file_id)
 
     async def _discard(self, path: str) -> None:
