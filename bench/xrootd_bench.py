@@ -38,6 +38,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.rss import RssSampler  # noqa: E402
 from tests.support.fleet import open_on, running_fleet  # noqa: E402
 from tests.support.xrootd import XrootdServer  # noqa: E402
 
@@ -157,12 +158,17 @@ async def run(args: argparse.Namespace) -> None:
                     rows.setdefault(name, []).append(value)
 
                 await get_file(session, big, big_token)  # warm: connections, page cache
+                pid = fleet[0].proc.pid if fleet[0].proc else 0
+                growth = 0
                 for _ in range(args.rounds):
                     down = size / xrdcp(f"{remote}/big.bin", "/dev/null") / 1e6
                     down_again = size / xrdcp(f"{remote}/big.bin", "/dev/null") / 1e6
-                    get = size / await get_file(session, big, big_token) / 1e6
+                    with RssSampler(pid) as get_rss:
+                        get = size / await get_file(session, big, big_token) / 1e6
                     up = size / xrdcp(str(source), f"{remote}/copy.bin") / 1e6
-                    put = size / await put_file(session, big, big_token, source, "bench") / 1e6
+                    with RssSampler(pid) as put_rss:
+                        put = size / await put_file(session, big, big_token, source, "bench") / 1e6
+                    growth = max(growth, get_rss.growth, put_rss.growth)
                     local_cfi = await rate(lambda: info(disk, disk_token), args.seconds)
                     xrd_cfi = await rate(lambda: info(small, small_token), args.seconds)
                     local_again = await rate(lambda: info(disk, disk_token), args.seconds)
@@ -200,6 +206,10 @@ async def run(args: argparse.Namespace) -> None:
     print(line(f"{local} (A/A)", rows[f"{local} (A/A)"], "req/s", ratios["cfi_aa"]))
     remote_cfi = "CheckFileInfo over XRootD"
     print(line(remote_cfi, rows[remote_cfi], "req/s", ratios["cfi"]))
+    verdict = "met" if growth < 50e6 else "MISSED"
+    print(
+        f"target: RSS growth under 50 MB while moving the file -> {verdict} ({growth / 1e6:.1f} MB)"
+    )
     for name, key in (("GetFile", "get"), ("PutFile", "put")):
         ratio = statistics.median(ratios[key])
         verdict = "met" if ratio >= TARGET else "MISSED"
