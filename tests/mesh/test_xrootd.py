@@ -161,6 +161,9 @@ async def test_save_keeps_id_metadata_and_lock_on_the_file(xrootd_server: Xrootd
     locks = storage.lock_store(site_locks)
     stat = await storage.resolve("doc.docx")
     await storage.set_meta(stat.file_id, "lastwriter", "Lise")
+    await storage.set_meta(stat.file_id, "odd", "a\x00b ✓")
+    assert await storage.get_meta(stat.file_id, "odd") == "a\x00b ✓"
+    assert xattrs(root / "doc.docx")["wopibridge.meta.lastwriter"] == "=Lise"
     assert (await locks.lock(stat.identity, "L")).ok
     saved = await storage.write(stat.file_id, chunks_of(b"two"))
     attrs = xattrs(root / "doc.docx")

@@ -6,8 +6,8 @@ temporary folder that user can write. Tests prepare and inspect files in the exp
 directly (``server.data``), as another client of the same storage would: a default ACL on it
 gives the ``xrootd`` user read and write on everything the tests create there.
 
-``ofs.xattr ... uset on`` lets clients set user extended attributes (the file id, the lock,
-metadata), kept by the server as ``user.U.<name>`` on the files.
+``ofs.xattr uset on`` (with the default name and value sizes) lets clients set user extended
+attributes (the file id, the lock, metadata), kept by the server as ``user.U.<name>``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ all.export /ro r/o
 all.adminpath {admin}
 all.pidpath {admin}
 oss.localroot {data}
-ofs.xattr maxnsz 248 maxvsz 4096 uset on
+ofs.xattr uset on
 xrootd.seclib libXrdSec.so
 sec.protocol unix
 """

@@ -40,6 +40,7 @@ from wopibridge.errors import (
     BadRequest,
     FileExists,
     Forbidden,
+    InsufficientStorage,
     Locked,
     NotFound,
     Unavailable,
@@ -76,6 +77,16 @@ def _check_name(name: str) -> str:
     if "?" in name:
         raise BadRequest("The storage cannot keep names with '?'")
     return name
+
+
+def _meta_text(value: str) -> str:
+    """A metadata value as an attribute: the text itself after ``=``; hex after ``x`` when it
+    holds a NUL, which the client library's strings would cut."""
+    return f"x{value.encode().hex()}" if "\x00" in value else f"={value}"
+
+
+def _meta_value(text: str) -> str:
+    return bytes.fromhex(text[1:]).decode() if text.startswith("x") else text[1:]
 
 
 def _join(folder: str, name: str) -> str:
@@ -435,17 +446,23 @@ class XrootdStorage(StreamsStagedFiles):
         if attrs is None:
             raise NotFound("File not found")
         value = attrs.get(attr)
-        return None if value is None else bytes.fromhex(value).decode()
+        return None if value is None else _meta_value(value)
 
     async def set_meta(self, file_id: str, key: str, value: str) -> None:
         """Under the file's guard, so a save landing at once carries it onto its
-        replacement. Values are hex (the attributes carry text only)."""
+        replacement. A file's attributes share little room on some filesystems (4 KiB on
+        ext4): a value that does not fit is 507 saying so."""
         relative, _, _ = await self._find(file_id)
         attr = self._meta_attr(key)
         async with guarded(self.client, self._folder_path(relative), file_id):
             relative, _, _ = await self._find(file_id)
             path = self._path(relative)
-            await self.client.set_attrs(path, [(attr, value.encode().hex())], what="annotate")
+            try:
+                await self.client.set_attrs(path, [(attr, _meta_text(value))], what="annotate")
+            except InsufficientStorage:
+                raise InsufficientStorage(
+                    f"The storage {self.name} has no room for this metadata on the file"
+                ) from None
 
     async def check(self) -> None:
         """The server answers a stat of the root."""
