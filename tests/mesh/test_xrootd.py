@@ -305,3 +305,20 @@ async def test_a_save_removes_what_a_killed_instance_left(xrootd_server: XrootdS
     assert fresh_upload.exists(), "an upload that may still be running is left alone"
     assert (root / "doc.docx").read_bytes() == b"two"
     await storage.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"WOPIBRIDGE_STORAGES_XRD_URL": "https://eos.example.org"}, "storages.xrd.url"),
+        ({"WOPIBRIDGE_STORAGES_XRD_TIMEOUT": "soon"}, "storages.xrd.timeout"),
+    ],
+)
+def test_serve_stops_with_one_line(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    """``wopibridge serve`` with a bad XRootD value: one error line naming the key."""
+    from tests.test_startup import one_line, run
+
+    base = {"WOPIBRIDGE_STORAGES_XRD_TYPE": "xrootd", "WOPIBRIDGE_STORAGES_XRD_URL": "root://h"}
+    result = run("serve", cwd=tmp_path, env={**base, **env})
+    assert result.returncode != 0
+    assert expected in one_line(result)
