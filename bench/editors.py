@@ -16,7 +16,8 @@ from pathlib import Path
 
 from wopibridge.apps.discovery import fill_urlsrc, parse_discovery
 from wopibridge.storage.local import LocalStorage
-from wopibridge.wopi.conflicts import ConflictKeeper
+from wopibridge.wopi.saves.keeper import ConflictKeeper
+from wopibridge.wopi.saves.naming import Owner
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "discovery"
 SIZE = 100 * 1024 * 1024
@@ -42,8 +43,13 @@ async def saves() -> None:
             if label == "direct":
                 await storage.write(stat.file_id, body(), expected_version=stat.version)
             else:
-                await keeper.guarded_write(
-                    storage, stat.file_id, stat, "bench", body(), expected_version=stat.version
+                await keeper.write(
+                    storage,
+                    stat.file_id,
+                    stat,
+                    Owner("bench"),
+                    body(),
+                    expected_version=stat.version,
                 )
             elapsed = time.perf_counter() - start
             print(f"save 100 MiB {label:8s} {SIZE / elapsed / 2**20:8.1f} MB/s")

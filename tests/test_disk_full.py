@@ -1,9 +1,11 @@
 """A full disk under the data folder or the state folder, on a small tmpfs the test mounts.
 
-Data folder full: PutFile answers 507, the file is intact, no temporary file is left, and
-``/ready`` warns. State folder full: saves still land (the body never touches the state folder),
-an operation that must write there answers 507, a refused save that cannot be kept is logged and
-counted, and ``/ready`` warns. Nowhere a 500 or a traceback.
+Data folder full: PutFile answers 413 (Collabora turns the document read-only rather than
+retrying, ``DocumentBroker::handleUploadToStorageResponse``), the file is intact, the body is
+kept in the recovery folder, no temporary file is left, and ``/ready`` warns. State folder
+full: saves still land (the body never touches the state folder), an operation that must write
+there answers 507, a refused save that cannot be kept is logged and counted, and ``/ready``
+warns. Nowhere a 500 or a traceback.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
 Client = Callable[..., object]
 
 
-async def test_full_data_folder_answers_507_and_keeps_the_file(
+async def test_full_data_folder_answers_413_and_keeps_the_file(
     tmp_path: Path, aiohttp_client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
@@ -86,11 +88,14 @@ async def test_full_data_folder_answers_507_and_keeps_the_file(
         ready = await (await client.get("/ready")).json()
         assert "warnings" not in ready
         fill(data)
-        for size in (1000, 900_000):
-            answer = await opened.put_file(os.urandom(size), lock="L")
-            assert answer.status == 507, await answer.text()
+        bodies = [os.urandom(size) for size in (1000, 900_000)]
+        for body in bodies:
+            answer = await opened.put_file(body, lock="L")
+            assert answer.status == 413, await answer.text()
             assert (data / "doc.odt").read_bytes() == ORIGINAL
         assert not list(data.glob(".~wb-*"))
+        recovery = tmp_path / "state" / "recovery"
+        assert sorted(p.read_bytes() for p in recovery.iterdir()) == sorted(bodies)
         # a refused save still gets its lock answer, not a 507 or a 500
         answer = await opened.put_file(b"mine", lock="other-lock")
         assert answer.status == 409, await answer.text()

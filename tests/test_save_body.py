@@ -12,7 +12,7 @@ import pytest
 
 from wopibridge.errors import PayloadTooLarge
 from wopibridge.storage.tempfiles import TempFile
-from wopibridge.wopi.body import SaveBody
+from wopibridge.wopi.saves.body import SaveBody
 
 PARTS = [os.urandom(300_000) for _ in range(10)]
 

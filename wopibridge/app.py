@@ -24,7 +24,7 @@ from wopibridge.ops.workers import worker_ctx
 from wopibridge.resources import CONTEXTS
 from wopibridge.security.proof.check import PROOF_SOURCE, check_proof, proof_keys_ctx
 from wopibridge.wopi import routes as wopi_routes
-from wopibridge.wopi.keys import CONFLICTS
+from wopibridge.wopi.saves.keeper import CONFLICTS
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -121,6 +121,8 @@ async def discovery_server(aiohttp_server) -> DiscoveryServer:
 
 
 IOP = "iop-secret-for-the-editor-tests"
+#: The editor tests' upload limit (small, so that a save over it is cheap to send).
+MAX_UPLOAD = 4 * 1024 * 1024
 PROOF = re.compile(rb"<proof-key[^>]*/>", re.S)
 
 
@@ -157,16 +159,17 @@ class Bridge:
             assert response.status == 200, await response.text()
             return await response.json()
 
-    async def editor(self, cls, path: str, app: str, signer: ProofSigner, mode: str = "edit"):
+    async def editor(
+        self, cls, path: str, app: str, signer: ProofSigner | None, mode: str = "edit", **kwargs
+    ):
         opened = await self.open(path, app, mode)
         token = opened["form_parameters"]["access_token"]
-        return cls(self.http, opened["app_url"], token, signer), opened
+        return cls(self.http, opened["app_url"], token, signer, **kwargs), opened
 
 
-@pytest.fixture
-async def bridge(tmp_path, discovery_server, aiohttp_server, signer):
-    for name in ("collabora", "onlyoffice", "msoffice"):
-        discovery_server.docs[name] = signed(discovery_server.docs[name], signer)
+async def start_bridge(tmp_path: Path, aiohttp_server, apps: str) -> tuple[str, web.Application]:
+    """A wopibridge on the local storage ``tmp_path/data`` with the ``[apps.*]`` tables given;
+    its base URL and app."""
     root, state = tmp_path / "data", tmp_path / "state"
     root.mkdir()
     port = free_port()
@@ -178,6 +181,7 @@ host = "127.0.0.1"
 port = {port}
 public_url = "http://127.0.0.1:{port}"
 state_dir = "{state}"
+max_upload_size = {MAX_UPLOAD}
 
 [storage]
 root = "{root}"
@@ -185,7 +189,18 @@ root = "{root}"
 [security]
 token_secret = "token-secret-for-the-editor-tests"
 iop_secret = "{IOP}"
+{apps}"""
+    )
+    app = create_app(load_settings(config, env={}))
+    await aiohttp_server(app, host="127.0.0.1", port=port)
+    return f"http://127.0.0.1:{port}", app
 
+
+@pytest.fixture
+async def bridge(tmp_path, discovery_server, aiohttp_server, signer):
+    for name in ("collabora", "onlyoffice", "msoffice"):
+        discovery_server.docs[name] = signed(discovery_server.docs[name], signer)
+    apps = f"""
 [apps.collabora]
 discovery_url = "{discovery_server.url("collabora")}"
 
@@ -203,8 +218,6 @@ discovery_url = "{discovery_server.url("cool")}"
 type = "onlyoffice"
 discovery_url = "{discovery_server.url("down")}"
 """
-    )
-    app = create_app(load_settings(config, env={}))
-    await aiohttp_server(app, host="127.0.0.1", port=port)
+    base, app = await start_bridge(tmp_path, aiohttp_server, apps)
     async with aiohttp.ClientSession() as http:
-        yield Bridge(f"http://127.0.0.1:{port}", root, state, http, app)
+        yield Bridge(base, tmp_path / "data", tmp_path / "state", http, app)

@@ -14,7 +14,7 @@ from wopibridge.config import ConfigError, load_settings
 from wopibridge.errors import BadRequest, NotFound, Unavailable
 from wopibridge.security.tokens import TokenCodec
 from wopibridge.storage.base import FileStat, canonical_time
-from wopibridge.wopi.savehints import DOCUMENT_CHANGED_BODY, DocumentChanged, read_save_hints
+from wopibridge.wopi.saves.hints import DOCUMENT_CHANGED_BODY, DocumentChanged, read_save_hints
 
 WOPISRC = "http://bridge.test:8880/wopi/files/local.f1"
 
@@ -226,14 +226,18 @@ def test_save_hints_both_families_and_the_1010_rule():
     )
     lool = read_save_hints({"X-LOOL-WOPI-Timestamp": stamp, "X-LOOL-WOPI-IsAutosave": "true"})
     assert lool.timestamp == stamp and lool.autosave is True and lool.exit_save is None
-    cool.check_timestamp(stamp)
-    read_save_hints({}).check_timestamp(stamp)  # overwrite: no header, no check
+    assert cool.timestamp_matches(stamp) is True
+    assert read_save_hints({}).timestamp_matches(stamp) is None  # overwrite: no header
     # same instant, reformatted: still a conflict (compared as a string)
     for other in (stamp.replace(".123456Z", "Z"), stamp.replace("Z", "+00:00"), ""):
-        with pytest.raises(DocumentChanged) as err:
-            read_save_hints({"X-COOL-WOPI-Timestamp": other}).check_timestamp(stamp)
-        assert err.value.status == 409
-        assert err.value.body == DOCUMENT_CHANGED_BODY
+        assert read_save_hints({"X-COOL-WOPI-Timestamp": other}).timestamp_matches(stamp) is False
+    assert DocumentChanged().status == 409
+    assert DocumentChanged().body == DOCUMENT_CHANGED_BODY
+    # an exit save, or any OnlyOffice save (X-WOPI-Editors), is not sent again after a refusal
+    assert cool.final and not lool.final
+    assert read_save_hints({"X-WOPI-Editors": "ann", "X-LOOL-WOPI-IsExitSave": "false"}).final
+    # Office for the web sends X-WOPI-Editors too, and handles a refused save itself
+    assert not read_save_hints({"X-WOPI-Editors": "ann"}).final
 
 
 async def test_generic_wopi_type_and_proof_modes(discovery_server):

@@ -11,7 +11,8 @@ from wopibridge.errors import Locked, VersionConflict
 from wopibridge.instruments import Instruments
 from wopibridge.storage.base import Capabilities
 from wopibridge.storage.local import LocalStorage
-from wopibridge.wopi.conflicts import ConflictKeeper, conflict_name
+from wopibridge.wopi.saves.keeper import ConflictKeeper
+from wopibridge.wopi.saves.naming import Owner, conflict_name
 
 
 class Clock:
@@ -61,24 +62,26 @@ async def test_one_copy_per_user_file_and_minute_then_recovery(storage, tmp_path
     instruments = Instruments.create()
     keeper = ConflictKeeper(tmp_path / "state" / "recovery", clock=clock, instruments=instruments)
     stat = await storage.resolve("docs/q3 report.odt")
-    first = await keeper.keep(storage, stat.file_id, stat, "Ada", body(b"mine ", b"v1"), "lock")
+    first = await keeper.keep(
+        storage, stat.file_id, stat, Owner("Ada"), body(b"mine ", b"v1"), "lock"
+    )
     assert first.where == "storage"
     copy = tmp_path / "data" / "docs" / "q3 report (conflict Ada 2026-11-25 0532 UTC).odt"
     assert copy.read_bytes() == b"mine v1"
     assert first.name in caplog.text
     # same user, same file, same minute: the second one goes to the recovery folder
     clock.now += timedelta(seconds=30)
-    second = await keeper.keep(storage, stat.file_id, stat, "Ada", body(b"mine v2"), "lock")
+    second = await keeper.keep(storage, stat.file_id, stat, Owner("Ada"), body(b"mine v2"), "lock")
     assert second.where == "recovery"
     assert second.path.read_bytes() == b"mine v2"
     assert second.path.parent == tmp_path / "state" / "recovery"
     assert str(second.path) in caplog.text
     assert copy.read_bytes() == b"mine v1"
     # another user in the same minute, or the next minute: a copy beside the file again
-    other = await keeper.keep(storage, stat.file_id, stat, "Bob", body(b"his"), "lock")
+    other = await keeper.keep(storage, stat.file_id, stat, Owner("Bob"), body(b"his"), "lock")
     assert other.where == "storage"
     clock.now += timedelta(seconds=40)
-    later = await keeper.keep(storage, stat.file_id, stat, "Ada", body(b"v3"), "lock")
+    later = await keeper.keep(storage, stat.file_id, stat, Owner("Ada"), body(b"v3"), "lock")
     assert later.name == "q3 report (conflict Ada 2026-11-25 0533 UTC).odt"
     assert (tmp_path / "data" / "docs" / "q3 report.odt").read_bytes() == b"original"
     assert sorted(p.name for p in (tmp_path / "state" / "recovery").iterdir()) == [second.path.name]
@@ -99,10 +102,10 @@ async def test_guarded_write_keeps_a_body_the_storage_consumed_then_refused(stor
         (tmp_path / "data" / "docs" / "q3 report.odt").write_bytes(b"desktop save")
         yield b"in the browser"
 
-    with pytest.raises(VersionConflict):
-        await keeper.guarded_write(
-            storage, stat.file_id, stat, "Ada", racing_body(), expected_version=stat.version
-        )
+    written = await keeper.write(
+        storage, stat.file_id, stat, Owner("Ada"), racing_body(), expected_version=stat.version
+    )
+    assert isinstance(written.error, VersionConflict)
     docs = tmp_path / "data" / "docs"
     assert (docs / "q3 report.odt").read_bytes() == b"desktop save"
     copy = docs / "q3 report (conflict Ada 2026-11-25 0532 UTC).odt"
@@ -113,10 +116,10 @@ async def test_guarded_write_keeps_a_body_the_storage_consumed_then_refused(stor
 async def test_guarded_write_refused_before_reading_keeps_the_unread_body(storage, tmp_path):
     keeper = ConflictKeeper(tmp_path / "state" / "recovery", clock=Clock())
     stat = await storage.resolve("docs/q3 report.odt")
-    with pytest.raises(VersionConflict):
-        await keeper.guarded_write(
-            storage, stat.file_id, stat, "Ada", body(b"a", b"b"), expected_version="stale"
-        )
+    written = await keeper.write(
+        storage, stat.file_id, stat, Owner("Ada"), body(b"a", b"b"), expected_version="stale"
+    )
+    assert isinstance(written.error, VersionConflict)
     copy = tmp_path / "data" / "docs" / "q3 report (conflict Ada 2026-11-25 0532 UTC).odt"
     assert copy.read_bytes() == b"ab"
 
@@ -125,9 +128,11 @@ async def test_guarded_write_success_leaves_no_spool(storage, tmp_path):
     keeper = ConflictKeeper(tmp_path / "state" / "recovery", clock=Clock())
     stat = await storage.resolve("docs/q3 report.odt")
     big = [bytes([i]) * 300_000 for i in range(8)]
-    new = await keeper.guarded_write(
-        storage, stat.file_id, stat, "Ada", body(*big), expected_version=stat.version
+    written = await keeper.write(
+        storage, stat.file_id, stat, Owner("Ada"), body(*big), expected_version=stat.version
     )
+    new = written.stat
+    assert new is not None
     assert new.size == 2_400_000 and new.version != stat.version
     assert (tmp_path / "data" / "docs" / "q3 report.odt").read_bytes() == b"".join(big)
     assert not leftovers(tmp_path)
@@ -149,8 +154,10 @@ async def test_storage_lock_during_write_keeps_a_copy(storage, tmp_path):
             async for _ in chunks:
                 raise Locked("The file is locked in storage")
 
-    with pytest.raises(Locked):
-        await keeper.guarded_write(LockedOnWrite(), stat.file_id, stat, "Ada", body(b"1", b"2"))
+    written = await keeper.write(
+        LockedOnWrite(), stat.file_id, stat, Owner("Ada"), body(b"1", b"2")
+    )
+    assert isinstance(written.error, Locked)
     copy = tmp_path / "data" / "docs" / "q3 report (conflict Ada 2026-11-25 0532 UTC).odt"
     assert copy.read_bytes() == b"12"
 
@@ -158,7 +165,7 @@ async def test_storage_lock_during_write_keeps_a_copy(storage, tmp_path):
 async def test_previous_content_is_kept_before_an_empty_save(storage, tmp_path):
     keeper = ConflictKeeper(tmp_path / "state" / "recovery", clock=Clock())
     stat = await storage.resolve("docs/q3 report.odt")
-    kept = await keeper.keep_previous(storage, stat.file_id, stat, "Ada")
+    kept = await keeper.keep_previous(storage, stat.file_id, stat, Owner("ada@idp", "Ada"))
     assert kept.where == "recovery"
     assert kept.path.read_bytes() == b"original"
     assert "previous version" in kept.name

@@ -8,7 +8,7 @@ import os
 
 from tests.support.waiting import eventually
 from wopibridge.security.keys import TOKENS
-from wopibridge.wopi import saving
+from wopibridge.wopi.saves import entry as saving
 
 from .fakes import FakeCollabora, FakeOnlyOffice
 
@@ -29,9 +29,10 @@ async def test_no_false_document_changed_from_timestamps(bridge, signer):
         assert answer.json()["LastModifiedTime"]  # never empty
     assert (await cool.check_file_info())["LastModifiedTime"] == cool.last_modified
     # a second session opened meanwhile sees the same string and saves without a conflict
-    other, _ = await bridge.editor(FakeCollabora, "t.odt", "collabora", signer)
-    other.lock_id = cool.lock_id  # Collabora shares one lock across a document's views
-    other.last_modified = (await other.check_file_info())["LastModifiedTime"]
+    # (Collabora shares one lock and one timestamp across a document's views)
+    other, _ = await bridge.editor(FakeCollabora, "t.odt", "collabora", signer, server=cool.server)
+    assert (await other.open())["LastModifiedTime"] == cool.last_modified
+    assert other.lock_id == cool.lock_id
     assert (await other.save(b"from the other view")).status == 200
 
 

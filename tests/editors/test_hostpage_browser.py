@@ -8,6 +8,7 @@ ttl, read ``PostMessageOrigin`` from CheckFileInfo, and complete the PostMessage
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -96,3 +97,38 @@ async def test_links_expire_and_cannot_be_forged(bridge):
     now[0] += 1
     with pytest.raises(NotFound, match="expired"):
         links.open(link)
+
+
+async def test_host_page_tells_the_user_what_was_kept(bridge, signer, chromium_path):
+    """After an exit save was kept instead of landing, the next open shows the kept copy's
+    name above the editor, until the user dismisses it; the open after that does not."""
+    from playwright.async_api import async_playwright
+
+    from .fakes import FakeCollabora
+
+    path = bridge.root / "kept.odt"
+    path.write_bytes(b"v0")
+    cool, _ = await bridge.editor(FakeCollabora, "kept.odt", "collabora", signer)
+    await cool.open()
+    cool.edit(b"edits")
+    await asyncio.sleep(0.1)
+    path.write_bytes(b"changed meanwhile")
+    os.utime(path, ns=(path.stat().st_mtime_ns + 10**9,) * 2)
+    await cool.close()
+    opened = await bridge.open("kept.odt", "cool", "edit")
+    (name,) = opened["kept"]
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(opened["host_url"])
+            notice = page.locator("#kept")
+            assert await notice.is_visible()
+            assert name in await notice.inner_text()
+            await page.click("#kept-close")
+            assert await notice.count() == 0
+            again = await bridge.open("kept.odt", "cool", "edit")
+            await page.goto(again["host_url"])
+            assert await page.locator("#kept").count() == 0
+        finally:
+            await browser.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -110,7 +111,7 @@ async def test_quota_per_user_and_in_all(
         await refused(ann, body)
     assert kept(tmp_path) == sorted(bodies[:3])
     assert await dropped(client, "quota") == 1
-    assert "ann's kept copies would exceed 300000 bytes" in caplog.text
+    assert "the kept copies of user ann@idp would exceed 300000 bytes" in caplog.text
     bob = await opened_doc(tmp_path, client, user="bob")
     theirs = [os.urandom(100_000) for _ in range(2)]
     for body in theirs:
@@ -145,3 +146,89 @@ async def test_kept_copies_expire(
     await refused(ann, b"fifth")
     assert copy.read_bytes() == b"fourth, edited by ann since"
     assert (tmp_path / "data" / "doc.odt").read_bytes() == ORIGINAL
+
+
+async def test_quota_is_per_user_id_not_display_name(
+    tmp_path: Path, aiohttp_client: Client
+) -> None:
+    """Two users both shown as "Ann" each have their own quota; one user under three display
+    names has one."""
+    client = await aiohttp_client(make_app(tmp_path, max_bytes_per_user=250_000))
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "doc.odt").write_bytes(ORIGINAL)
+
+    async def refused_as(user_id: str, name: str, body: bytes) -> None:
+        opened = await open_file(client, "doc.odt", userid=user_id, username=name)
+        await refused(opened, body)
+
+    owner = await open_file(client, "doc.odt", userid="owner@idp", username="Owner")
+    assert (await owner.lock("the-lock")).status == 200
+    first, second = os.urandom(100_000), os.urandom(100_000)
+    await refused_as("ann-1@idp", "Ann", first)
+    await refused_as("ann-1@idp", "Ann", second)
+    # another person called Ann: her own quota, not the first Ann's
+    theirs = os.urandom(100_000)
+    await refused_as("ann-2@idp", "Ann", theirs)
+    assert kept(tmp_path) == sorted([first, second, theirs])
+    assert await dropped(client, "quota") == 0
+    # the first Ann under other names: still her quota, now full
+    await refused_as("ann-1@idp", "Ann L.", os.urandom(100_000))
+    await refused_as("ann-1@idp", "A. Lovelace", os.urandom(100_000))
+    assert len(kept(tmp_path)) == 3
+    assert await dropped(client, "quota") == 2
+
+
+async def test_copies_kept_before_empty_saves_count_and_expire(
+    tmp_path: Path, aiohttp_client: Client
+) -> None:
+    """The previous content kept before an empty save counts against the user's quota and is
+    in the index like every kept copy (so it expires)."""
+    client = await aiohttp_client(
+        make_app(tmp_path, max_bytes_per_user=1_000_000, max_bytes=3_000_000, max_age=3)
+    )
+    ann = await opened_doc(tmp_path, client)
+    for _ in range(8):
+        answer = await ann.put_file(os.urandom(500_000), lock="the-lock")
+        assert answer.status == 200, await answer.text()
+        answer = await ann.put_file(b"", lock="the-lock")
+        assert answer.status == 200, await answer.text()
+    recovery = tmp_path / "state" / "recovery"
+    held = sum(p.stat().st_size for p in recovery.iterdir() if p.is_file())
+    assert 0 < held <= 1_000_000
+    assert await dropped(client, "quota") == 6
+    index = sqlite3.connect(tmp_path / "state" / "kept-copies.sqlite3")
+    rows = index.execute("SELECT user, size FROM kept").fetchall()
+    index.close()
+    assert rows == [("ann@idp", 500_000), ("ann@idp", 500_000)]
+    # indexed, so they expire with the rest
+    await asyncio.sleep(4.5)
+    assert not [p for p in recovery.iterdir() if p.is_file()]
+
+
+async def test_a_final_save_is_kept_and_answered_200_or_refused_413_when_it_cannot_be(
+    tmp_path: Path, aiohttp_client: Client
+) -> None:
+    """An OnlyOffice save (``X-WOPI-Editors``) with a stale timestamp: kept and let go (200)
+    while the quota allows, refused with 413 (nothing written, nothing kept) when it does not,
+    so that the editor holds on to it."""
+    client = await aiohttp_client(make_app(tmp_path, max_bytes_per_user=1500))
+    ann = await opened_doc(tmp_path, client)
+    stale = {
+        "X-WOPI-Editors": "ann@idp",
+        "X-LOOL-WOPI-Timestamp": "2020-01-01T00:00:00.0000000Z",
+        "X-LOOL-WOPI-IsExitSave": "true",
+    }
+    small, large = os.urandom(1000), os.urandom(2000)
+    answer = await ann.put_file(small, lock="the-lock", headers=stale)
+    assert answer.status == 200, await answer.text()
+    modified = (await ann.check_file_info())["LastModifiedTime"]
+    assert (await answer.json())["LastModifiedTime"] == modified  # the file's, unchanged
+    answer = await ann.put_file(large, lock="the-lock", headers=stale)
+    assert answer.status == 413
+    assert await answer.text() == "The save is over the quota of kept copies; nothing was written"
+    assert (tmp_path / "data" / "doc.odt").read_bytes() == ORIGINAL
+    assert kept(tmp_path) == [small]
+    assert await dropped(client, "quota") == 1
+    # the same save again is already kept: let go with 200, not kept twice
+    assert (await ann.put_file(small, lock="the-lock", headers=stale)).status == 200
+    assert kept(tmp_path) == [small]

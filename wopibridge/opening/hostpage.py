@@ -52,6 +52,9 @@ class HostPage:
     app: str = ""
     #: Seconds to wait for the editor's PostMessage handshake (0: none expected).
     load_timeout: int = 0
+    #: Names of this user's saves of this file that were kept instead of landing, since the
+    #: last time they were told (see :mod:`wopibridge.wopi.saves`).
+    kept: tuple[str, ...] = ()
 
 
 class HostLinks:
@@ -73,6 +76,7 @@ class HostLinks:
         try:
             plain = self._fernet.decrypt_at_time(link.encode(), self.ttl, int(self._clock()))
             data = json.loads(plain)
+            data["kept"] = tuple(data.get("kept", ()))
             return HostPage(**data)
         except (InvalidToken, ValueError, TypeError):
             raise NotFound(

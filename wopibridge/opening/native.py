@@ -50,6 +50,7 @@ from wopibridge.storage.base import FileStat, Storage
 from wopibridge.storage.factory import STORAGES
 from wopibridge.wopi.links import is_web_url
 from wopibridge.wopi.names import check_editor_name, split_ext
+from wopibridge.wopi.saves.keeper import CONFLICTS
 
 MODES = ("view", "edit", "editnew", "embedview", "secureview", "new")
 USER_TYPES = ("regular", "federated", "ocm", "anonymous", "guest")
@@ -112,6 +113,7 @@ async def open_file(request: web.Request) -> web.Response:
         extra=extra or None,
     )
     request[FILE_ID] = result.file_id
+    kept = _kept_notice(request, stat, user_id, result.mode)
     links = HostLinks(request.app[SECRETS].token_secret)
     link = links.mint(
         HostPage(
@@ -122,6 +124,7 @@ async def open_file(request: web.Request) -> web.Response:
             close_url=close_url,
             app=result.app.name,
             load_timeout=result.app.load_timeout,
+            kept=kept,
         )
     )
     public = request.app[SETTINGS].server.public_url
@@ -139,7 +142,17 @@ async def open_file(request: web.Request) -> web.Response:
     }
     if result.forced_viewmode_reason:
         answer["forced_viewmode_reason"] = result.forced_viewmode_reason
+    if kept:
+        answer["kept"] = list(kept)
     return json_response(answer, headers={"Cache-Control": "no-store"})
+
+
+def _kept_notice(request: web.Request, stat: FileStat, user_id: str, mode: str) -> tuple[str, ...]:
+    """The names of this user's saves of this file that were kept instead of landing and that
+    they were not told about yet: the host page shows them (once) at this open."""
+    if mode == "view":
+        return ()
+    return tuple(row.name for row in request.app[CONFLICTS].notices(stat.identity, user_id))
 
 
 async def _existing(request: web.Request, body: dict[str, Any]) -> tuple[Storage, FileStat]:

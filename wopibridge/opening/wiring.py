@@ -4,7 +4,8 @@
 ``[apps.<name>]`` right away (so a bad table stops the server at start with one line) and the
 WOPI hooks from it, adds a cleanup context that attaches the shared ``ClientSession``, loads
 discovery in the background (an unreachable editor is not fatal) and refreshes it, and adds the
-open routes: ``/wopi/iop/openinapp``, ``/wopi/iop/new``, ``/wopi/open`` and the host page.
+open routes: ``/wopi/iop/openinapp``, ``/wopi/iop/new``, ``/wopi/iop/kept``, ``/wopi/open`` and the
+host page.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ from wopibridge.apps.registry import AppContext, SessionHolder, build_registry
 from wopibridge.bridge.keys import BRIDGE_EDITORS
 from wopibridge.config import SETTINGS
 from wopibridge.instruments import INSTRUMENTS
-from wopibridge.opening import native, reva, revanew
+from wopibridge.opening import kept, native, reva, revanew
 from wopibridge.opening.common import IOP_FAILURES
 from wopibridge.security.failures import FailureLog
 from wopibridge.storage.factory import HTTP
-from wopibridge.wopi.conflicts import ConflictKeeper
 from wopibridge.wopi.hooks import HOOKS
-from wopibridge.wopi.keptcopies import KeepLimits
-from wopibridge.wopi.keys import CONFLICTS
+from wopibridge.wopi.saves.keeper import CONFLICTS, ConflictKeeper
+from wopibridge.wopi.saves.quota import KeepLimits
 
 #: The editor hooks as built here, for their teardown (``HOOKS`` holds them as the Protocol).
 EDITOR_HOOKS: web.AppKey[EditorHooks] = web.AppKey("editor_hooks", EditorHooks)
@@ -69,6 +69,7 @@ def setup_editors(app: web.Application) -> None:
     app.router.add_get("/wopi/host", native.host_page)
     reva.add_routes(app)
     revanew.add_routes(app)
+    kept.add_routes(app)
 
 
 async def _kept_copies_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -41,6 +41,7 @@ ROUTE_OPERATIONS = {
     "/wopi/bridge/open": "BridgeOpen",
     "/wopi/bridge/{docid}": "BridgeSave",
     "/wopi/iop/new": "NewInApp",
+    "/wopi/iop/kept": "KeptCopies",
     "/wopi/templates/{ref}": "TemplateSource",
     "/": "Status",
     "/docs": "Docs",

@@ -1,45 +1,24 @@
-"""GetFile and PutFile: file bytes in and out, streamed both ways.
+"""GetFile: file bytes out, streamed (PutFile is :mod:`wopibridge.wopi.saves`).
 
 GetFile hands an open descriptor to the kernel (sendfile) where the storage allows it and streams
-otherwise. PutFile never buffers the body: it flows from the socket into the storage's atomic
-write, counted against the upload limit, so an oversized or aborted upload leaves the old
-content untouched.
+otherwise. An editor that says how much it will take (``X-WOPI-MaxExpectedSize``; OnlyOffice
+always sends its ``maxDownloadBytes``, ``wopiUtils.getWopiFileUrl``) gets a 412 naming both sizes
+when the file is larger, and the log says so: the editor shows an open error instead of loading
+a document cut short.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
-from wopibridge.config import SETTINGS
-from wopibridge.errors import BadRequest, LockMismatch, PayloadTooLarge, PreconditionFailed
-from wopibridge.jsonio import json_response
+from wopibridge.errors import BadRequest, PreconditionFailed
 from wopibridge.storage.base import CHUNK_SIZE, FileContent
-from wopibridge.wopi import saving
 from wopibridge.wopi.context import WopiRequest
 
 log = logging.getLogger("wopibridge.wopi")
-
-
-def upload_limit(request: web.Request) -> int:
-    """The upload limit; a declared ``Content-Length`` above it is refused before reading."""
-    limit = request.app[SETTINGS].server.max_upload_size
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes")
-    return limit
-
-
-async def body_chunks(request: web.Request, limit: int) -> AsyncIterator[bytes]:
-    """The request body in chunks, refusing (413) once more than ``limit`` bytes arrived."""
-    received = 0
-    async for chunk in request.content.iter_chunked(CHUNK_SIZE):
-        received += len(chunk)
-        if received > limit:
-            raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes")
-        yield chunk
 
 
 def _int_header(wopi: WopiRequest, name: str) -> int | None:
@@ -95,7 +74,17 @@ async def get_file(wopi: WopiRequest) -> web.StreamResponse:
     try:
         stat = content.stat
         if max_expected is not None and stat.size > max_expected:
-            raise PreconditionFailed("The file is larger than X-WOPI-MaxExpectedSize")
+            log.warning(
+                "GetFile of %s refused: %d bytes, the editor takes at most %d "
+                "(X-WOPI-MaxExpectedSize)",
+                stat.file_id,
+                stat.size,
+                max_expected,
+            )
+            raise PreconditionFailed(
+                f"The file ({stat.size} bytes) is larger than the editor accepts "
+                f"(X-WOPI-MaxExpectedSize: {max_expected} bytes)"
+            )
         headers = {
             "X-WOPI-ItemVersion": stat.version,
             "Content-Type": "application/octet-stream",
@@ -114,44 +103,3 @@ async def get_file(wopi: WopiRequest) -> web.StreamResponse:
     except BaseException:
         await content.close()
         raise
-
-
-async def put_file(wopi: WopiRequest) -> web.Response:
-    """PutFile: only the lock holder writes; an unlocked file only while it is empty."""
-    wopi.require_edit()
-    limit = upload_limit(wopi.request)
-    given = wopi.header("X-WOPI-Lock") or ""
-    stat = await wopi.stat()
-    current = await wopi.locks.get(stat.identity)
-    mismatch = None
-    if current and given != current:
-        mismatch = LockMismatch(current, "The file is locked by another session")
-    elif not current and stat.size != 0:
-        mismatch = LockMismatch("", "The file is not locked")
-    if mismatch is not None:
-        if given:  # the editor thought it held the lock: keep its work before refusing it
-            await saving.keep_rejected(
-                wopi.request,
-                wopi.storage,
-                wopi.backend_id,
-                stat,
-                wopi.access,
-                body_chunks(wopi.request, limit),
-                mismatch.message,
-            )
-        raise mismatch
-    saving.check_document_changed(wopi.request.headers, stat)
-    written = await saving.write(
-        wopi.request,
-        wopi.storage,
-        wopi.backend_id,
-        stat,
-        wopi.access,
-        body_chunks(wopi.request, limit),
-        size=wopi.request.content_length,
-    )
-    await saving.after_write(wopi.request, wopi.locks, written, current or None)
-    return json_response(
-        {"LastModifiedTime": written.last_modified},
-        headers={"X-WOPI-ItemVersion": written.version},
-    )

@@ -19,8 +19,7 @@ from wopibridge.jsonio import json_response
 from wopibridge.security.keys import TOKENS
 from wopibridge.storage.base import FileStat
 from wopibridge.storage.factory import STORAGES
-from wopibridge.wopi.contents import body_chunks, upload_limit
-from wopibridge.wopi.context import WopiRequest
+from wopibridge.wopi.context import WopiRequest, token_from
 from wopibridge.wopi.fileinfo import USER_INFO_KEY, file_info
 from wopibridge.wopi.hooks import hooks_of
 from wopibridge.wopi.links import is_web_url, with_wopisrc
@@ -32,6 +31,7 @@ from wopibridge.wopi.names import (
     split_ext,
     variants,
 )
+from wopibridge.wopi.saves.entry import body_chunks, upload_limit
 from wopibridge.wopi.templates import TEMPLATE_CLAIM, template_source
 
 MAX_USER_INFO = 1024
@@ -119,7 +119,10 @@ async def put_relative_file(wopi: WopiRequest) -> web.Response:
             "A file with this name already exists", headers={"X-WOPI-ValidRelativeTarget": free}
         ) from None
     wopi_src, url = await _new_file_url(wopi, created)
-    answer = {"Name": created.name, "Url": url}
+    # Collabora takes LastModifiedTime from this answer as the timestamp of the *original*
+    # document's next PutFile (WopiStorage::handleUploadToStorageResponse): the original's,
+    # so that save lands (the new file's would be a false 1010, none would drop the check).
+    answer = {"Name": created.name, "Url": url, "LastModifiedTime": stat.last_modified}
     edit_url = wopi.access.extra.get("appurl")
     view_url = wopi.access.extra.get("appviewurl") or edit_url
     if edit_url and is_web_url(edit_url):
@@ -130,7 +133,14 @@ async def put_relative_file(wopi: WopiRequest) -> web.Response:
 
 
 async def rename_file(wopi: WopiRequest) -> web.Response:
+    """RenameFile. Collabora sends the document as the body (it renames through its upload
+    path, ``WopiStorage::uploadLocalFileToStorageAsync``); the body is read and dropped (the
+    content was saved by the PutFile before). The answer carries ``Name`` (WOPI, OnlyOffice),
+    and ``Url`` and ``LastModifiedTime``, which Collabora reads before every view reloads."""
     wopi.require_edit()
+    limit = upload_limit(wopi.request)
+    async for _ in body_chunks(wopi.request, limit):
+        pass
     requested = wopi.header("X-WOPI-RequestedName")
     if requested is None:
         raise BadRequest("Missing X-WOPI-RequestedName header")
@@ -151,7 +161,15 @@ async def rename_file(wopi: WopiRequest) -> web.Response:
         await hooks_of(wopi.request.app).renamed(
             wopi.access, wopi.storage, wopi.backend_id, stat, renamed, locked=bool(current)
         )
-        return json_response({"Name": split_ext(renamed.name)[0]})
+        public = wopi.request.app[SETTINGS].server.public_url
+        token = quote(token_from(wopi.request), safe="")
+        return json_response(
+            {
+                "Name": split_ext(renamed.name)[0],
+                "Url": f"{public}/wopi/files/{wopi.file_id}?access_token={token}",
+                "LastModifiedTime": renamed.last_modified,
+            }
+        )
     raise BadRequest("No free file name could be found")
 
 

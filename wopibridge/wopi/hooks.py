@@ -7,7 +7,7 @@ editors runs with :data:`NO_HOOKS`, which adds nothing, so the WOPI layer never 
 ``apps/`` or ``opening/``.
 
 Save-time editor protocols (Collabora's ``X-COOL-WOPI-Timestamp`` 1010 check, exit saves) are
-WOPI header semantics shared by several editors and live in :mod:`wopibridge.wopi.savehints`.
+WOPI header semantics shared by several editors and live in :mod:`wopibridge.wopi.saves.hints`.
 """
 
 from __future__ import annotations

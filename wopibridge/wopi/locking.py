@@ -10,6 +10,8 @@ from aiohttp import web
 
 from wopibridge.errors import LockMismatch
 from wopibridge.locks.base import LockResult
+from wopibridge.locks.keys import LOCKS
+from wopibridge.wopi import lockowners
 from wopibridge.wopi.context import WopiRequest
 from wopibridge.wopi.hooks import hooks_of
 
@@ -30,7 +32,14 @@ async def lock(wopi: WopiRequest) -> web.Response:
         result = await wopi.locks.unlock_and_relock(stat.identity, old, lock_id)
         return _answer(result, stat.version, "The old lock does not match")
     result = await wopi.locks.lock(stat.identity, lock_id)
+    owners = wopi.request.app[LOCKS]
+    server = wopi.header(lockowners.SERVER_HEADER)
+    if not result.ok and await lockowners.taken_over(
+        wopi.locks, owners, stat.identity, result.current, lock_id, wopi.access, server
+    ):
+        result = LockResult(True, lock_id)
     if result.ok:
+        await lockowners.remember(owners, stat.identity, lock_id, wopi.access, server)
         await hooks_of(wopi.request.app).locked(wopi.access, wopi.storage, wopi.backend_id, stat)
     return _answer(result, stat.version, "The file is locked by another session")
 

@@ -14,6 +14,7 @@ from aiohttp import web
 from wopibridge.errors import NotImplementedOperation
 from wopibridge.wopi import contents, files, locking, templates
 from wopibridge.wopi.context import WopiRequest, bind_access
+from wopibridge.wopi.saves import entry as saves
 
 Operation = Callable[[WopiRequest], Awaitable[web.StreamResponse]]
 
@@ -68,7 +69,7 @@ async def _post_contents(wopi: WopiRequest) -> web.StreamResponse:
     override = (wopi.header("X-WOPI-Override") or "PUT").upper()
     if override != "PUT":
         raise NotImplementedOperation(f"Unsupported operation {override!r} on contents")
-    return await contents.put_file(wopi)
+    return await saves.put_file(wopi)
 
 
 async def _post_file(wopi: WopiRequest) -> web.StreamResponse:

@@ -4,8 +4,15 @@ Runs after the access token is verified (it needs the token's app name) and befo
 operation. Per app, ``[apps.<name>] proof_keys`` says what to do:
 
 - ``require``: every request must carry a valid proof; missing headers fail;
-- ``verify`` (default): a request carrying proof headers must verify; one without passes;
+- ``verify`` (default): a request carrying a proof must verify; one without passes;
 - ``off``: nothing is checked.
+
+A request is signed when it carries ``X-WOPI-Proof`` or ``X-WOPI-ProofOld``. ``X-WOPI-TimeStamp``
+alone is no signature: OnlyOffice sends it on every request and signs only when both of its
+private keys are set (``wopiUtils.fillStandardHeaders``), so its three configurations (no key,
+the current key only, current and old key) come as unsigned, unsigned, signed. Which of these an
+app's requests are, and why a refusal in ``require`` mode happens, is logged once per app and
+state, not once per request.
 
 A failure raises :class:`~wopibridge.errors.ProofFailed` (500, what Microsoft's validator
 expects). When a signature does not verify, the keys are refetched once (the source rate-limits
@@ -114,6 +121,7 @@ class ProofChecker:
         self._clock = clock
         self._max_age = max_age
         self._loaded: dict[ProofKeyAttrs, ProofKeys] = {}
+        self._said: set[tuple[str, str]] = set()
 
     def _keys(self, attrs: ProofKeyAttrs) -> ProofKeys:
         """Parsed keys, remembered per attribute set (parsing costs as much as a verify)."""
@@ -139,19 +147,22 @@ class ProofChecker:
         proof = request.headers.get("X-WOPI-Proof", "")
         proof_old = request.headers.get("X-WOPI-ProofOld", "")
         stamp = request.headers.get("X-WOPI-TimeStamp", "")
-        if not proof and not proof_old and not stamp:
+        if not proof and not proof_old:
             if mode == "require":
+                self._say(app, "refused", "its requests carry no proof-key signature", True)
                 raise ProofFailed("The request carries no proof-key signature")
             if editor_only and await self._publishes_keys(app):
                 raise Unauthorized("In secure view only the editor may fetch this file")
+            self._say(app, "unsigned", "its requests carry no proof-key signature", False)
             return
         attrs = await self._source.proof_keys(app)
         if attrs is None:  # discovery may have come up since; the source rate-limits this
             attrs = await self._source.proof_keys(app, refresh=True)
         if attrs is None:
             if mode == "require":
+                self._say(app, "no keys", "its discovery lists no proof key", True)
                 raise ProofFailed("No proof key is known for this editor")
-            log.debug("no proof key known for app %r, proof headers not checked", app)
+            self._say(app, "no keys", "its discovery lists no proof key to check them", False)
             return
         if not proof or not stamp:
             raise ProofFailed("The proof-key headers are incomplete")
@@ -163,6 +174,8 @@ class ProofChecker:
         url = signed_url(self._public_url, request.raw_path)
         candidates = [signed_bytes(token, url, timestamp) for token in token_forms(request)]
         if _verifies(self._keys(attrs), candidates, proof, proof_old):
+            old = "and old key" if attrs.oldvalue and attrs.oldvalue != attrs.value else "key"
+            self._say(app, "checked", f"signed requests verified with its current {old}", False)
             return
         fresh_attrs = await self._source.proof_keys(app, refresh=True)
         if (
@@ -173,6 +186,31 @@ class ProofChecker:
             log.info("proof keys of app %r rotated", app)
             return
         raise ProofFailed("The proof-key signature does not verify")
+
+    def _say(self, app: str, state: str, what: str, refused: bool) -> None:
+        """One log line per app and state: how its requests are checked, or why refused."""
+        if (app, state) in self._said:
+            return
+        self._said.add((app, state))
+        mode = self.mode(app)
+        if refused:
+            log.warning(
+                "proof keys of app %r: %s, and proof_keys = %s, so its requests are refused "
+                "(500); sign them (OnlyOffice: set wopi.privateKey and wopi.privateKeyOld) or "
+                "set proof_keys = verify",
+                app,
+                what,
+                mode,
+            )
+        elif state == "checked":
+            log.info("proof keys of app %r: %s (proof_keys = %s)", app, what, mode)
+        else:
+            log.info(
+                "proof keys of app %r: %s; they are served unchecked (proof_keys = %s)",
+                app,
+                what,
+                mode,
+            )
 
     async def _publishes_keys(self, app: str) -> bool:
         try:

@@ -15,16 +15,21 @@ the body still lands in the copy and the editor's request is consumed completely
 
 The copy is a :class:`~wopibridge.storage.tempfiles.TempFile`; each batch is a fresh list handed
 to one write at an explicit offset, so no buffer outlives a cancelled write to be written again.
-A copy that cannot be written (the state folder is full) is given up and reported in
-:attr:`SaveBody.file_error`; the body is still read and the upload still fed.
+A copy that cannot be written (its folder is full) moves to the ``fallback`` file, when there is
+one (the recovery folder, for a body staged beside its file on a full data disk): what was
+written so far is copied over and the body goes on into it. When there is no fallback or it
+fails too, the copy is given up and reported in :attr:`SaveBody.file_error`; the body is still
+read and the upload still fed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 
 from wopibridge.storage.tempfiles import WRITE_BATCH, TempFile
 
@@ -34,12 +39,39 @@ _END = object()
 _BROKEN = object()
 #: Chunks the pump may read ahead of the upload.
 _QUEUE_DEPTH = 8
+_COPY_BLOCK = 1024 * 1024
+
+Fallback = Callable[[], Awaitable[TempFile | None]]
+
+
+async def _move_content(old: TempFile, new: TempFile) -> None:
+    """Copy what ``old`` holds so far into ``new`` (at most the upload limit, block by block)."""
+    offset = 0
+    while offset < old.size:
+        block = await old.in_thread(functools.partial(_read_block, offset=offset))
+        if not block:
+            break
+        await new.write([block])
+        offset += len(block)
+
+
+def _read_block(fd: int, *, offset: int) -> bytes:
+    return os.pread(fd, _COPY_BLOCK, offset)
 
 
 class SaveBody:
-    def __init__(self, source: AsyncIterable[bytes], file: TempFile | None) -> None:
+    def __init__(
+        self,
+        source: AsyncIterable[bytes],
+        file: TempFile | None,
+        *,
+        fallback: Fallback | None = None,
+    ) -> None:
         self._source = source.__aiter__()
         self.file = file
+        self._fallback = fallback
+        #: whether the copy moved to the fallback file (its first folder was full)
+        self.fell_back = False
         self.size = 0
         self.complete = False
         #: why the body itself failed (too large, the editor disconnected), if it did
@@ -59,9 +91,29 @@ class SaveBody:
         try:
             await self.file.write(batch)
         except OSError as exc:
-            self.file_error = exc
-            self.file.discard()
-            self.file = None
+            if not await self._fall_back(batch):
+                self.file_error = exc
+                self.file.discard()
+                self.file = None
+
+    async def _fall_back(self, batch: list[bytes]) -> bool:
+        """Move the copy to the fallback file; ``False`` when there is none or it fails too."""
+        if self._fallback is None or self.file is None:
+            return False
+        fallback, self._fallback = self._fallback, None
+        new = await fallback()
+        if new is None:
+            return False
+        try:
+            await _move_content(self.file, new)
+            await new.write(batch)
+        except OSError:
+            new.discard()
+            return False
+        self.file.discard()
+        self.file = new
+        self.fell_back = True
+        return True
 
     async def _run(self) -> None:
         """Read the source to its end (or its failure): the only loop over the body."""

@@ -1,10 +1,13 @@
-"""The bookkeeping of kept copies: each refused save is kept once, within its quota and age.
+"""The bookkeeping of kept copies: each is kept once, within its quota and age.
 
-:class:`~wopibridge.wopi.conflicts.ConflictKeeper` decides where a refused save goes; this says
+:class:`~wopibridge.wopi.saves.keeper.ConflictKeeper` decides where a copy goes; this says
 whether it may be kept at all (:meth:`KeptCopies.refusal`: the same content for the same file
 and user is already kept, or a quota would be exceeded once what expired is gone), removes what
 has aged (:meth:`KeptCopies.expire`), and reports every copy not kept or removed in the log and
 through ``on_drop`` (the ``/metrics`` counter), with its reason.
+
+Quotas are per user **id**: display names are neither unique nor stable. Every kept copy counts,
+whatever made it (a refused save, the previous content before an empty save).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from wopibridge.errors import NotFound, WopiError
 from wopibridge.storage.base import FileStat, Storage
 from wopibridge.storage.tempfiles import is_temp_name
-from wopibridge.wopi.keptindex import KeptIndex, KeptRow
+from wopibridge.wopi.saves.index import KeptIndex, KeptRow
 
 log = logging.getLogger("wopibridge.conflicts")
 
@@ -108,7 +111,8 @@ class KeptCopies:
         self, storage: Storage, stat: FileStat, user: str, digest: str, size: int
     ) -> tuple[str, str] | None:
         """Why this content is not to be kept (reason, detail), or ``None``: already kept for
-        this file and user, or over a quota once the expired copies are gone."""
+        this file and user (``user`` is the user's id), or over a quota once the expired copies
+        are gone."""
         for row in self.index.same_content(stat.identity, user, digest):
             if await self._still_there(storage, row):
                 return "duplicate", f"the same content is already kept as {row.location}"
@@ -117,7 +121,8 @@ class KeptCopies:
         mine = sum(row.size for row in await self._present(storage, self.index.of_user(user)))
         if mine + size > self.limits.max_bytes_per_user:
             return "quota", (
-                f"{user}'s kept copies would exceed {self.limits.max_bytes_per_user} bytes"
+                f"the kept copies of user {user} would exceed "
+                f"{self.limits.max_bytes_per_user} bytes"
             )
         everyone = sum(row.size for row in await self._present(storage, self.index.everything()))
         if everyone + size > self.limits.max_bytes:
