@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from wopibridge.config import SCHEMA, ConfigError, load_settings
+from wopibridge.config.reference import with_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,14 +92,27 @@ def test_serve_stops_with_one_line(tmp_path: Path) -> None:
     )
 
 
-def test_readme_documents_every_key() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_configuration_reference_is_generated_from_the_schema() -> None:
+    """docs/configuration.md's table is the schema's: a key added, renamed or re-described in
+    the code without regenerating the file fails here."""
+    document = (ROOT / "docs" / "configuration.md").read_text()
+    assert document == with_table(document), (
+        "docs/configuration.md differs from the schema: "
+        "python -m wopibridge.config.reference docs/configuration.md"
+    )
     for section, keys in SCHEMA.items():
         for key in keys:
-            assert f"`{section}.{key}`" in readme, f"{section}.{key} is not documented"
-            assert f"WOPIBRIDGE_{section}_{key}".upper() in readme
-    documented = set(re.findall(r"`(server|storage|locks|security|recovery)\.([a-z_]+)`", readme))
-    assert documented <= {(s, k) for s, keys in SCHEMA.items() for k in keys}
+            variable = f"WOPIBRIDGE_{section}_{key}".upper()
+            assert f"| `{section}.{key}` | `{variable}` |" in document
+
+
+def test_the_reference_names_no_key_the_schema_lacks() -> None:
+    known = {(s, k) for s, keys in SCHEMA.items() for k in keys}
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        named = set(
+            re.findall(r"`(server|storage|locks|security|recovery)\.([a-z_]+)`", path.read_text())
+        )
+        assert named <= known, (path.name, named - known)
 
 
 def test_deploy_example_is_valid() -> None:

@@ -34,7 +34,7 @@ async def test_ready_names_the_failing_lock_store(aiohttp_client, make_settings,
     body = await resp.json()
     # the local storage's file ids are mapped in the same Redis: it cannot serve either
     assert list(body["failing"]) == ["locks", "storage:local"]
-    assert "id map (Redis)" in body["failing"]["storage:local"]
+    assert "file id map" in body["failing"]["storage:local"]
     assert (await client.get("/health")).status == 200
     redis.start()
     assert (await client.get("/ready")).status == 200

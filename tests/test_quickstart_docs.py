@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def quick_start_commands() -> list[str]:
     readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Quick start") : readme.index("## Opening a file by hand")]
+    section = readme[readme.index("## Quick start") : readme.index("## A five-minute tour")]
     return [block.strip() for block in re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)]
 
 

@@ -39,7 +39,7 @@ async def test_status_page_shows_what_runs_and_no_secret(
         assert storage in page
     assert "in process (memory://)" in page
     assert "<td>collabora</td>" in page and "<code>http://127.0.0.1:9</code>" in page
-    assert "cannot connect to 127.0.0.1:9" in page  # the editor's discovery state
+    assert "cannot connect" in page  # the editor's discovery state
     for link in ("/health", "/ready", "/metrics", "/docs"):
         assert f'href="{link}"' in page
     for secret in (TOKEN_SECRET, IOP_SECRET, "secret-plans", str(data_dir)):

@@ -19,6 +19,7 @@ from wopibridge.instruments import INSTRUMENTS, TRACE_CONFIGS, Instruments
 from wopibridge.opening.wiring import setup_editors
 from wopibridge.ops import endpoints, status, tracing
 from wopibridge.ops.accesslog import request_middleware
+from wopibridge.ops.drain import setup_drain
 from wopibridge.ops.metrics import setup_metrics
 from wopibridge.ops.workers import worker_ctx
 from wopibridge.resources import CONTEXTS
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.server.workers > 1:
         app.cleanup_ctx.append(worker_ctx)
     app.cleanup_ctx.append(proof_keys_ctx)
+    setup_drain(app)
     endpoints.add_routes(app)
     status.add_routes(app)
     setup_bridge(app)  # before the editors: the app registry lists the bridged apps too

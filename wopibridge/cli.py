@@ -14,17 +14,14 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from wopibridge import __version__
 from wopibridge.config import SCHEMA, ConfigError, Settings, load_settings
 from wopibridge.ops.logs import configure_logging
-from wopibridge.ops.server import GuardedRunner
+from wopibridge.ops.shutdown import ListenError, run_app
 from wopibridge.ops.workers import serve_workers
 from wopibridge.validator import cli as validator_cli
 
@@ -90,52 +87,33 @@ def _listen_problem(settings: Settings, exc: OSError) -> str:
 
 async def _serve_one(settings: Settings) -> int:
     """One process: start the app (every setting checked, every resource opened), bind, log,
-    serve until SIGINT/SIGTERM, then stop gracefully. Whatever fails, what was opened is
-    closed again (no "Unclosed client session")."""
+    serve until SIGINT/SIGTERM, then stop gracefully (:mod:`wopibridge.ops.shutdown`)."""
     from wopibridge.app import create_app
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     try:
         app = create_app(settings)
+        await run_app(app, settings.server, on_listen=lambda: _listening(settings))
     except ConfigError as exc:
         _refused(exc)
         return 2
-    runner = GuardedRunner(
-        app,
-        header_timeout=settings.server.header_timeout,
-        read_timeout=settings.server.read_timeout,
-        access_log=None,
-    )
-    try:
-        try:
-            await runner.setup()
-        except ConfigError as exc:
-            _refused(exc)
-            return 2
-        except OSError as exc:
-            name = f" {exc.filename}" if exc.filename else ""
-            log.error("cannot start: %s%s", exc.strerror or exc, name)
-            return 1
-        site = web.TCPSite(runner, settings.server.host, settings.server.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            log.error("%s", _listen_problem(settings, exc))
-            return 1
-        log.info(
-            "listening on http://%s:%d (public URL %s)",
-            settings.server.host,
-            settings.server.port,
-            settings.server.public_url,
-        )
-        await stop.wait()
-        log.info("stopping")
-    finally:
-        await runner.cleanup()
+    except ListenError as exc:
+        log.error("%s", _listen_problem(settings, exc))
+        return 1
+    except OSError as exc:
+        name = f" {exc.filename}" if exc.filename else ""
+        log.error("cannot start: %s%s", exc.strerror or exc, name)
+        return 1
+    log.info("stopped")
     return 0
+
+
+def _listening(settings: Settings) -> None:
+    log.info(
+        "listening on http://%s:%d (public URL %s)",
+        settings.server.host,
+        settings.server.port,
+        settings.server.public_url,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,8 @@ class WopiError(Exception):
     """Base of every expected failure. ``status`` and ``message`` become the response.
 
     ``message`` is a short human sentence: Reva shows the body of a failed open to the user.
+    It names the failing component and nothing of the inside: no host, port, path or
+    exception text. Those go in ``detail``, which only the log gets.
     """
 
     status: int = 500
@@ -50,9 +52,11 @@ class WopiError(Exception):
         *,
         headers: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+        detail: str = "",
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.detail = detail
         self.headers: dict[str, str] = dict(headers or {})
         self.body = body
 
@@ -148,6 +152,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except WopiError as exc:
+        if exc.detail:
+            log.warning(
+                "%s %s: %d %s (%s)",
+                request.method,
+                request.path,
+                exc.status,
+                exc.message,
+                exc.detail,
+            )
         if request.get(BROWSER_PAGE):
             return error_page(request, exc.status, exc.message)
         return exc.response()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.procs import require_binary
+from tests.support.requires import require_binary, require_module
 from wopibridge.bridge.docid import lock_id
 
 from .etherpad_server import EtherpadServer
@@ -20,7 +20,7 @@ async def test_typing_in_the_pad_and_leaving_saves_and_unlocks(
     make_host, etherpad: EtherpadServer
 ) -> None:
     chromium = require_binary("chromium")
-    playwright_api = pytest.importorskip("playwright.async_api")
+    playwright_api = require_module("playwright.async_api", "playwright")
     host: Host = await make_host(etherpad_table(etherpad, save_interval=60, unlock_delay=1))
     stat = await host.put_file("typed.txt", b"Hello\n")
     status, url = await host.open(stat, "etherpad", name="Ann")

@@ -55,7 +55,7 @@ async def test_unreachable_at_start_is_not_fatal_and_recovers(discovery_server, 
         session, {"onlyoffice": discovery_server.url("onlyoffice")}, retry_interval=30, clock=clock
     )
     await cache.refresh_all()
-    assert cache.status()["onlyoffice"] == f"HTTP 503 from {discovery_server.url('onlyoffice')}"
+    assert cache.status()["onlyoffice"] == "HTTP 503"  # the log names the URL, not the answer
     with pytest.raises(Unavailable) as err:
         await cache.get("onlyoffice")
     assert err.value.status == 503
@@ -74,7 +74,7 @@ async def test_unreachable_at_start_is_not_fatal_and_recovers(discovery_server, 
 async def test_connection_refused_is_described(session):
     cache = DiscoveryCache(session, {"msoffice": "http://127.0.0.1:9/hosting/discovery"})
     await cache.refresh_all()
-    assert cache.status()["msoffice"] == "cannot connect to 127.0.0.1:9"
+    assert cache.status()["msoffice"] == "cannot connect"
 
 
 async def test_a_failed_refresh_keeps_the_last_good_document(discovery_server, session):

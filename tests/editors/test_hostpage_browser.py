@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from tests.support.procs import require_binary
+from tests.support.requires import require_binary
 from wopibridge.errors import NotFound
 from wopibridge.opening.hostpage import HostLinks, HostPage
 from wopibridge.security.keys import SECRETS

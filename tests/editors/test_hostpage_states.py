@@ -17,7 +17,8 @@ import pytest
 from aiohttp import web
 
 from tests.editors.conftest import fixture_bytes
-from tests.support.procs import free_port, require_binary
+from tests.support.procs import free_port
+from tests.support.requires import require_binary
 from wopibridge.app import create_app
 from wopibridge.config import load_settings
 from wopibridge.opening.hostpage import LINK_TTL, HostLinks, HostPage

@@ -11,7 +11,7 @@ import io
 import zipfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiohttp
 import docx
@@ -443,3 +443,35 @@ gateway = "{running.address}"
             assert not (tmp_path / "cs3" / "Minutes (2).docx").exists()
     finally:
         await running.stop()
+
+
+async def test_reva_style_new_document_takes_the_app_as_openinapp_does(bridge):
+    """An ``appurl`` (Reva's app registry) chooses the app as it does for openinapp, whatever
+    ``appname`` says; without either, the answer names what is missing."""
+    params = {"filename": "Plan.docx", "userid": "ann@idp", "username": "Ann"}
+    headers = {"Authorization": f"Bearer {IOP}"}
+    for extra in ({"appname": "Nope"}, {}):
+        query = {**params, **extra, "appurl": "https://editor.example/open?lang=en"}
+        async with bridge.http.post(
+            f"{bridge.base}/wopi/iop/new", params=query, headers=headers
+        ) as response:
+            assert response.status == 200, await response.text()
+            body = await response.json()
+        url = urlsplit(body["app-url"])
+        assert (url.netloc, url.path) == ("editor.example", "/open")
+        assert "WOPISrc=" in url.query and "lang=en" in url.query
+        assert (bridge.root / body["name"]).exists()
+        token = body["form-parameters"]["access_token"]
+        wopi_src = unquote(url.query.split("WOPISrc=", 1)[1].split("&", 1)[0])
+        async with bridge.http.get(wopi_src, params={"access_token": token}) as info:
+            assert info.status == 200
+            assert (await info.json())["BaseFileName"] == body["name"]
+    for query, message in (
+        (params, "Missing parameter: appurl"),
+        ({**params, "appname": "Nope"}, "Unknown app"),
+        ({**params, "appurl": "javascript:alert(1)"}, "appurl must be an http(s) URL"),
+    ):
+        async with bridge.http.post(
+            f"{bridge.base}/wopi/iop/new", params=query, headers=headers
+        ) as response:
+            assert (response.status, await response.text()) == (400, message)

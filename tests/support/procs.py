@@ -6,8 +6,6 @@ machine's shared 6379) so they can kill and restart it, and stop it afterwards.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -15,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from tests.support.requires import require_binary
 
 
 def free_port() -> int:
@@ -56,16 +54,6 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def require_binary(name: str) -> str:
-    """The path of a system binary; in CI a missing one fails, elsewhere it skips."""
-    path = shutil.which(name)
-    if path:
-        return path
-    if os.environ.get("CI"):
-        pytest.fail(f"{name} is required in CI (.ci/run installs it)")
-    pytest.skip(f"{name} is not installed")
 
 
 class RedisServer:

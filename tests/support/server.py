@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -35,13 +36,18 @@ def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
     return path
 
 
+def _limit_open_files(count: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
+
+
 class ServerProcess:
     def __init__(self, workdir: Path, lock_url: str = "memory://", **extra: dict[str, Any]):
         self.port = free_port()
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         sections: dict[str, dict[str, Any]] = {
-            "server": {"port": self.port, "state_dir": str(workdir / "state")},
+            # no drain by default: tests stop many servers; the drain has its own tests
+            "server": {"port": self.port, "state_dir": str(workdir / "state"), "drain_seconds": 0},
             "storage": {"root": str(workdir / "data")},
             "locks": {"url": lock_url},
             "security": {"token_secret": TOKEN_SECRET, "iop_secret": IOP_SECRET},
@@ -56,7 +62,8 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, wait: bool = True) -> None:
+    def start(self, wait: bool = True, nofile: int | None = None) -> None:
+        """Start the process; ``nofile`` sets its open-file limit (soft and hard)."""
         log = self.log_path.open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("WOPIBRIDGE_")}
         # run this checkout's code, whatever copy of wopibridge is installed
@@ -67,6 +74,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
             env=env,
+            preexec_fn=None if nofile is None else lambda: _limit_open_files(nofile),
         )
         log.close()
         if wait:

@@ -17,7 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support.procs import RedisServer, free_port, require_binary, wait_for_port
+from tests.support.procs import RedisServer, free_port, wait_for_port
+from tests.support.requires import require_binary
 
 SERVICE = "wopi"
 

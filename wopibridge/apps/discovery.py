@@ -342,12 +342,12 @@ class DiscoveryCache:
             raise ValueError("the application has not started")
         async with self._session.get(url, timeout=self._timeout) as response:
             if response.status != 200:
-                raise ValueError(f"HTTP {response.status} from {url}")
+                raise ValueError(f"HTTP {response.status}")
             body = bytearray()
             async for chunk in response.content.iter_chunked(64 * 1024):
                 body += chunk
                 if len(body) > MAX_DISCOVERY_BYTES:
-                    raise ValueError(f"discovery at {url} is larger than allowed")
+                    raise ValueError("discovery is larger than allowed")
         return parse_discovery(bytes(body))
 
 
@@ -355,5 +355,5 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect to {exc.host}:{exc.port}"
+        return "cannot connect"  # where to: the log line says
     return str(exc) or type(exc).__name__

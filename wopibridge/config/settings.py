@@ -25,6 +25,10 @@ class ServerSettings:
     min_free_space: int
     header_timeout: int = 10
     read_timeout: int = 60
+    keepalive_timeout: int = 15
+    max_connections: int = 10000
+    drain_seconds: float = 5.0
+    shutdown_timeout: float = 30.0
 
 
 @dataclass(frozen=True)

@@ -109,15 +109,27 @@ def as_replicas(value: Any) -> int:
     return number
 
 
-def as_seconds(value: Any) -> float:
+def _as_number_of_seconds(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("must be a number of seconds")
     try:
-        seconds = float(value)
+        return float(value)
     except (TypeError, ValueError):
         raise ValueError("must be a number of seconds") from None
+
+
+def as_seconds(value: Any) -> float:
+    seconds = _as_number_of_seconds(value)
     if not 0 < seconds <= 300:
         raise ValueError("must be above 0 and at most 300 seconds")
+    return seconds
+
+
+def as_duration(value: Any) -> float:
+    """Seconds from 0 (none) up to an hour: the drain and shutdown bounds."""
+    seconds = _as_number_of_seconds(value)
+    if not 0 <= seconds <= 3600:
+        raise ValueError("must be between 0 and 3600 seconds")
     return seconds
 
 

@@ -195,11 +195,11 @@ class RedisConnection:
             raise
         except (RedisError, RedisClusterException, OSError) as exc:
             self._failing = True
-            raise Unavailable(f"{what} (Redis) is unreachable: {exc}") from None
+            raise Unavailable(f"{what} is unavailable", detail=f"Redis: {exc}") from None
         except Exception as exc:  # the client tripped over a topology change: still a 503
             log.warning("unexpected failure in the Redis client: %r", exc, exc_info=exc)
             self._failing = True
-            raise Unavailable(f"{what} (Redis) failed: {type(exc).__name__}") from None
+            raise Unavailable(f"{what} is unavailable", detail=f"Redis: {exc!r}") from None
         if self._failing:
             self._failing = False
             self.reconnects += 1

@@ -107,16 +107,19 @@ async def _nothing() -> AsyncIterator[bytes]:
 
 
 async def create_document(
-    storage: Storage, folder: str, name: str, template: Template, editor: EditorApp
+    storage: Storage, folder: str, name: str, template: Template, editor: EditorApp | None
 ) -> Created:
-    """Create the new file under the first free variant of ``name`` in ``folder``."""
+    """Create the new file under the first free variant of ``name`` in ``folder``. ``editor``
+    is the configured app it is for, if any (one that reads ``TemplateSource`` gets an empty
+    file and the template's reference)."""
     check_editor_name(name)
-    if template.blank and editor.reads_template_source:
+    reads_template = editor is not None and editor.reads_template_source
+    if template.blank and reads_template:
         source: Callable[[], AsyncIterator[bytes]] = _nothing
         extra = {TEMPLATE_CLAIM: template.ref}
     elif template.blank:
         source, extra = _blank_chunks(blank_path(template.blank)), {}
-    elif editor.reads_template_source:
+    elif reads_template:
         source, extra = _nothing, {TEMPLATE_CLAIM: template.ref}
     else:
         source, extra = _storage_chunks(template), {}

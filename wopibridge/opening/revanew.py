@@ -9,8 +9,10 @@ Reva's own "new from template" is not implemented; this endpoint takes what open
 - ``filename``: the wanted name; a taken one becomes ``name (1).ext``…;
 - ``template``: ``blank`` (default) or a path on the same storage, read as the user.
 
-``appname`` must be a configured app: its discovery gives the ``editnew`` URL. The answer is
-openinapp's (``app-url``, ``form-parameters``) plus ``file-id`` and ``name``.
+The app is chosen as openinapp chooses it: ``appname`` naming a configured app (its discovery
+gives the ``editnew`` URL), or ``appurl``, the editor URL Reva's app registry gives (then
+``appname`` may be any app's name). The answer is openinapp's (``app-url``,
+``form-parameters``) plus ``file-id`` and ``name``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from wopibridge.jsonio import json_response
 from wopibridge.opening.common import check_iop_secret, discovery_app_url, open_file
 from wopibridge.opening.newdoc import create_document, resolve_template
 from wopibridge.storage.factory import STORAGES
+from wopibridge.wopi.links import is_web_url, with_wopisrc
 from wopibridge.wopi.names import check_editor_name, split_ext
 
 USER_TYPES = {"regular", "federated", "ocm", "anonymous", "lightweight", "primary", "guest"}
@@ -31,19 +34,22 @@ USER_TYPES = {"regular", "federated", "ocm", "anonymous", "lightweight", "primar
 async def new_document(request: web.Request) -> web.Response:
     check_iop_secret(request)
     query = request.query
-    for name in ("filename", "userid", "appname"):
+    for name in ("filename", "userid"):
         if not query.get(name):
             raise BadRequest(f"Missing parameter: {name}")
+    app_name, app_url = query.get("appname", ""), query.get("appurl", "")
     user_type = query.get("usertype", "regular").lower() or "regular"
     if user_type not in USER_TYPES:
         raise BadRequest("Unknown user type")
     name = check_editor_name(query["filename"])
     extension = split_ext(name)[1]
     editors = request.app[EDITORS]
-    if query["appname"].lower() not in editors.names():
-        raise BadRequest("Unknown app")
-    editor = editors.get(query["appname"])
-    if not editor.can_edit(extension):
+    editor = editors.get(app_name) if app_name.lower() in editors.names() else None
+    if editor is None and not app_url:
+        raise BadRequest("Missing parameter: appurl" if not app_name else "Unknown app")
+    if app_url and not is_web_url(app_url):
+        raise BadRequest("appurl must be an http(s) URL")
+    if editor is not None and not editor.can_edit(extension):
         raise BadRequest(f"The {editor.name} editor cannot create {extension or 'these'} files")
     credential = request.headers.get("TokenHeader") or None
     storages = request.app[STORAGES]
@@ -58,6 +64,8 @@ async def new_document(request: web.Request) -> web.Response:
         storage, query.get("folder", "").strip("/"), name, template, editor
     )
     extra = dict(created.extra)
+    if app_url:
+        extra["appurl"] = app_url
     if query.get("email"):
         extra["email"] = query["email"][:256]
     opened = await open_file(
@@ -68,13 +76,16 @@ async def new_document(request: web.Request) -> web.Response:
         user_id=query["userid"],
         user_name=query.get("username", ""),
         user_type=user_type,
-        app_name=editor.name,
+        app_name=editor.name if editor is not None else app_name,
         extra=extra,
         credential=credential,
     )
-    url = await discovery_app_url(
-        request.app, opened, editor.name, "editnew", query.get("lang", "")
-    )
+    if editor is not None:
+        url = await discovery_app_url(
+            request.app, opened, editor.name, "editnew", query.get("lang", "")
+        )
+    else:
+        url = with_wopisrc(app_url, opened.wopi_src)
     answer: dict[str, object] = {
         "app-url": url,
         "form-parameters": {

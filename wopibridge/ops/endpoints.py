@@ -13,6 +13,7 @@ from wopibridge.config import SETTINGS
 from wopibridge.errors import Unavailable
 from wopibridge.jsonio import json_response
 from wopibridge.locks.keys import LOCKS, REDIS
+from wopibridge.ops.drain import DRAIN
 from wopibridge.ops.metrics import metrics
 from wopibridge.storage.factory import STORAGES
 
@@ -45,7 +46,11 @@ async def run_checks(app: web.Application) -> dict[str, str]:
 
 async def ready(request: web.Request) -> web.Response:
     """Readiness: the lock store and every storage answer. Lists what it checked (``checks``);
-    503 names what does not answer (``failing``)."""
+    503 names what does not answer (``failing``), or says the instance is draining: it is
+    stopping and still answers, but should get no new work."""
+    drain = request.app.get(DRAIN)
+    if drain is not None and drain.draining:
+        return json_response({"status": "draining"}, status=503)
     checks = await run_checks(request.app)
     failures = {name: state for name, state in checks.items() if state != "ok"}
     apps = _editors(request.app)

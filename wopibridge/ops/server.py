@@ -13,20 +13,25 @@ Two things aiohttp's server does not do for a service on the open internet:
   ``read_timeout`` seconds while wopibridge waits for them, the connection is closed (the
   handler sees a lost connection, as when the client goes away). Time the server itself stops
   reading (flow control while a handler is busy) does not count.
+* **A cap on connections** (:mod:`wopibridge.ops.connections`): past it, the longest-idle
+  connection is closed to make room, or the new one is answered 503 when every connection is
+  busy.
+* **A shutdown that lets requests finish.** aiohttp's own shutdown stops reading from every
+  connection at once, so an upload in flight never gets the rest of its body. Here
+  :meth:`GuardedServer.close_idle` closes only idle connections, and the busy ones close once
+  their request is answered (:mod:`wopibridge.ops.shutdown` runs the sequence).
 * **Its own answer to a malformed request.** aiohttp answers a request it cannot parse with a
   page that quotes the parser's message, which quotes the offending bytes: the request line,
   with the ``access_token`` in its query. Here the answer is the status and one fixed sentence.
 
-:class:`GuardedRunner` is an ``AppRunner`` whose connections are :class:`GuardedRequestHandler`;
-:func:`run` serves an app with it until SIGINT/SIGTERM, like ``web.run_app``.
+:class:`GuardedRunner` is an ``AppRunner`` whose connections are :class:`GuardedRequestHandler`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -34,6 +39,8 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
+
+from wopibridge.ops.connections import RateLog
 
 log = logging.getLogger("wopibridge.server")
 
@@ -46,6 +53,14 @@ _TIMEOUT_ANSWER = (
     b"Content-Length: 36\r\n"
     b"Connection: close\r\n\r\n"
     b"The request took too long to arrive\n"
+)
+_BUSY_ANSWER = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 30\r\n"
+    b"Retry-After: 1\r\n"
+    b"Connection: close\r\n\r\n"
+    b"The server has too much to do\n"
 )
 
 
@@ -65,7 +80,9 @@ class GuardedRequestHandler(RequestHandler):
 
     It reads attributes of aiohttp's ``RequestHandler``: ``_request_count`` (requests parsed on
     this connection), ``_waiter`` (set while it waits for the next request),
-    ``_current_request`` (the request being handled) and ``_reading_paused`` (flow control).
+    ``_current_request`` (the request being handled), ``_reading_paused`` (flow control),
+    ``_request_in_progress`` and ``_messages`` (requests parsed, not yet handled), and sets
+    ``_close`` (close once the current answer is sent).
     """
 
     def __init__(
@@ -77,6 +94,19 @@ class GuardedRequestHandler(RequestHandler):
         self._read_timeout = read_timeout
         self._body_deadline: asyncio.TimerHandle | None = None
         self._last_data = 0.0
+        #: Since when no byte has arrived and no request is being handled (None: busy).
+        self.quiet_since: float | None = None
+        self._close_after = False
+
+    @property
+    def quiet(self) -> bool:
+        """Idle: no request being handled or queued, and no byte of a next one received."""
+        return self.quiet_since is not None and not self._request_in_progress and not self._messages
+
+    def close_after_request(self) -> None:
+        """Close this connection once the request in progress is answered; until then it is
+        read and written as usual (aiohttp's ``close`` would stop reading a body half-way)."""
+        self._close_after = True
 
     def _arm(self) -> None:
         if self._head_deadline is None and self._header_timeout > 0:
@@ -88,10 +118,41 @@ class GuardedRequestHandler(RequestHandler):
             self._head_deadline = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.quiet_since = self._loop.time()
         super().connection_made(transport)
+        manager = self._manager
+        if isinstance(manager, GuardedServer) and not manager.admit(self):
+            self._refuse(transport)
+            return
         self._arm()
 
+    def _refuse(self, transport: asyncio.BaseTransport) -> None:
+        """Answer 503 and close. The client's request is read and dropped for a second
+        first: closing a socket with unread bytes resets it, and the client would see a reset
+        instead of the answer."""
+        self._force_close = True  # aiohttp reads nothing more, handles nothing
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(_BUSY_ANSWER)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._loop.call_later(1.0, transport.close)
+
+    async def _handle_request(
+        self,
+        request: BaseRequest,
+        start_time: float | None,
+        request_handler: Callable[[BaseRequest], Awaitable[web.StreamResponse]],
+    ) -> tuple[web.StreamResponse, bool]:
+        try:
+            return await super()._handle_request(request, start_time, request_handler)
+        finally:
+            self.quiet_since = self._loop.time()
+            if self._close_after:
+                self._close = True  # aiohttp's loop closes the connection after this answer
+
     def data_received(self, data: bytes) -> None:
+        if data:
+            self.quiet_since = None
         idle = self._waiter is not None and not self._waiter.done()
         if data and idle:  # the first bytes of the next request's head
             self._arm()
@@ -159,14 +220,70 @@ class GuardedRequestHandler(RequestHandler):
 
 
 class GuardedServer(Server):
-    """aiohttp's low-level server handing out :class:`GuardedRequestHandler` connections."""
+    """aiohttp's low-level server handing out :class:`GuardedRequestHandler` connections, at
+    most ``max_connections`` at once."""
 
     def __init__(
-        self, *args: Any, header_timeout: float, read_timeout: float, **kwargs: Any
+        self,
+        *args: Any,
+        header_timeout: float,
+        read_timeout: float,
+        max_connections: int,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._header_timeout = header_timeout
         self._read_timeout = read_timeout
+        self.max_connections = max_connections
+        cap = f"connection cap {max_connections} reached"
+        self._evicted = RateLog(f"{cap}: idle connections closed")
+        self._refused = RateLog(f"{cap}, all busy: new connections answered 503")
+
+    def admit(self, handler: GuardedRequestHandler) -> bool:
+        """Whether a new connection may stay: under the cap, or once the longest-idle other
+        connection has been closed to make room."""
+        open_now = sum(1 for conn in self._connections if conn.transport is not None)
+        if open_now <= self.max_connections:
+            return True
+        oldest: GuardedRequestHandler | None = None
+        for other in self._connections:
+            if (
+                other is handler
+                or not isinstance(other, GuardedRequestHandler)
+                or other.transport is None  # closed, not yet gone from the table
+                or not other.quiet
+            ):
+                continue
+            if oldest is None or (other.quiet_since or 0.0) < (oldest.quiet_since or 0.0):
+                oldest = other
+        if oldest is not None:
+            oldest.force_close()
+            self._evicted.record()
+            return True
+        self._refused.record()
+        return False
+
+    def busy(self) -> list[GuardedRequestHandler]:
+        """The connections with a request in progress (or partly received)."""
+        conns = self._connections
+        return [c for c in conns if isinstance(c, GuardedRequestHandler) and not c.quiet]
+
+    def close_idle(self) -> int:
+        """Close every idle connection now and every busy one after its answer; answers how
+        many are busy."""
+        busy = 0
+        for conn in list(self._connections):
+            if isinstance(conn, GuardedRequestHandler) and not conn.quiet:
+                conn.close_after_request()
+                busy += 1
+            else:
+                conn.force_close()
+        return busy
+
+    def cut_all(self) -> None:
+        """Close every connection now, busy or not."""
+        for conn in list(self._connections):
+            conn.force_close()
 
     def __call__(self) -> RequestHandler:
         return GuardedRequestHandler(
@@ -187,11 +304,22 @@ class GuardedRunner(web.AppRunner):
         *,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
+        max_connections: int = 10000,
         **kw: Any,
     ) -> None:
         super().__init__(app, **kw)
         self._header_timeout = header_timeout
         self._read_timeout = read_timeout
+        self._max_connections = max_connections
+
+    @property
+    def max_connections(self) -> int:
+        return self._max_connections
+
+    @property
+    def guarded(self) -> GuardedServer | None:
+        """The running server, once :meth:`setup` has built it."""
+        return self._server if isinstance(self._server, GuardedServer) else None
 
     async def _make_server(self) -> Server:
         plain = await super()._make_server()  # starts the app, builds aiohttp's server
@@ -201,57 +329,6 @@ class GuardedRunner(web.AppRunner):
             handler_cancellation=plain.handler_cancellation,
             header_timeout=self._header_timeout,
             read_timeout=self._read_timeout,
+            max_connections=self._max_connections,
             **plain._kwargs,
-        )
-
-
-async def _serve(
-    app: web.Application,
-    *,
-    host: str,
-    port: int,
-    header_timeout: float,
-    read_timeout: float,
-    reuse_port: bool,
-    on_listen: Callable[[], None],
-) -> None:
-    runner = GuardedRunner(
-        app,
-        header_timeout=header_timeout,
-        read_timeout=read_timeout,
-        handle_signals=True,
-        access_log=None,
-    )
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
-        await site.start()
-        on_listen()
-        await asyncio.Event().wait()  # until SIGINT/SIGTERM raise GracefulExit
-    finally:
-        await runner.cleanup()
-
-
-def run(
-    app: web.Application,
-    *,
-    host: str,
-    port: int,
-    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
-    read_timeout: float = DEFAULT_READ_TIMEOUT,
-    reuse_port: bool = False,
-    on_listen: Callable[[], None] = lambda: None,
-) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then run its cleanup."""
-    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        asyncio.run(
-            _serve(
-                app,
-                host=host,
-                port=port,
-                header_timeout=header_timeout,
-                read_timeout=read_timeout,
-                reuse_port=reuse_port,
-                on_listen=on_listen,
-            )
         )

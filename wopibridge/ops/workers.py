@@ -10,10 +10,12 @@ the instances of a fleet on several hosts: they agree on locks, bridge state and
 through Redis, which is why more than one worker needs ``locks.url = redis://...``.
 
 A worker that dies is replaced; one that exits because of a configuration error stops the
-whole server with that error. SIGTERM or SIGINT to the supervisor stops the workers
-gracefully (each saves its bridged documents) and then the supervisor. Workers run in their
-own process group, so Ctrl+C in a terminal reaches the supervisor alone and each worker is
-told to stop exactly once. A worker whose supervisor vanished (SIGKILL) stops by itself.
+whole server with that error. The supervisor passes SIGTERM and SIGINT on to the workers: on
+SIGTERM each drains and lets its requests in flight finish (:mod:`wopibridge.ops.shutdown`),
+on SIGINT each stops at once; both save the bridged documents, and then the supervisor exits.
+Workers run in their own process group, so Ctrl+C in a terminal reaches the supervisor alone
+and each worker is told to stop exactly once. A worker whose supervisor vanished (SIGKILL)
+stops by itself.
 
 Metrics use prometheus_client's multiprocess mode: the supervisor points
 ``PROMETHEUS_MULTIPROC_DIR`` at an emptied ``<state_dir>/metrics`` before the fork, every worker
@@ -42,7 +44,7 @@ from prometheus_client import Gauge, ProcessCollector, multiprocess
 
 from wopibridge.config import ConfigError, Settings
 from wopibridge.ops.metrics import MULTIPROCESS_ENV
-from wopibridge.ops.server import run
+from wopibridge.ops.shutdown import ListenError, run_app
 from wopibridge.security.secrets import load_secrets
 
 log = logging.getLogger("wopibridge.workers")
@@ -93,7 +95,7 @@ def serve_workers(settings: Settings, make_app: Callable[[], web.Application]) -
         stopping = True
         for pid in list(children):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signum)
 
     def spawn(slot: int) -> None:
         pid = os.fork()
@@ -170,21 +172,19 @@ def _claim_port(host: str, port: int) -> socket.socket:
 def _run_worker(
     settings: Settings, make_app: Callable[[], web.Application], supervisor: int
 ) -> int:
-    app = make_app()
-    app[SUPERVISOR] = supervisor
+    """One worker: the same start, drain and stop as a single process
+    (:mod:`wopibridge.ops.shutdown`), on the shared port."""
     try:
-        run(
-            app,
-            host=settings.server.host,
-            port=settings.server.port,
-            header_timeout=settings.server.header_timeout,
-            read_timeout=settings.server.read_timeout,
-            reuse_port=True,
-            on_listen=lambda: log.info("worker listening"),
-        )
+        app = make_app()
+        app[SUPERVISOR] = supervisor
+        listening = lambda: log.info("worker listening")  # noqa: E731
+        asyncio.run(run_app(app, settings.server, reuse_port=True, on_listen=listening))
     except ConfigError as exc:
         log.error("%s", exc)
         return CONFIG_ERROR_EXIT
+    except ListenError as exc:
+        log.error("worker cannot listen: %s", exc.strerror or exc)
+        return 1
     return 0
 
 

@@ -17,6 +17,9 @@ from wopibridge.config import ConfigError, Settings
 
 log = logging.getLogger("wopibridge.secrets")
 
+#: How the shipped examples (deploy/kubernetes/secret.example.yaml) spell a secret to replace.
+PLACEHOLDER_PREFIX = "change-me"
+
 
 @dataclass(frozen=True)
 class Secrets:
@@ -66,4 +69,10 @@ def load_secrets(settings: Settings) -> Secrets:
             values[key] = _from_file(key, file)
         else:
             values[key] = _generated(key, settings.server.state_dir)
+        if values[key].lower().startswith(PLACEHOLDER_PREFIX):
+            name = f"security.{key}_file" if file and not direct else f"security.{key}"
+            raise ConfigError(
+                name,
+                "is the example's placeholder; set a long random secret (openssl rand -base64 32)",
+            )
     return Secrets(**values)

@@ -154,7 +154,7 @@ class SqliteIdMap:
                 raise InsufficientStorage(
                     "The storage is full: the file index cannot be updated"
                 ) from None
-            raise Unavailable(f"The file index {self.path} failed: {exc}") from None
+            raise Unavailable("The file index failed", detail=f"{self.path}: {exc}") from None
 
     async def lookup(self, file_id: str) -> Entry | None:
         found = self._run(lambda: self._index.lookup(file_id))

@@ -142,9 +142,9 @@ class RedisIdMap:
                 raise InsufficientStorage(
                     "The file id map (Redis) is out of memory: it cannot be updated"
                 ) from None
-            raise Unavailable(f"The file id map (Redis) refused the call: {exc}") from None
+            raise Unavailable("The file id map refused the call", detail=f"Redis: {exc}") from None
         except (RedisError, OSError) as exc:
-            raise Unavailable(f"The file id map (Redis) is unreachable: {exc}") from None
+            raise Unavailable("The file id map is unavailable", detail=f"Redis: {exc}") from None
 
     async def lookup(self, file_id: str) -> Entry | None:
         path, pending = await self._call(

@@ -67,7 +67,9 @@ class LocalStorage(LocalWriting, LocalReading):
     async def check(self) -> None:
         writable = await asyncio.to_thread(_writable_dir, self.root)
         if not writable:
-            raise Unavailable(f"storage {self.name!r}: folder {self.root} is not writable")
+            raise Unavailable(
+                f"storage {self.name!r}: its folder is not writable", detail=str(self.root)
+            )
         await self._ids.ping()
 
     def with_credential(self, credential: str | None) -> LocalStorage:

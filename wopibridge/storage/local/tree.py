@@ -42,7 +42,7 @@ def os_error(exc: OSError, what: str) -> WopiError:
         return InsufficientStorage("The storage is full")
     if exc.errno == errno.ENAMETOOLONG:
         return BadRequest("The file name is too long")
-    return Unavailable(f"The local storage could not {what} the file ({exc.strerror})")
+    return Unavailable(f"The local storage could not {what} the file", detail=str(exc))
 
 
 class LocalTree:

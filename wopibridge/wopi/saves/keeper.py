@@ -64,7 +64,7 @@ def _file_error(exc: OSError) -> WopiError:
     """A failed write of a save's body on this machine, as the editor should hear it."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return InsufficientStorage("The storage is full")
-    return Unavailable(f"The save could not be written ({exc.strerror})")
+    return Unavailable("The save could not be written", detail=str(exc))
 
 
 class ConflictKeeper:
