@@ -21,7 +21,8 @@ import aiohttp
 import pytest
 
 from tests.support.fleet import Fleet, one_winner_per_round, open_on, running_fleet, wopi
-from tests.support.procs import RedisServer, require_binary
+from tests.support.procs import RedisServer
+from tests.support.requires import require_binary
 from tests.support.xrootd import XrootdServer, require_client, xattrs, xrootd_server
 
 require_client()

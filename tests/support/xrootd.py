@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import free_port, require_binary, stop_process, wait_for_port
+from tests.support.procs import free_port, stop_process, wait_for_port
+from tests.support.requires import in_ci, require_binary
 
 USER = "xrootd"
 
@@ -47,7 +48,7 @@ def require_client() -> None:
     try:
         importlib.import_module("XRootD.client")
     except ImportError:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail("the XRootD client is required in CI (the test extra installs it)")
         pytest.skip("pip install 'wopibridge[xrootd]'", allow_module_level=True)
 
@@ -56,7 +57,7 @@ def _user() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(USER)
     except KeyError:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(f"the {USER} user is required in CI (Debian's xrootd-server creates it)")
         pytest.skip(f"no {USER} user (install xrootd-server)")
 
