@@ -110,7 +110,9 @@ def test_the_reference_names_no_key_the_schema_lacks() -> None:
     known = {(s, k) for s, keys in SCHEMA.items() for k in keys}
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         named = set(
-            re.findall(r"`(server|storage|locks|security|recovery)\.([a-z_]+)`", path.read_text())
+            re.findall(
+                r"`(server|storage|locks|security|recovery|versions)\.([a-z_]+)`", path.read_text()
+            )
         )
         assert named <= known, (path.name, named - known)
 

@@ -121,3 +121,45 @@ async def test_errors_are_short_sentences(client, data_dir: Path) -> None:
     for resp, status, text in cases:
         assert resp.status == status
         assert await resp.text() == text
+
+
+async def test_an_endpoint_naming_no_storage_opens_nothing_among_several(
+    aiohttp_client, make_settings, data_dir: Path, tmp_path: Path
+) -> None:
+    """With one storage, Reva's own id for it (not its name here) opens the file there. With
+    several, the same reference could name another file on another storage, one the user was
+    never granted: 404, and iop/new creates nothing in the default storage either."""
+    from wopibridge.app import create_app
+
+    _setup(data_dir)
+    single = await aiohttp_client(create_app(make_settings()))
+    resp = await _open(single, endpoint="1284d238-aa92$space")
+    assert resp.status == 200, await resp.text()
+    await single.close()
+
+    (tmp_path / "projects").mkdir()
+    settings = make_settings(
+        storages={"projects": {"type": "local", "root": str(tmp_path / "projects")}},
+        apps={"codimd": {"url": "http://127.0.0.1:9"}},
+    )
+    several = await aiohttp_client(create_app(settings))
+    resp = await _open(several, endpoint="1284d238-aa92$space")
+    assert resp.status == 404, await resp.text()
+    assert await resp.text() == "The storage of this file is not served here"
+    for endpoint in ("local", "projects$x"):  # named storages still open
+        (tmp_path / "projects" / "docs").mkdir(exist_ok=True)
+        (tmp_path / "projects" / "docs" / "paper.odt").write_bytes(b"p")
+        assert (await _open(several, endpoint=endpoint)).status == 200
+    new = await several.post(
+        "/wopi/iop/new",
+        params={
+            "filename": "Minutes.md",
+            "folder": "docs",
+            "endpoint": "1284d238-aa92$space",
+            "userid": "u",
+            "appname": "codimd",
+        },
+        headers={"Authorization": f"Bearer {IOP_SECRET}"},
+    )
+    assert (new.status, await new.text()) == (404, "The storage of this file is not served here")
+    assert sorted(p.name for p in (data_dir / "docs").iterdir()) == ["paper.odt"]

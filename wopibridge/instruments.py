@@ -61,6 +61,10 @@ class Instruments:
     #: Refused saves not kept, or kept copies removed, by reason (``duplicate``, ``quota``,
     #: ``expired``, ``disk_full``).
     kept_copies_dropped: Counter
+    #: Previous contents kept as versions by saves and restores.
+    versions_kept: Counter
+    #: Versions removed by their limits, by reason (``count``, ``age``, ``bytes``).
+    versions_dropped: Counter
     #: Redis calls that succeeded after calls had failed to reach Redis, by topology.
     redis_reconnects: Counter
     #: Times the Redis primary in use changed, by topology.
@@ -141,6 +145,19 @@ class Instruments:
             kept_copies_dropped=Counter(
                 "kept_copies_dropped",
                 "Refused saves not kept, or kept copies removed, by reason.",
+                ("reason",),
+                namespace=ns,
+                registry=registry,
+            ),
+            versions_kept=Counter(
+                "versions_kept",
+                "Previous contents of files kept as versions.",
+                namespace=ns,
+                registry=registry,
+            ),
+            versions_dropped=Counter(
+                "versions_dropped",
+                "Versions removed by their limits, by reason.",
                 ("reason",),
                 namespace=ns,
                 registry=registry,

@@ -95,11 +95,19 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     await registry.close()
 
 
+#: Seconds between two sweeps of lock files no WOPI lock backs, on every instance.
+LOCK_FILE_SWEEP_SECONDS: web.AppKey[float] = web.AppKey("lock_file_sweep_seconds", float)
+SWEEP_EVERY = 120.0
+
+
 async def lock_files_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Sweep, in the background, the desktop lock files of ours that no WOPI lock backs any
-    more: after a crash, or a restart that lost in-process locks, desktop users would otherwise
-    see the documents as in use for good."""
+    """Sweep, in the background, at start and then every :data:`SWEEP_EVERY` seconds, the
+    desktop lock files of ours that no WOPI lock backs any more: after a crash, a restart that
+    lost in-process locks, a WOPI lock that expired without an Unlock, or a lock file another
+    instance wrote for a lock that is gone, desktop users would otherwise see the documents as
+    in use for good. Every instance sweeps, so none depends on another being up."""
     site = app[SETTINGS].server.public_url
+    every = app.get(LOCK_FILE_SWEEP_SECONDS, SWEEP_EVERY)
 
     async def sweep() -> None:
         for storage in app[STORAGES]:
@@ -109,7 +117,15 @@ async def lock_files_ctx(app: web.Application) -> AsyncIterator[None]:
             except Unavailable as exc:
                 log.warning("storage %s: lock files not swept: %s", storage.name, exc.message)
 
-    task = asyncio.create_task(sweep())
+    async def sweeps() -> None:
+        while True:
+            try:
+                await sweep()
+            except Exception:  # pragma: no cover - upkeep must not die
+                log.exception("sweeping lock files failed")
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(sweeps())
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -144,3 +144,22 @@ async def test_failed_save_is_retried(aiohttp_server, make_host) -> None:
     took = await wait_for(lambda: host.read("retry.md") == b"two\n", timeout=10)
     assert took > 0.5  # waited for the backoff
     await wait_for(unlocked(host, stat), timeout=5)
+
+
+async def test_a_bridged_session_leaves_one_version_not_one_per_save(
+    aiohttp_server, make_host
+) -> None:
+    """The bridge's periodic saves are one session's autosaves (docs/versions.md): the
+    content before the session is kept, the saves in between coalesce."""
+    fake = FakeCodiMD()
+    await start(aiohttp_server, fake)
+    host: Host = await make_host(codimd_table(fake))
+    stat = await host.put_file("log.md", b"before\n")
+    _, url = await host.open(stat, "codimd")
+    note = note_of(fake, url)
+    for i in range(3):
+        text = f"before\nedit {i}\n"
+        fake.edit(note, text)
+        await wait_for(lambda text=text: host.read("log.md") == text.encode())
+    versions = await host.storage.list_versions(stat.file_id)  # type: ignore[attr-defined]
+    assert [v.size for v in versions] == [len(b"before\n")]

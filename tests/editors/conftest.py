@@ -42,7 +42,7 @@ window.addEventListener("message", function (event) {
   if (event.origin !== host) { return; }
   fetch("/seen", {method: "POST", body: event.data}).then(function () {
     var message = JSON.parse(event.data);
-    if (message.MessageId === "Host_PostmessageReady") { send("UI_Close", {}); }
+    if (message.MessageId === "Host_PostmessageReady") { send(%(after_ready)s, {}); }
   });
 });
 send("App_LoadingStatus", {Status: "Frame_Ready"});
@@ -55,7 +55,7 @@ class DiscoveryServer:
     pointing at this server) a **fake** Collabora page at ``cool.html``. Like Collabora, the
     fake takes the form POST, calls CheckFileInfo with the posted token, and talks PostMessage
     only to the ``PostMessageOrigin`` it was given: ``App_LoadingStatus``, then ``UI_Close``
-    once the host answered ``Host_PostmessageReady``."""
+    (or ``after_ready``) once the host answered ``Host_PostmessageReady``."""
 
     base: str = ""
     docs: dict[str, bytes] = field(default_factory=dict)
@@ -64,6 +64,9 @@ class DiscoveryServer:
     posted: list[dict[str, str]] = field(default_factory=list)
     seen: list[dict[str, Any]] = field(default_factory=list)
     file_info: list[dict[str, Any]] = field(default_factory=list)
+    #: what the fake editor page posts once the host answered its handshake (the user
+    #: closing the document; ``UI_FileVersions``: asking for the revision history)
+    after_ready: str = "UI_Close"
 
     def url(self, name: str) -> str:
         return f"{self.base}/{name}/hosting/discovery"
@@ -104,7 +107,10 @@ async def discovery_server(aiohttp_server) -> DiscoveryServer:
         ):
             info = await answer.json()
         state.file_info.append(info)
-        html = STAND_IN % {"host": json.dumps(info["PostMessageOrigin"])}
+        html = STAND_IN % {
+            "host": json.dumps(info["PostMessageOrigin"]),
+            "after_ready": json.dumps(state.after_ready),
+        }
         return web.Response(text=html, content_type="text/html")
 
     async def seen(request: web.Request) -> web.Response:
@@ -137,6 +143,59 @@ def signed(doc: bytes, signer: ProofSigner) -> bytes:
     return doc.replace(b"</wopi-discovery>", element + b"\n</wopi-discovery>")
 
 
+APPS = ("collabora", "onlyoffice", "msoffice")
+SECRET = "token-secret-for-the-editor-tests"
+
+
+def write_config(path: Path, port: int, body: str) -> Path:
+    """A wopibridge config on ``port`` with its storage and state beside ``path``; ``body``
+    goes on in the ``[security]`` table and may add tables of its own."""
+    path.write_text(
+        f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+public_url = "http://127.0.0.1:{port}"
+state_dir = "{path.parent / "state"}"
+max_upload_size = {MAX_UPLOAD}
+
+[storage]
+root = "{path.parent / "data"}"
+
+[security]
+token_secret = "{SECRET}"
+iop_secret = "{IOP}"
+{body}
+"""
+    )
+    return path
+
+
+def app_tables(discovery_server: DiscoveryServer) -> str:
+    """An ``[apps.<name>]`` table for each office editor, on its discovery document."""
+    return "".join(
+        f'\n[apps.{name}]\ndiscovery_url = "{discovery_server.url(name)}"\n' for name in APPS
+    )
+
+
+async def start(aiohttp_server, folder: Path, body: str) -> tuple[str, web.Application]:
+    """A wopibridge of ``write_config`` in ``folder`` (its files in ``folder / "data"``)."""
+    folder.mkdir(exist_ok=True)
+    (folder / "data").mkdir(exist_ok=True)
+    port = free_port()
+    app = create_app(load_settings(write_config(folder / "wopibridge.toml", port, body), env={}))
+    await aiohttp_server(app, host="127.0.0.1", port=port)
+    return f"http://127.0.0.1:{port}", app
+
+
+@pytest.fixture
+def signed_editors(discovery_server, signer):
+    """The discovery server with the three office editors' documents signed by ``signer``."""
+    for name in APPS:
+        discovery_server.docs[name] = signed(discovery_server.docs[name], signer)
+    return discovery_server
+
+
 class Bridge:
     def __init__(self, base: str, root: Path, state: Path, http: aiohttp.ClientSession, app):
         self.app = app
@@ -167,57 +226,13 @@ class Bridge:
         return cls(self.http, opened["app_url"], token, signer, **kwargs), opened
 
 
-async def start_bridge(tmp_path: Path, aiohttp_server, apps: str) -> tuple[str, web.Application]:
-    """A wopibridge on the local storage ``tmp_path/data`` with the ``[apps.*]`` tables given;
-    its base URL and app."""
-    root, state = tmp_path / "data", tmp_path / "state"
-    root.mkdir()
-    port = free_port()
-    config = tmp_path / "wopibridge.toml"
-    config.write_text(
-        f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-public_url = "http://127.0.0.1:{port}"
-state_dir = "{state}"
-max_upload_size = {MAX_UPLOAD}
-
-[storage]
-root = "{root}"
-
-[security]
-token_secret = "token-secret-for-the-editor-tests"
-iop_secret = "{IOP}"
-{apps}"""
-    )
-    app = create_app(load_settings(config, env={}))
-    await aiohttp_server(app, host="127.0.0.1", port=port)
-    return f"http://127.0.0.1:{port}", app
-
-
 @pytest.fixture
-async def bridge(tmp_path, discovery_server, aiohttp_server, signer):
-    for name in ("collabora", "onlyoffice", "msoffice"):
-        discovery_server.docs[name] = signed(discovery_server.docs[name], signer)
-    apps = f"""
-[apps.collabora]
-discovery_url = "{discovery_server.url("collabora")}"
-
-[apps.onlyoffice]
-discovery_url = "{discovery_server.url("onlyoffice")}"
-
-[apps.msoffice]
-discovery_url = "{discovery_server.url("msoffice")}"
-
-[apps.cool]
-type = "collabora"
-discovery_url = "{discovery_server.url("cool")}"
-
-[apps.down]
-type = "onlyoffice"
-discovery_url = "{discovery_server.url("down")}"
-"""
-    base, app = await start_bridge(tmp_path, aiohttp_server, apps)
+async def bridge(tmp_path, signed_editors, aiohttp_server):
+    discovery_server = signed_editors
+    body = app_tables(discovery_server) + (
+        f'\n[apps.cool]\ntype = "collabora"\ndiscovery_url = "{discovery_server.url("cool")}"\n'
+        f'\n[apps.down]\ntype = "onlyoffice"\ndiscovery_url = "{discovery_server.url("down")}"\n'
+    )
+    base, app = await start(aiohttp_server, tmp_path, body)
     async with aiohttp.ClientSession() as http:
         yield Bridge(base, tmp_path / "data", tmp_path / "state", http, app)

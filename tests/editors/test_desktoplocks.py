@@ -77,12 +77,12 @@ async def test_web_lock_file_is_written_ignored_and_removed(storage, tmp_path):
     assert lock.read_bytes().startswith(b"Ada Lovelace,wopibridge,wopibridge,")
     # our own lock file does not make the file read-only for the next web user
     assert await desktop_lock_holder(storage, stat.file_id, stat) is None
-    await remove_lock_file(storage, stat.file_id, stat)
+    await remove_lock_file(storage, stat.file_id, stat.name)
     assert not lock.exists()
     # a desktop user's lock file is never removed, and not overwritten
     lock.write_bytes(b"Bob,bob,BOB-PC,25.11.2026 05:40,file:///x;")
     await write_lock_file(storage, stat.file_id, stat, "Ada Lovelace")
-    await remove_lock_file(storage, stat.file_id, stat)
+    await remove_lock_file(storage, stat.file_id, stat.name)
     assert lock.read_bytes().startswith(b"Bob,")
     # no lock files for non-ODF formats
     docx = await storage.resolve("Quarterly.docx")

@@ -18,17 +18,13 @@ import docx
 import openpyxl
 import pptx
 import pytest
-from aiohttp import web
 from odf import opendocument
 from odf.namespaces import OFFICENS
 
 from tests.mesh.conftest import DavServer
-from tests.support.procs import free_port
-from wopibridge.app import create_app
-from wopibridge.config import load_settings
 from wopibridge.wopi.templates import BLANK_EXTENSIONS, BLANKS
 
-from .conftest import IOP, signed
+from .conftest import IOP, signed, start
 from .fakes import FakeCollabora, FakeMicrosoft, FakeOnlyOffice
 
 ODF_BODY = {".odt": "text", ".ods": "spreadsheet", ".odp": "presentation"}
@@ -235,29 +231,14 @@ def dav(tmp_path_factory):
 
 
 async def start_with_dav(aiohttp_server, tmp_path: Path, dav: DavServer, docs) -> str:
-    port = free_port()
-    (tmp_path / "data").mkdir(exist_ok=True)
-    apps = "".join(
-        f'\n[apps.{name}]\ndiscovery_url = "{docs.url(name)}"\n'
-        for name in ("collabora", "onlyoffice")
-    )
-    config = tmp_path / "dav.toml"
     table = dav.table()
-    config.write_text(
-        f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-public_url = "http://127.0.0.1:{port}"
-state_dir = "{tmp_path / "state"}"
+    body = f"""
+[apps.collabora]
+discovery_url = "{docs.url("collabora")}"
 
-[storage]
-root = "{tmp_path / "data"}"
+[apps.onlyoffice]
+discovery_url = "{docs.url("onlyoffice")}"
 
-[security]
-token_secret = "token-secret-for-the-editor-tests"
-iop_secret = "{IOP}"
-{apps}
 [storages.dav]
 type = "webdav"
 url = "{table["url"]}"
@@ -265,10 +246,8 @@ auth = "basic"
 username = "{table["username"]}"
 password = "{table["password"]}"
 """
-    )
-    app: web.Application = create_app(load_settings(config, env={}))
-    await aiohttp_server(app, host="127.0.0.1", port=port)
-    return f"http://127.0.0.1:{port}"
+    base, _ = await start(aiohttp_server, tmp_path, body)
+    return base
 
 
 async def test_new_document_from_a_template_on_webdav(
@@ -387,24 +366,7 @@ async def test_new_document_on_cs3_as_the_user(tmp_path, aiohttp_server, discove
     running = await start_gateway(tmp_path / "cs3")
     try:
         (tmp_path / "cs3" / "Minutes.docx").write_bytes(b"existing")
-        port = free_port()
-        (tmp_path / "data").mkdir()
-        config = tmp_path / "cs3.toml"
-        config.write_text(
-            f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-public_url = "http://127.0.0.1:{port}"
-state_dir = "{tmp_path / "state"}"
-
-[storage]
-root = "{tmp_path / "data"}"
-
-[security]
-token_secret = "token-secret-for-the-editor-tests"
-iop_secret = "{IOP}"
-
+        body = f"""
 [apps.onlyoffice]
 discovery_url = "{discovery_server.url("onlyoffice")}"
 
@@ -412,10 +374,7 @@ discovery_url = "{discovery_server.url("onlyoffice")}"
 type = "cs3"
 gateway = "{running.address}"
 """
-        )
-        app = create_app(load_settings(config, env={}))
-        await aiohttp_server(app, host="127.0.0.1", port=port)
-        base = f"http://127.0.0.1:{port}"
+        base, _ = await start(aiohttp_server, tmp_path, body)
         params = {
             "filename": "Minutes.docx",
             "endpoint": "cernbox",

@@ -15,7 +15,8 @@ import logging
 import aiohttp
 import pytest
 
-from .conftest import IOP, PROOF, fixture_bytes, start_bridge
+from .conftest import IOP, PROOF, fixture_bytes
+from .conftest import start as start_site
 from .fake_onlyoffice import OnlyOfficeServer
 from .fakebase import ProofSigner
 
@@ -44,7 +45,7 @@ type = "onlyoffice"
 discovery_url = "{discovery_server.url("oo")}"
 proof_keys = "{mode}"
 """
-    base, _ = await start_bridge(tmp_path, aiohttp_server, apps)
+    base, _ = await start_site(aiohttp_server, tmp_path, apps)
     (tmp_path / "data" / "p.docx").write_bytes(b"p0")
     return base, tmp_path / "data"
 

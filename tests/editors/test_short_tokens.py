@@ -9,14 +9,12 @@ sealed in the claims, which is what makes a plain JWT too long for Microsoft 365
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import jwt
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 
 from tests.mesh.fakecs3 import FakeGateway, RunningGateway
 from tests.support.procs import RedisServer, free_port
@@ -26,48 +24,10 @@ from wopibridge.security.handles import MemoryHandleStore
 from wopibridge.security.keys import TOKENS
 from wopibridge.security.tokens import TokenCodec, is_handle
 
-from .conftest import IOP, signed
+from .conftest import APPS, IOP, SECRET, app_tables, start, write_config
 from .fakes import FakeCollabora, FakeMicrosoft, FakeOnlyOffice
 
 MAX_URL = 2048
-APPS = ("collabora", "onlyoffice", "msoffice")
-SECRET = "token-secret-for-the-editor-tests"
-
-
-def write_config(path: Path, port: int, body: str) -> Path:
-    path.write_text(
-        f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-public_url = "http://127.0.0.1:{port}"
-state_dir = "{path.parent / "state"}"
-
-[storage]
-root = "{path.parent / "data"}"
-
-[security]
-token_secret = "{SECRET}"
-iop_secret = "{IOP}"
-{body}
-"""
-    )
-    return path
-
-
-def app_tables(discovery_server) -> str:
-    return "".join(
-        f'\n[apps.{name}]\ndiscovery_url = "{discovery_server.url(name)}"\n' for name in APPS
-    )
-
-
-async def start(aiohttp_server, folder: Path, body: str) -> tuple[str, web.Application]:
-    folder.mkdir(exist_ok=True)
-    (folder / "data").mkdir(exist_ok=True)
-    port = free_port()
-    app = create_app(load_settings(write_config(folder / "wopibridge.toml", port, body), env={}))
-    await aiohttp_server(app, host="127.0.0.1", port=port)
-    return f"http://127.0.0.1:{port}", app
 
 
 async def post_open(http: aiohttp.ClientSession, base: str, **body: Any) -> dict[str, Any]:
@@ -77,13 +37,6 @@ async def post_open(http: aiohttp.ClientSession, base: str, **body: Any) -> dict
     ) as response:
         assert response.status == 200, await response.text()
         return dict(await response.json())
-
-
-@pytest.fixture
-def signed_editors(discovery_server, signer):
-    for name in APPS:
-        discovery_server.docs[name] = signed(discovery_server.docs[name], signer)
-    return discovery_server
 
 
 async def test_two_instances_share_handles_through_redis(

@@ -6,6 +6,7 @@ files behind the storage's back, the way another client of the same storage woul
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.mesh.apachedav import ApacheDav
 from tests.mesh.fakecs3 import FakeGateway, RunningGateway
 from tests.support.procs import free_port, wait_for_port
 from tests.support.xrootd import XrootdServer, require_client
@@ -28,6 +30,11 @@ DAV_USER, DAV_PASSWORD, DAV_TOKEN = "wopi", "dav-password", "ocm-shared-secret"
 CS3_TOKEN, CS3_READER = "reva-user-token", "reva-reader-token"
 
 
+def basic_auth() -> str:
+    """The ``Authorization`` header of the test servers' user, for a plain WebDAV client."""
+    return "Basic " + base64.b64encode(f"{DAV_USER}:{DAV_PASSWORD}".encode()).decode()
+
+
 @dataclass
 class DavServer:
     """A wsgidav process on a free loopback port serving ``root`` under ``/dav``."""
@@ -36,6 +43,10 @@ class DavServer:
     fileids: bool = False
     hide_locks: bool = False
     trace_log: Path | None = None
+    #: where the fake Nextcloud versions API keeps versions (``--nextcloud-versions``)
+    nextcloud_versions: Path | None = None
+    #: server quirks: ``no-etags``, ``ignore-preconditions``, ``etag-on-lock`` (davserver.py)
+    quirks: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -62,6 +73,12 @@ class DavServer:
                 *(["--fileids"] if self.fileids else []),
                 *(["--hide-locks"] if self.hide_locks else []),
                 *(["--trace-log", str(self.trace_log)] if self.trace_log else []),
+                *(
+                    ["--nextcloud-versions", str(self.nextcloud_versions)]
+                    if self.nextcloud_versions
+                    else []
+                ),
+                *(f"--{quirk}" for quirk in self.quirks),
             ],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
@@ -100,6 +117,26 @@ def dav_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DavServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def apache_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheDav]:
+    """Debian's Apache with mod_dav_fs (see :mod:`tests.mesh.apachedav`), for the session."""
+    server = ApacheDav(tmp_path_factory.mktemp("apache") / "share", DAV_USER, DAV_PASSWORD)
+    server.root.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["wsgidav", "apache"])
+def any_dav_server(request: pytest.FixtureRequest) -> DavServer | ApacheDav:
+    """Each real WebDAV server in turn: wsgidav (lock manager on) and Apache mod_dav_fs."""
+    fixture = "dav_server" if request.param == "wsgidav" else "apache_server"
+    server: DavServer | ApacheDav = request.getfixturevalue(fixture)
+    return server
 
 
 @pytest.fixture
@@ -155,7 +192,7 @@ def xrootd_server() -> Iterator[XrootdServer]:
         yield server
 
 
-@pytest.fixture(params=["local", "webdav", "cs3", "xrootd"])
+@pytest.fixture(params=["local", "webdav", "apache", "cs3", "xrootd"])
 async def backend(
     request: pytest.FixtureRequest, tmp_path: Path, http: aiohttp.ClientSession
 ) -> AsyncIterator[Backend]:
@@ -167,19 +204,20 @@ async def backend(
         readonly = None
         yield Backend(kind, storage, storage.root, readonly)
         await storage.close()
-    elif kind == "webdav":
+    elif kind in ("webdav", "apache"):
         from wopibridge.storage.webdav import WebDavConfig, WebDavStorage
 
-        server: DavServer = request.getfixturevalue("dav_server")
+        fixture = "dav_server" if kind == "webdav" else "apache_server"
+        server: DavServer | ApacheDav = request.getfixturevalue(fixture)
         root = server.root / f"{tmp_path.name}-{kind}"
         root.mkdir()
         table = server.table(url=f"{server.url}/{root.name}")
         storage = WebDavStorage("dav", WebDavConfig.from_table("dav", table), http)
-        ro_url = f"http://127.0.0.1:{server.port}/ro/{root.name}"
-        bad = server.table(url=ro_url)
-        yield Backend(
-            kind, storage, root, WebDavStorage("dav", WebDavConfig.from_table("dav", bad), http)
-        )
+        readonly = None  # wsgidav serves the same folder read-only under /ro; Apache does not
+        if kind == "webdav":
+            bad = server.table(url=f"http://127.0.0.1:{server.port}/ro/{root.name}")
+            readonly = WebDavStorage("dav", WebDavConfig.from_table("dav", bad), http)
+        yield Backend(kind, storage, root, readonly)
     elif kind == "xrootd":
         from wopibridge.storage import xrootd
 

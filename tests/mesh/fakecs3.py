@@ -18,6 +18,12 @@ contract as MESH.md describes it, and only the parts wopibridge calls:
 * ``SetLock``/``GetLock``/``RefreshLock``/``Unlock`` when ``locks=True``; otherwise they answer
   UNIMPLEMENTED like a gateway whose storage driver has no locks. A lock held under another
   lock id makes writes answer ``CODE_LOCKED``.
+* file versions as Reva's decomposed filesystem keeps them: every upload over an existing file
+  keeps its previous content under the key ``<opaque id>.REV.<mtime ns>``;
+  ``ListFileVersions`` lists them (key, size, mtime in seconds, etag);
+  ``InitiateFileDownload`` of a ``Reference`` whose resource id's opaque id is a version key
+  downloads that version (as ocdav's ``GET /meta/<id>/v/<key>`` does); ``RestoreFileVersion``
+  (ref, key, lock_id) makes the version current and keeps the replaced content as a version.
 """
 
 from __future__ import annotations
@@ -74,6 +80,23 @@ class FakeGateway(gw_grpc.GatewayAPIServicer):
     calls: list[str] = field(default_factory=list)
     #: The ``traceparent`` metadata of every call that carried one.
     traceparents: list[str] = field(default_factory=list)
+    #: version key -> (opaque id of the file, the kept content)
+    versions: dict[str, tuple[str, Path]] = field(default_factory=dict)
+
+    @property
+    def versions_root(self) -> Path:
+        return self.root.parent / f"{self.root.name}.versions"
+
+    def _keep_version(self, path: Path) -> None:
+        """Keep the content at ``path`` (about to be replaced) as a version of its file."""
+        if not path.is_file():
+            return
+        opaque = self._id_of(str(path.relative_to(self.root)))
+        key = f"{opaque}.REV.{path.stat().st_mtime_ns}"
+        kept = self.versions_root / opaque / key
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        os.link(path, kept)
+        self.versions[key] = (opaque, kept)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -174,11 +197,16 @@ class FakeGateway(gw_grpc.GatewayAPIServicer):
         self.calls.append("InitiateFileDownload")
         if self._user(context) is None:
             return gw.InitiateFileDownloadResponse(status=_status(code.CODE_UNAUTHENTICATED))
-        relative = self._relative(request.ref)
-        if relative is None or not (self.root / relative).is_file():
-            return gw.InitiateFileDownloadResponse(status=_status(code.CODE_NOT_FOUND))
+        version = self.versions.get(request.ref.resource_id.opaque_id)
+        if version is not None:
+            target = version[1]
+        else:
+            relative = self._relative(request.ref)
+            if relative is None or not (self.root / relative).is_file():
+                return gw.InitiateFileDownloadResponse(status=_status(code.CODE_NOT_FOUND))
+            target = self.root / relative
         transfer = secrets.token_urlsafe(16)
-        self.transfers[transfer] = _Transfer(self.root / relative, self._token(context))
+        self.transfers[transfer] = _Transfer(target, self._token(context))
         protocol = gwr.FileDownloadProtocol(
             protocol="simple", download_endpoint=f"{self.data_url}/data/{transfer}", token=transfer
         )
@@ -252,6 +280,49 @@ class FakeGateway(gw_grpc.GatewayAPIServicer):
             return sp.SetArbitraryMetadataResponse(status=denied)
         self.meta.setdefault(opaque, {}).update(request.arbitrary_metadata.metadata)
         return sp.SetArbitraryMetadataResponse(status=_status(code.CODE_OK))
+
+    # -- versions ----------------------------------------------------------------------
+
+    async def ListFileVersions(self, request, context):
+        self.calls.append("ListFileVersions")
+        if self._user(context) is None:
+            return sp.ListFileVersionsResponse(status=_status(code.CODE_UNAUTHENTICATED))
+        relative = self._relative(request.ref)
+        if relative is None or not (self.root / relative).is_file():
+            return sp.ListFileVersionsResponse(status=_status(code.CODE_NOT_FOUND))
+        opaque = self._id_of(relative)
+        found = []
+        for key, (owner, kept) in self.versions.items():
+            if owner == opaque and kept.is_file():
+                st = kept.stat()
+                found.append(
+                    spr.FileVersion(
+                        key=key,
+                        size=st.st_size,
+                        mtime=st.st_mtime_ns // 1_000_000_000,
+                        etag=f'"{self._etag(st)}"',
+                    )
+                )
+        return sp.ListFileVersionsResponse(status=_status(code.CODE_OK), versions=found)
+
+    async def RestoreFileVersion(self, request, context):
+        self.calls.append("RestoreFileVersion")
+        relative = self._relative(request.ref)
+        if relative is None or not (self.root / relative).is_file():
+            return sp.RestoreFileVersionResponse(status=_status(code.CODE_NOT_FOUND))
+        opaque = self._id_of(relative)
+        denied = self._write_denied(context, opaque, request.lock_id)
+        if denied is not None:
+            return sp.RestoreFileVersionResponse(status=denied)
+        version = self.versions.get(request.key)
+        if version is None or version[0] != opaque:
+            return sp.RestoreFileVersionResponse(status=_status(code.CODE_NOT_FOUND))
+        path = self.root / relative
+        temp = path.with_name(f".~restore-{secrets.token_hex(6)}-{path.name}")
+        temp.write_bytes(version[1].read_bytes())
+        self._keep_version(path)
+        os.replace(temp, path)
+        return sp.RestoreFileVersionResponse(status=_status(code.CODE_OK))
 
     # -- locks -------------------------------------------------------------------------
 
@@ -354,6 +425,7 @@ class FakeGateway(gw_grpc.GatewayAPIServicer):
         ):
             temp.unlink()
             raise web.HTTPPreconditionFailed(text="etag mismatch")
+        self._keep_version(path)
         os.replace(temp, path)
         return web.Response(status=200)
 

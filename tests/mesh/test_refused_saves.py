@@ -104,7 +104,8 @@ async def test_webdav_lock_refuses_every_save_and_keeps_each_body(
     server = DavServer(share, hide_locks=hide_locks)
     server.start()
     try:
-        app = make_app(tmp_path, {"dav": server.table(timeout=20)})
+        # WOPI locks kept off the server (locks = false), so a desktop client can lock it
+        app = make_app(tmp_path, {"dav": server.table(timeout=20, locks=False)})
         client = await aiohttp_client(app)
         path, token = await open_locked(client, "dav", "report.odt")
         basic = base64.b64encode(f"{DAV_USER}:{DAV_PASSWORD}".encode()).decode()

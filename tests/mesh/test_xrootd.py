@@ -74,6 +74,9 @@ def test_every_key_from_the_environment(tmp_path: Path, client_env: None) -> Non
     assert config.client_environment() == {"XrdSecPROTOCOL": "unix"}
     assert config.krb5ccname == "FILE:/tmp/krb5cc_wopi" and config.eos == "true"
     assert storage.capabilities.own_locks and storage.capabilities.shared_by_sites
+    from wopibridge.storage.factory import lock_modes
+
+    assert lock_modes(registry)["xrd"].startswith("on the files")
 
 
 @pytest.mark.parametrize(

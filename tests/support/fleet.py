@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,26 @@ def running_fleet(workdir: Path, redis_url: str, **kwargs: Any) -> Iterator[Flee
         yield fleet
     finally:
         fleet.stop()
+
+
+#: An editor whose sessions keep desktop lock files; its discovery is never reached.
+COLLABORA = {"discovery_url": "http://127.0.0.1:9/hosting/discovery"}
+
+
+@contextmanager
+def local_fleet(workdir: Path, redis_url: str, data: Path, size: int = 2) -> Iterator[Fleet]:
+    """``size`` instances over the folder ``data`` and one Redis, with Collabora configured
+    (lock files on), logging warnings only; no traceback may reach their logs."""
+    with running_fleet(
+        workdir,
+        redis_url,
+        size=size,
+        storage={"root": str(data)},
+        server={"log_level": "WARNING"},
+        **{"apps.collabora": COLLABORA},
+    ) as fleet:
+        yield fleet
+        assert "Traceback" not in fleet.logs()
 
 
 async def wopi(
@@ -163,4 +183,42 @@ async def one_winner_per_round(
             "UNLOCK",
             {"X-WOPI-Lock": winners[0]},
         )
+        assert status == 200
+
+
+async def one_winner_across_sites(
+    session: aiohttp.ClientSession,
+    sites: list[tuple[Fleet, str, str]],
+    rounds: int,
+    clients: int,
+    between: Callable[[str, str, str], Awaitable[None]] | None = None,
+) -> None:
+    """``rounds`` rounds; in each, ``clients`` clients (their own connections) send Lock with
+    their own id, client ``i`` through site ``i % len(sites)`` (each site given as its fleet,
+    WOPISrc and token) and, there, through its instances in turn: exactly one 200, every other
+    409. ``between(url, token, held)`` runs while the winner holds the lock (with the *other*
+    site's URL and token); the winner then unlocks through its site."""
+    count = len(sites)
+    for round_ in range(rounds):
+
+        def target(i: int) -> tuple[str, str]:
+            fleet, src, token = sites[i % count]
+            return fleet.url_on(src, (i // count) % len(fleet)), token
+
+        async def lock(i: int, round_: int = round_) -> int:
+            url, token = target(i)
+            async with aiohttp.ClientSession() as own:
+                status, _, _ = await wopi(
+                    own, url, token, "LOCK", {"X-WOPI-Lock": f"R{round_}-C{i}"}
+                )
+            return status
+
+        results = await asyncio.gather(*(lock(i) for i in range(clients)))
+        winners = [i for i, status in enumerate(results) if status == 200]
+        assert len(winners) == 1 and results.count(409) == clients - 1, (round_, results)
+        held = f"R{round_}-C{winners[0]}"
+        if between is not None:
+            await between(*target(winners[0] + 1), held)
+        url, token = target(winners[0])
+        status, _, _ = await wopi(session, url, token, "UNLOCK", {"X-WOPI-Lock": held})
         assert status == 200

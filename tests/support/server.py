@@ -57,6 +57,7 @@ class ServerProcess:
         self.config = write_config(workdir / "wopibridge.toml", sections)
         self.log_path = workdir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.code = REPO  # the checkout whose wopibridge runs (benches compare two)
 
     @property
     def url(self) -> str:
@@ -67,7 +68,7 @@ class ServerProcess:
         log = self.log_path.open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("WOPIBRIDGE_")}
         # run this checkout's code, whatever copy of wopibridge is installed
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.code), env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "wopibridge", "serve", "--config", str(self.config)],
             stdout=log,

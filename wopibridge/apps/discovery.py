@@ -13,7 +13,12 @@ Parsing is pure (:func:`parse_discovery`, :func:`fill_urlsrc`) and table-tested.
 interval and on demand, keeps serving the last good document when a refresh fails, and answers
 :class:`~wopibridge.errors.Unavailable` with a sentence naming the editor when it has never
 reached it. It is also the
-:class:`~wopibridge.security.proof.source.ProofKeySource` of the proof check.
+:class:`~wopibridge.security.proof.source.ProofKeySource` of the proof check, and there
+"no document yet" is :class:`~wopibridge.errors.Unavailable` too, never "no keys": an editor
+whose keys cannot be known must not look like one that publishes none, or a request that
+needs a proof would pass unchecked. A request that needs an editor never reached (an open,
+a proof) tries it again at most every ``unreachable_retry`` seconds, concurrent ones sharing
+one fetch, so the refusals stop about a second after the editor comes back.
 """
 
 from __future__ import annotations
@@ -220,7 +225,9 @@ class DiscoveryCache:
     """The discovery documents of the configured editors, fetched and refreshed as needed.
 
     ``refresh_interval``: age after which a document is refetched (the old one keeps serving
-    if that fails). ``retry_interval``: how often an unreachable editor is retried on demand.
+    if that fails). ``retry_interval``: how often a failed editor is retried in the
+    background, and on demand while an older document still serves. ``unreachable_retry``:
+    how often a request that needs an editor never reached (an open, a proof) tries again.
     ``proof_refetch_interval``: the least time between two refetches asked for by failed proof
     checks, so a flood of bad signatures cannot turn into a flood of discovery requests.
     """
@@ -232,6 +239,7 @@ class DiscoveryCache:
         *,
         refresh_interval: float = 3600.0,
         retry_interval: float = 30.0,
+        unreachable_retry: float = 1.0,
         proof_refetch_interval: float = 60.0,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
@@ -242,6 +250,7 @@ class DiscoveryCache:
         for name, url in (sources or {}).items():
             self.add(name, url)
         self.retry_interval = retry_interval
+        self.unreachable_retry = min(unreachable_retry, retry_interval)
         self.proof_refetch_interval = proof_refetch_interval
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
@@ -273,11 +282,11 @@ class DiscoveryCache:
         return result
 
     def unavailable(self, app: str) -> Unavailable:
-        entry = self._entries.get(app.lower())
-        reason = entry.error if entry and entry.error else "it has not been reached yet"
+        """The refusal while an editor's discovery is missing. It names the editor only: the
+        reason (a host, a port, an HTTP status) is in the log and on ``/ready``."""
         return Unavailable(
             f"The {app} editor is not available right now: its discovery could not be "
-            f"loaded ({reason}). Please try again later."
+            "loaded. Please try again later."
         )
 
     async def get(self, app: str, *, force: bool = False) -> Discovery:
@@ -287,15 +296,18 @@ class DiscoveryCache:
             raise Unavailable(f"No discovery is configured for the {app} editor")
         now = self._clock()
         fresh = entry.doc is not None and now - entry.fetched_at < entry.interval
-        may_retry = now - entry.attempted_at >= self.retry_interval
+        may_retry = now - entry.attempted_at >= self._retry_after(entry)
         if force or (not fresh and may_retry):
-            await self._refresh(app.lower(), entry, since=now if force else None)
+            await self._refresh(app.lower(), entry, since=now)
         if entry.doc is None:
             raise self.unavailable(app)
         return entry.doc
 
     async def refresh_all(self) -> None:
         await asyncio.gather(*(self._refresh(name, entry) for name, entry in self._entries.items()))
+
+    def _retry_after(self, entry: _Entry) -> float:
+        return self.unreachable_retry if entry.doc is None else self.retry_interval
 
     async def run(self) -> None:
         """Refresh every document on the interval, for ever (cancelled at shutdown)."""
@@ -308,18 +320,22 @@ class DiscoveryCache:
                     await self._refresh(name, entry)
 
     async def proof_keys(self, app: str, *, refresh: bool = False) -> ProofKeyAttrs | None:
-        entry = self._entries.get(app.lower())
+        """The app's ``<proof-key>``; ``None`` for an app without discovery or a document
+        without a key; :class:`Unavailable` when no document was ever loaded (the keys cannot
+        be known, which the proof check must not take for "none")."""
+        name = app.lower()
+        entry = self._entries.get(name)
         if entry is None:
             return None
-        if refresh and self._clock() - entry.proof_refetched_at >= self.proof_refetch_interval:
-            entry.proof_refetched_at = self._clock()
-            await self._refresh(app.lower(), entry)
-        elif entry.doc is None:
-            try:
-                await self.get(app)
-            except Unavailable:
-                return None
-        return entry.doc.proof_key if entry.doc else None
+        now = self._clock()
+        if refresh and now - entry.proof_refetched_at >= self.proof_refetch_interval:
+            entry.proof_refetched_at = now
+            await self._refresh(name, entry)
+        elif entry.doc is None and now - entry.attempted_at >= self.unreachable_retry:
+            await self._refresh(name, entry, since=now)
+        if entry.doc is None:
+            raise self.unavailable(app)
+        return entry.doc.proof_key
 
     async def _refresh(self, name: str, entry: _Entry, since: float | None = None) -> None:
         async with entry.lock:

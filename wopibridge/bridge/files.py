@@ -18,6 +18,7 @@ from wopibridge.instruments import Instruments
 from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import FileStat, Storage
 from wopibridge.storage.registry import StorageRegistry
+from wopibridge.storage.versions import SaveNote, noting, session_of
 
 log = logging.getLogger("wopibridge.bridge")
 
@@ -87,7 +88,10 @@ async def write_save(
         )
         return "conflict_copy"
     try:
-        written = await storage.write(backend_id, once(content), expected_version=state.version)
+        # the bridge saves every few seconds while people type: its saves are one session's
+        # autosaves for the version rule (docs/versions.md), not a version each
+        with noting(SaveNote(kind="auto", session=session_of(state.lock_id))):
+            written = await storage.write(backend_id, once(content), expected_version=state.version)
     except VersionConflict:
         await conflict_copy(
             state, storage, backend_id, content, "the file changed", storages, locks, instruments

@@ -21,6 +21,7 @@ from wopibridge.config.settings import (
     ServerSettings,
     Settings,
     StorageSettings,
+    VersionSettings,
 )
 from wopibridge.config.values import LOG_LEVELS, ConfigError
 
@@ -40,5 +41,6 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StorageSettings",
+    "VersionSettings",
     "load_settings",
 ]

@@ -34,6 +34,7 @@ from wopibridge.config.settings import (
     ServerSettings,
     Settings,
     StorageSettings,
+    VersionSettings,
 )
 from wopibridge.config.values import ConfigError, as_http_url
 
@@ -198,6 +199,7 @@ def load_settings(
         )
     security = _section(raw, "security", sources)
     recovery = _section(raw, "recovery", sources)
+    versions = _section(raw, "versions", sources)
     for name in ("token_secret", "iop_secret"):
         if security[name] and security[f"{name}_file"]:
             raise ConfigError(f"security.{name}", f"set either {name} or {name}_file, not both")
@@ -209,6 +211,7 @@ def load_settings(
         locks=LockSettings(**locks),
         security=SecuritySettings(**security),
         recovery=RecoverySettings(**recovery),
+        versions=VersionSettings(**versions),
         apps=_named_table(raw, "apps"),
         storages=_named_table(raw, "storages"),
     )

@@ -149,6 +149,20 @@ SCHEMA: dict[str, dict[str, Key]] = {
             as_str,
             "Folder of the local storage, created on first run.",
         ),
+        "versions": Key(
+            True,
+            as_bool,
+            "Keep previous contents of the local storage's files (see "
+            "[Version history](versions.md)).",
+        ),
+    },
+    "versions": {
+        "max_count": Key(50, as_positive, "Versions kept per file; the oldest go first."),
+        "max_age": Key(90 * 86400, as_positive, "Seconds a version is kept (90 days)."),
+        "max_bytes": Key(1024**3, as_positive, "Bytes of one file's versions (the newest stays)."),
+        "autosave_window": Key(
+            3600, as_positive, "Seconds an editing session's autosaves coalesce into one version."
+        ),
     },
     "locks": {
         "url": Key(

@@ -41,6 +41,15 @@ class RecoverySettings:
 @dataclass(frozen=True)
 class StorageSettings:
     root: Path
+    versions: bool = True
+
+
+@dataclass(frozen=True)
+class VersionSettings:
+    max_count: int = 50
+    max_age: int = 90 * 86400
+    max_bytes: int = 1024**3
+    autosave_window: int = 3600
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class Settings:
     recovery: RecoverySettings = field(
         default_factory=lambda: RecoverySettings(10 * 1024**3, 1024**3, 30 * 86400)
     )
+    versions: VersionSettings = field(default_factory=VersionSettings)
     apps: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     storages: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 

@@ -23,7 +23,10 @@ it and release it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -37,6 +40,10 @@ log = logging.getLogger("wopibridge.locks")
 OWNER_MARGIN_SECONDS = 5 * 60
 #: Where an owner's lock token is kept in the site's store, beside the WOPI lock of ``key``.
 TOKEN_SUFFIX = "\x00owner"
+#: Who the current request's WOPI lock is taken for (the user's name), set where a WOPI request
+#: is bound to its storage: the contract's calls carry no user, and a storage that records a
+#: holder for people to read (a WebDAV lock's ``DAV:owner``) takes it from here.
+LOCK_USER: ContextVar[str] = ContextVar("wopibridge_lock_user", default="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +130,10 @@ class OwnerLockStore:
             await self._tokens.unlock(marker, result.current)
             await self._tokens.lock(marker, token, ttl)
 
-    async def _hold(self, key: str, lock_id: str, ttl: float) -> OwnerHolder | None:
-        """Make the owner's lock held for ``lock_id``: ``None`` when it is, else its holder."""
+    async def _hold(self, key: str, lock_id: str, ttl: float, token: str) -> OwnerHolder | None:
+        """Make the owner's lock held for ``lock_id`` (``token``: the one kept, if any):
+        ``None`` when it is, else its holder."""
         owner_ttl = ttl + self._margin
-        token = await self.token(key)
         if token:
             if await self._owner.refresh(key, token, lock_id, owner_ttl):
                 await self._keep_token(key, token, owner_ttl)
@@ -137,6 +144,8 @@ class OwnerLockStore:
         if attempt.token:
             await self._keep_token(key, attempt.token, owner_ttl)
             return None
+        if not self._owner.active:  # the storage found out it has no locks: the site's lock
+            return None
         holder = attempt.holder or OwnerHolder()
         if holder.lock_id == lock_id and holder.site == self.site:
             # Another instance of this site took it for the same WOPI lock (two views of one
@@ -144,12 +153,23 @@ class OwnerLockStore:
             return None
         return holder
 
-    async def _after(self, key: str, lock_id: str, ttl: float, result: LockResult) -> LockResult:
+    async def _with_token(self, key: str, call: Awaitable[LockResult]) -> tuple[LockResult, str]:
+        """The site store's answer and the kept token, asked at once: two round trips to the
+        site's store overlap instead of adding up."""
+        if not self._owner.active:
+            return await call, ""
+        result, token = await asyncio.gather(call, self.token(key))
+        return result, token
+
+    async def _after(
+        self, key: str, lock_id: str, ttl: float, answer: tuple[LockResult, str]
+    ) -> LockResult:
         """Carry a granted site lock to the owner, or give it back when the owner refuses."""
+        result, token = answer
         if not result.ok or not self._owner.active:
             return result
         try:
-            holder = await self._hold(key, lock_id, ttl)
+            holder = await self._hold(key, lock_id, ttl, token)
         except BaseException:
             # The owner could not be asked. A lock this site never carried to the owner is
             # given back (no writer may rely on it); one it carried stays, its owner's lock
@@ -163,32 +183,38 @@ class OwnerLockStore:
         return LockResult(False, holder.lock_id)
 
     async def lock(self, key: str, lock_id: str, ttl: float = LOCK_TTL_SECONDS) -> LockResult:
-        return await self._after(key, lock_id, ttl, await self._site_locks.lock(key, lock_id, ttl))
+        answer = await self._with_token(key, self._site_locks.lock(key, lock_id, ttl))
+        return await self._after(key, lock_id, ttl, answer)
 
     async def unlock_and_relock(
         self, key: str, old_lock_id: str, new_lock_id: str, ttl: float = LOCK_TTL_SECONDS
     ) -> LockResult:
-        result = await self._site_locks.unlock_and_relock(key, old_lock_id, new_lock_id, ttl)
-        return await self._after(key, new_lock_id, ttl, result)
+        call = self._site_locks.unlock_and_relock(key, old_lock_id, new_lock_id, ttl)
+        return await self._after(key, new_lock_id, ttl, await self._with_token(key, call))
 
     async def refresh(self, key: str, lock_id: str, ttl: float = LOCK_TTL_SECONDS) -> LockResult:
-        result = await self._site_locks.refresh(key, lock_id, ttl)
-        return await self._after(key, lock_id, ttl, result)
+        answer = await self._with_token(key, self._site_locks.refresh(key, lock_id, ttl))
+        return await self._after(key, lock_id, ttl, answer)
 
     async def unlock(self, key: str, lock_id: str) -> LockResult:
-        result = await self._site_locks.unlock(key, lock_id)
-        if result.ok:
-            await self.let_go(key)
+        result, token = await self._with_token(key, self._site_locks.unlock(key, lock_id))
+        if result.ok and token:
+            await self._let_go(key, token)
         return result
 
     async def let_go(self, key: str) -> None:
         """Release the owner's lock this site holds on ``key`` (after Unlock or DeleteFile)."""
         token = await self.token(key)
-        if not token:
-            return
-        await self._tokens.unlock(key + TOKEN_SUFFIX, token)
+        if token:
+            await self._let_go(key, token)
+
+    async def _let_go(self, key: str, token: str) -> None:
+        """Forget the token and release the owner's lock, at once (neither needs the other)."""
+        forget = self._tokens.unlock(key + TOKEN_SUFFIX, token)
         if self._owner.active:
-            await self._owner.release(key, token)
+            await asyncio.gather(forget, self._owner.release(key, token))
+        else:
+            await forget
 
     async def get(self, key: str) -> str:
         """The WOPI lock on ``key``: this site's, else the one another site holds at the owner

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
 from wopibridge.apps.base import EditorApp, OpenRequest
 from wopibridge.apps.keys import EDITORS
 from wopibridge.config import SETTINGS
-from wopibridge.errors import BadRequest, Unauthorized
+from wopibridge.errors import BadRequest, NotFound, Unauthorized
 from wopibridge.locks.keys import LOCKS
 from wopibridge.security.failures import FailureLog
 from wopibridge.security.keys import SECRETS, TOKENS
 from wopibridge.security.tokens import AccessToken, Mode
 from wopibridge.storage.base import FileStat, Storage
-from wopibridge.storage.factory import STORAGES, locked_elsewhere, with_credential
+from wopibridge.storage.factory import (
+    STORAGES,
+    locked_elsewhere,
+    owner_holder,
+    with_credential,
+)
 from wopibridge.wopi.desktoplocks import desktop_lock_holder
 
 #: Refused iop secrets, logged with the peer address at a bounded rate.
@@ -50,6 +55,16 @@ def check_secure_view(editor: EditorApp | None, mode: Mode) -> None:
         raise BadRequest(f"{editor.name} cannot show files in secure view")
 
 
+def unnamed_endpoint_storage(app: web.Application) -> str:
+    """The storage for a Reva ``endpoint`` that names no configured storage: the only one
+    there is (Reva's id for it is not its name here), never a guess among several, where the
+    same reference could name another file that the user was never granted."""
+    registry = app[STORAGES]
+    if len(registry.names()) > 1:
+        raise NotFound("The storage of this file is not served here")
+    return registry.default.name
+
+
 def guest_name(user_id: str) -> str:
     """A stable display name for users that come without one (public links)."""
     return "Guest " + hashlib.sha256(user_id.encode()).hexdigest()[:6].upper()
@@ -73,6 +88,17 @@ class Opened:
 LOCKED_ELSEWHERE = "The file is being edited at another site"
 
 
+async def locked_at_owner(app: web.Application, storage: Storage, stat: FileStat) -> str:
+    """Why an edit open must be read-only because the owner's storage holds a lock on the file
+    for someone else (a desktop WebDAV client, another site's host), naming the holder where
+    the storage says who; ``""`` when it does not."""
+    site = app[SETTINGS].server.public_url
+    holder = await owner_holder(storage, app[LOCKS], site, stat.identity)
+    if holder is None:
+        return ""
+    return f"The file is locked at its storage by {holder.name or 'another client'}"
+
+
 async def open_file(
     request: web.Request,
     *,
@@ -85,12 +111,14 @@ async def open_file(
     app_name: str,
     extra: dict[str, str] | None = None,
     credential: str | None = None,
+    short: bool = True,
 ) -> Opened:
     """Resolve a file and mint its access token; shared by every open endpoint.
 
     ``credential`` is the user's own storage credential (Reva's ``TokenHeader``): the file is
     resolved with it and it travels sealed in the token. An edit open of a file locked by
-    another site is downgraded to view, with the reason.
+    another site is downgraded to view, with the reason. ``short=False``: a plain JWT even
+    with short tokens on, for a token that :func:`reissue` replaces before it is handed out.
     """
     app = request.app
     registry = app[STORAGES]
@@ -101,6 +129,10 @@ async def open_file(
     forced_reason = ""
     if mode == "edit" and stat.read_only_reason:
         mode, forced_reason = "view", stat.read_only_reason
+    if mode == "edit":
+        forced_reason = await locked_at_owner(app, storage, stat)
+        if forced_reason:
+            mode = "view"
     if mode == "edit":
         site = app[SETTINGS].server.public_url
         if await locked_elsewhere(storage, app[LOCKS], site, stat.identity):
@@ -119,9 +151,26 @@ async def open_file(
         app=app_name,
         mode=mode,
         extra=extra,
+        short=short,
     )
     wopi_src = f"{app[SETTINGS].server.public_url}/wopi/files/{wopi_id}"
     return Opened(wopi_id, wopi_src, stat, token, info, mode, forced_reason)
+
+
+async def reissue(app: web.Application, opened: Opened, extra: dict[str, str]) -> Opened:
+    """The same open with the token that is handed out, carrying ``extra`` besides the first
+    one's claims: one token (and with short tokens one handle) per open, not two."""
+    info = opened.info
+    token, info = await app[TOKENS].issue(
+        file_id=info.file_id,
+        user_id=info.user_id,
+        user_name=info.user_name,
+        user_type=info.user_type,
+        app=info.app,
+        mode=info.mode,
+        extra={**info.extra, **extra},
+    )
+    return replace(opened, token=token, info=info)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +215,8 @@ async def open_document(
             reason = stat.read_only_reason
         elif holder:
             reason = holder
+        elif owner_reason := await locked_at_owner(app, storage, stat):
+            reason = owner_reason
         elif not editor.can_edit(ext):
             reason = f"{editor.name} can only view {ext or 'these'} files"
     token_mode: Mode = "edit" if wants_edit and not reason else "view"

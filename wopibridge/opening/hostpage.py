@@ -5,8 +5,12 @@ key derived from the token secret, so the access token it carries is not readabl
 link, and it stops working after :data:`LINK_TTL` seconds). Opening it renders
 ``templates/hostpage.html.j2``, which POSTs ``access_token`` and ``access_token_ttl`` into the
 iframe (the token never goes into the iframe URL), answers the editor's ``App_LoadingStatus``
-with ``Host_PostmessageReady`` and closes on ``UI_Close``. The page's Content-Security-Policy
-lets it frame and post forms only to the editor's origin.
+with ``Host_PostmessageReady`` and closes on ``UI_Close``. On ``UI_FileVersions`` it shows
+the versions panel (``docs/versions.md``): the list from ``{WOPISrc}/versions``, downloads, and
+restores that first ask the editor to save (``Host_VersionRestore`` / ``Pre_Restore``, answered
+by ``App_VersionRestore`` / ``Pre_Restore_Ack``), then restore and load the editor again.
+The page's Content-Security-Policy lets it frame and post forms only to the editor's origin,
+and fetch only from the WOPISrc's.
 
 The page shows a loading card until the editor answers the handshake; when it has not answered
 within the app's ``load_timeout`` it says so, naming the editor's origin, with a button that
@@ -24,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -85,19 +89,28 @@ class HostLinks:
             ) from None
 
 
+def _wopi_src(app_url: str) -> str:
+    """The WOPISrc the editor was given (the versions panel calls the API under it)."""
+    values = parse_qs(urlsplit(app_url).query).get("WOPISrc", [])
+    return values[0] if values and values[0].startswith(("http://", "https://")) else ""
+
+
 def render(request: web.Request, page: HostPage) -> web.Response:
     editor = _origin(page.app_url)
     nonce = secrets.token_urlsafe(16)
+    wopi_src = _wopi_src(page.app_url)
     context: dict[str, Any] = {
         "page": page,
         "editor_origin": editor,
         "editor_name": page.app or "The editor",
         "load_timeout": page.load_timeout,
         "nonce": nonce,
+        "wopi_src": wopi_src,
     }
     response = aiohttp_jinja2.render_template("hostpage.html.j2", request, context)
+    connect = f" connect-src {_origin(wopi_src)};" if wopi_src else ""
     response.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline';{connect} "
         f"frame-src {editor}; form-action {editor}; base-uri 'none'; frame-ancestors 'self'"
     )
     response.headers["Referrer-Policy"] = "no-referrer"

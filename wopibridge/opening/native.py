@@ -33,6 +33,7 @@ must be an absolute http(s) URL. The decisions are
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -43,7 +44,12 @@ from wopibridge.errors import BROWSER_PAGE, BadRequest
 from wopibridge.jsonio import json_response
 from wopibridge.opening.common import check_iop_secret, open_document
 from wopibridge.opening.hostpage import HostLinks, HostPage, render
-from wopibridge.opening.newdoc import create_document, resolve_template
+from wopibridge.opening.newdoc import (
+    Created,
+    create_document,
+    removed_on_failure,
+    resolve_template,
+)
 from wopibridge.security.jsoninput import read_json
 from wopibridge.security.keys import FILE_ID, SECRETS
 from wopibridge.storage.base import FileStat, Storage
@@ -91,27 +97,31 @@ async def open_file(request: web.Request) -> web.Response:
     lang = _text(body, "lang", limit=35)
     email = _text(user, "email", limit=256)
     extra = {"email": email} if email else {}
+    new: contextlib.AbstractAsyncContextManager[object] = contextlib.nullcontext()
     if mode == "new":
-        storage, stat, app_name, claims = await _create(request, body, app_name)
-        extra.update(claims)
+        storage, created, app_name = await _create(request, body, app_name)
+        stat = created.stat
+        extra.update(created.extra)
         mode = "editnew"
+        new = removed_on_failure(storage, created)  # a refused open leaves no file behind
     else:
         storage, stat = await _existing(request, body)
     backend_id = stat.file_id
 
-    result = await open_document(
-        request.app,
-        storage=storage,
-        backend_id=backend_id,
-        stat=stat,
-        app_name=app_name,
-        mode=mode,
-        user_id=user_id,
-        user_name=user_name,
-        user_type=user_type,
-        lang=lang,
-        extra=extra or None,
-    )
+    async with new:
+        result = await open_document(
+            request.app,
+            storage=storage,
+            backend_id=backend_id,
+            stat=stat,
+            app_name=app_name,
+            mode=mode,
+            user_id=user_id,
+            user_name=user_name,
+            user_type=user_type,
+            lang=lang,
+            extra=extra or None,
+        )
     request[FILE_ID] = result.file_id
     kept = _kept_notice(request, stat, user_id, result.mode)
     links = HostLinks(request.app[SECRETS].token_secret)
@@ -170,11 +180,11 @@ async def _existing(request: web.Request, body: dict[str, Any]) -> tuple[Storage
 
 async def _create(
     request: web.Request, body: dict[str, Any], app_name: str
-) -> tuple[Storage, FileStat, str, dict[str, str]]:
-    """A new document from its template; the storage, its stat, the editor and the claims."""
+) -> tuple[Storage, Created, str]:
+    """A new document from its template; the storage, the new file and the editor."""
     if body.get("path") or body.get("file_id"):
         raise BadRequest("A new document takes folder and name, not path or file_id")
-    name = check_editor_name(_text(body, "name", required=True, limit=255))
+    name = check_editor_name(_text(body, "name", required=True))
     folder = _text(body, "folder", limit=4096).strip("/")
     storages = request.app[STORAGES]
     storage_name = _text(body, "storage", limit=64)
@@ -186,7 +196,7 @@ async def _create(
         raise BadRequest(f"The {editor.name} editor cannot create {extension or 'these'} files")
     template = await resolve_template(request.app, body.get("template"), extension)
     created = await create_document(storage, folder, name, template, editor)
-    return storage, created.stat, editor.name, created.extra
+    return storage, created, editor.name
 
 
 async def host_page(request: web.Request) -> web.Response:

@@ -12,11 +12,17 @@ How it is filled depends on the editor:
   its first PutFile fills the file (:mod:`wopibridge.wopi.templates`);
 - every other editor (OnlyOffice, Microsoft, the bridged ones) gets the file created with the
   template's content, opened with the ``editnew`` action where discovery lists one.
+
+A request that is refused creates nothing: every check that can be made before the file
+exists is made first, and a failure after it was created (the token store or the editor's
+discovery down) removes it again (:func:`removed_on_failure`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +30,13 @@ from pathlib import Path
 from aiohttp import web
 
 from wopibridge.apps.base import EditorApp
-from wopibridge.errors import BadRequest, Conflict, FileExists
+from wopibridge.errors import BadRequest, Conflict, FileExists, WopiError
 from wopibridge.storage.base import FileStat, Storage
 from wopibridge.storage.factory import STORAGES
 from wopibridge.wopi.names import check_editor_name, split_ext, variants
 from wopibridge.wopi.templates import TEMPLATE_CLAIM, blank_path, blank_ref
+
+log = logging.getLogger("wopibridge.newdoc")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +138,19 @@ async def create_document(
             continue
         return Created(stat, extra)
     raise Conflict(f"No free name like {split_ext(name)[0]!r} is left in this folder")
+
+
+@contextlib.asynccontextmanager
+async def removed_on_failure(storage: Storage, created: Created) -> AsyncIterator[Created]:
+    """The new file, removed again when what follows its creation fails: the answer that
+    would have named it is an error, so nobody could ever open it."""
+    try:
+        yield created
+    except Exception:
+        try:
+            await storage.delete(created.stat.file_id)
+        except (WopiError, OSError) as exc:
+            log.warning(
+                "the new file %s stays although its open failed: %s", created.stat.name, exc
+            )
+        raise

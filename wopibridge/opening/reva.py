@@ -10,8 +10,6 @@ export; watermarked where the editor can); ``VIEW_MODE_EMBEDDED`` a view token f
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from aiohttp import web
 
 from wopibridge.apps.keys import EDITORS
@@ -23,6 +21,8 @@ from wopibridge.opening.common import (
     check_secure_view,
     discovery_app_url,
     open_file,
+    reissue,
+    unnamed_endpoint_storage,
 )
 from wopibridge.security.keys import FILE_ID
 from wopibridge.security.tokens import Mode
@@ -82,11 +82,13 @@ async def openinapp(request: web.Request) -> web.Response:
         app_name=query.get("appname", ""),
         extra=extra,
         credential=request.headers.get("TokenHeader") or None,
+        short=False,  # replaced below by the one token handed out
     )
     app_url = (query.get("appurl") if opened.mode == "edit" else None) or query.get("appviewurl")
     app_url = app_url or query.get("appurl", "")
     if configured and _own_action(request.app, app_name, opened, action):
         app_url = ""  # the configured app's embedview, or editnew for an empty file
+    more: dict[str, str] = {}
     if app_url:
         editor_url = with_wopisrc(app_url, opened.wopi_src)
     else:  # no appurl from Reva: the configured app's discovery gives it
@@ -96,21 +98,8 @@ async def openinapp(request: web.Request) -> web.Response:
         if not request.app[EDITORS].get(app_name).bridged:
             # The token carries the editor URL, as it does Reva's appurl, so that
             # PutRelativeFile can name HostEditUrl/HostViewUrl for the new file.
-            extra["appurl"] = without_wopisrc(editor_url, opened.wopi_src)
-            first = opened
-            opened = await open_file(
-                request,
-                ref=ref,
-                storage_name=storage_name,
-                mode=first.mode,
-                user_id=query["userid"],
-                user_name=query.get("username", ""),
-                user_type=user_type,
-                app_name=app_name,
-                extra=extra,
-                credential=request.headers.get("TokenHeader") or None,
-            )
-            opened = replace(opened, forced_reason=first.forced_reason)
+            more["appurl"] = without_wopisrc(editor_url, opened.wopi_src)
+    opened = await reissue(request.app, opened, more)
     request[FILE_ID] = opened.wopi_id
     # access_token_ttl is a number, as from /wopi/open and in Microsoft's host-page example.
     # Reva reads only access_token from form-parameters and posts its own access_token_ttl.
@@ -150,7 +139,7 @@ def _storage_for_endpoint(request: web.Request, endpoint: str, fileid: str) -> t
         try:
             storage, ref = registry.pick(endpoint, fileid)
         except NotFound:
-            return "", fileid
+            return unnamed_endpoint_storage(request.app), fileid
         return storage.name, ref
     return "", fileid
 

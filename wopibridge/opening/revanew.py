@@ -22,8 +22,13 @@ from aiohttp import web
 from wopibridge.apps.keys import EDITORS
 from wopibridge.errors import BadRequest
 from wopibridge.jsonio import json_response
-from wopibridge.opening.common import check_iop_secret, discovery_app_url, open_file
-from wopibridge.opening.newdoc import create_document, resolve_template
+from wopibridge.opening.common import (
+    check_iop_secret,
+    discovery_app_url,
+    open_file,
+    unnamed_endpoint_storage,
+)
+from wopibridge.opening.newdoc import create_document, removed_on_failure, resolve_template
 from wopibridge.storage.factory import STORAGES
 from wopibridge.wopi.links import is_web_url, with_wopisrc
 from wopibridge.wopi.names import check_editor_name, split_ext
@@ -54,38 +59,40 @@ async def new_document(request: web.Request) -> web.Response:
     credential = request.headers.get("TokenHeader") or None
     storages = request.app[STORAGES]
     endpoint = query.get("endpoint", "").partition("$")[0].lower()
-    storage_name = endpoint if endpoint in storages.names() else storages.default.name
+    if endpoint in storages.names():
+        storage_name = endpoint
+    else:
+        storage_name = unnamed_endpoint_storage(request.app) if endpoint else storages.default.name
     storage = storages.bound(storage_name, credential)
     spec: object = query.get("template") or None
     if spec not in (None, "blank"):
         spec = {"storage": storage_name, "path": str(spec)}
     template = await resolve_template(request.app, spec, extension, credential)
+    extra = {"email": query["email"][:256]} if query.get("email") else {}
     created = await create_document(
         storage, query.get("folder", "").strip("/"), name, template, editor
     )
-    extra = dict(created.extra)
     if app_url:
         extra["appurl"] = app_url
-    if query.get("email"):
-        extra["email"] = query["email"][:256]
-    opened = await open_file(
-        request,
-        ref=created.stat.file_id,
-        storage_name=storage_name,
-        mode="edit",
-        user_id=query["userid"],
-        user_name=query.get("username", ""),
-        user_type=user_type,
-        app_name=editor.name if editor is not None else app_name,
-        extra=extra,
-        credential=credential,
-    )
-    if editor is not None:
-        url = await discovery_app_url(
-            request.app, opened, editor.name, "editnew", query.get("lang", "")
+    async with removed_on_failure(storage, created):
+        opened = await open_file(
+            request,
+            ref=created.stat.file_id,
+            storage_name=storage_name,
+            mode="edit",
+            user_id=query["userid"],
+            user_name=query.get("username", ""),
+            user_type=user_type,
+            app_name=editor.name if editor is not None else app_name,
+            extra={**created.extra, **extra},
+            credential=credential,
         )
-    else:
-        url = with_wopisrc(app_url, opened.wopi_src)
+        if editor is not None:
+            url = await discovery_app_url(
+                request.app, opened, editor.name, "editnew", query.get("lang", "")
+            )
+        else:
+            url = with_wopisrc(app_url, opened.wopi_src)
     answer: dict[str, object] = {
         "app-url": url,
         "form-parameters": {

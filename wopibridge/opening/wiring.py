@@ -26,10 +26,11 @@ from wopibridge.apps.registry import AppContext, SessionHolder, build_registry
 from wopibridge.bridge.keys import BRIDGE_EDITORS
 from wopibridge.config import SETTINGS
 from wopibridge.instruments import INSTRUMENTS
-from wopibridge.opening import kept, native, reva, revanew
+from wopibridge.locks.keys import LOCKS
+from wopibridge.opening import kept, native, reva, revanew, versionopen
 from wopibridge.opening.common import IOP_FAILURES
 from wopibridge.security.failures import FailureLog
-from wopibridge.storage.factory import HTTP
+from wopibridge.storage.factory import HTTP, file_locks
 from wopibridge.wopi.hooks import HOOKS
 from wopibridge.wopi.saves.keeper import CONFLICTS, ConflictKeeper
 from wopibridge.wopi.saves.quota import KeepLimits
@@ -50,7 +51,10 @@ def setup_editors(app: web.Application) -> None:
     bridged = app.get(BRIDGE_EDITORS, {})
     registry = build_registry(settings, AppContext(settings, holder, cache), prebuilt=bridged)
     app[EDITORS] = registry
-    app[HOOKS] = app[EDITOR_HOOKS] = EditorHooks(registry)
+    site = settings.server.public_url
+    app[HOOKS] = app[EDITOR_HOOKS] = EditorHooks(
+        registry, lambda storage: file_locks(storage, app[LOCKS], site)
+    )
     recovery = settings.recovery
     app[CONFLICTS] = ConflictKeeper(
         settings.server.state_dir / "recovery",
@@ -67,6 +71,9 @@ def setup_editors(app: web.Application) -> None:
 
     app.router.add_post("/wopi/open", native.open_file)
     app.router.add_get("/wopi/host", native.host_page)
+    app.router.add_post(
+        "/wopi/files/{file_id}/versions/{version_id}/open", versionopen.open_version
+    )
     reva.add_routes(app)
     revanew.add_routes(app)
     kept.add_routes(app)

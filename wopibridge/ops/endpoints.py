@@ -15,7 +15,7 @@ from wopibridge.jsonio import json_response
 from wopibridge.locks.keys import LOCKS, REDIS
 from wopibridge.ops.drain import DRAIN
 from wopibridge.ops.metrics import metrics
-from wopibridge.storage.factory import STORAGES
+from wopibridge.storage.factory import STORAGES, lock_modes
 
 
 async def health(request: web.Request) -> web.Response:
@@ -59,6 +59,9 @@ async def ready(request: web.Request) -> web.Response:
     redis = request.app.get(REDIS)
     if redis is not None:
         extra["redis"] = redis.describe()
+    modes = lock_modes(request.app[STORAGES])
+    if modes:  # where WOPI locks are held at the owner's storage, or why not
+        extra["owner_locks"] = modes
     if failures:
         return json_response(
             {

@@ -61,7 +61,7 @@ def operation_of(request: web.Request) -> tuple[str, str]:
         return OTHER, ""
     canonical = resource.canonical
     if canonical.startswith(WOPI_FILES):
-        tail = "contents" if canonical.endswith("/contents") else ""
+        tail = canonical.removeprefix(WOPI_FILES).partition("/")[2]
         name = operation_name(request.method, tail, request.headers.get("X-WOPI-Override"))
         return (OTHER if name == "Unknown" else name), request.match_info.get("file_id", "")
     return ROUTE_OPERATIONS.get(canonical, OTHER), ""

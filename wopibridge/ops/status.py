@@ -21,7 +21,7 @@ from wopibridge.apps.keys import DISCOVERY, EDITORS
 from wopibridge.config import SETTINGS
 from wopibridge.errors import NotFound
 from wopibridge.ops.endpoints import run_checks
-from wopibridge.storage.factory import STORAGES
+from wopibridge.storage.factory import STORAGES, lock_modes
 
 
 def _origin(url: str) -> str:
@@ -40,10 +40,16 @@ async def status_page(request: web.Request) -> web.Response:
     settings = app[SETTINGS]
     checks = await run_checks(app)
     storages = []
+    modes = lock_modes(app[STORAGES])
     for storage in app[STORAGES]:
         kind = str(settings.storages.get(storage.name, {}).get("type", "local"))
         storages.append(
-            {"name": storage.name, "type": kind, "state": checks[f"storage:{storage.name}"]}
+            {
+                "name": storage.name,
+                "type": kind,
+                "state": checks[f"storage:{storage.name}"],
+                "locks": modes.get(storage.name, ""),
+            }
         )
     discovery = app[DISCOVERY].status() if DISCOVERY in app else {}
     editors = []

@@ -6,7 +6,9 @@ export turned off), so nothing in a URL or a form can change what a token allows
 With ``security.short_tokens`` the token handed out is a short random *handle* for the JWT,
 kept in a :class:`~wopibridge.security.handles.HandleStore` for the token's lifetime: URLs stay
 short whatever the claims carry (a sealed Reva token runs to kilobytes). The store only holds
-the signed JWT, so whoever can read or write it still cannot forge claims.
+the signed JWT, so whoever can read or write it still cannot forge claims. A token handed out
+again and again for the same purpose (the ``TemplateSource`` of each CheckFileInfo) keeps one
+handle, derived from what it is handed out for (``derive_from``), rather than one per call.
 
 The algorithm is pinned to HS256 and ``exp`` is required, so neither ``alg: none`` nor a
 token without expiry is ever accepted. Verified tokens are kept in a small bounded cache keyed
@@ -16,7 +18,9 @@ dictionary lookup and an expiry check instead of an HMAC and a JSON parse.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import time
 from collections import OrderedDict
@@ -35,6 +39,10 @@ ALGORITHM = "HS256"
 HANDLE_PREFIX = "wbh"
 #: ``extra`` claim naming what a token is only good for (``template``: a TemplateSource).
 PURPOSE_CLAIM = "purpose"
+#: How far apart the clocks of a fleet may be when a handle's ``iat`` (one instance's clock)
+#: is compared with its file's revocation mark (another's): a handle issued up to this long
+#: after the mark is refused too, never one issued before it let through.
+REVOKE_LEEWAY_MS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,9 @@ class AccessToken:
     mode: Mode
     expires: int
     extra: dict[str, str] = field(default_factory=dict)
+    #: ``iat``: when it was minted (seconds since the epoch); a handle issued before its
+    #: file was deleted is refused by this.
+    issued: int = 0
 
     @property
     def can_write(self) -> bool:
@@ -90,6 +101,7 @@ class TokenCodec:
         self._cache: OrderedDict[str, AccessToken] = OrderedDict()
         self._cache_size = cache_size
         self.handles = handles
+        self._handle_key = hashlib.sha256(b"wopibridge derived handle\0" + secret.encode()).digest()
 
     async def issue(
         self,
@@ -102,8 +114,14 @@ class TokenCodec:
         mode: Mode = "view",
         ttl: int | None = None,
         extra: dict[str, str] | None = None,
+        short: bool = True,
+        derive_from: str = "",
     ) -> tuple[str, AccessToken]:
-        """The token to hand out: the JWT, or a short handle for it when handles are on."""
+        """The token to hand out: the JWT, or a short handle for it when handles are on.
+
+        ``short=False``: the JWT all the same (a token only looked at, never handed out, needs
+        no handle). ``derive_from``: the handle is derived from this string (with the secret),
+        so each call for the same one replaces the same handle instead of adding one."""
         raw, info = self.mint(
             file_id=file_id,
             user_id=user_id,
@@ -114,32 +132,43 @@ class TokenCodec:
             ttl=ttl,
             extra=extra,
         )
-        if self.handles is None:
+        if self.handles is None or not short:
             return raw, info
-        handle = HANDLE_PREFIX + secrets.token_urlsafe(32)
-        await self.handles.put(handle, raw, file_id, max(1, info.expires - int(time.time())))
+        if derive_from:
+            digest = hmac.new(self._handle_key, derive_from.encode(), hashlib.sha256).digest()
+            handle = HANDLE_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        else:
+            handle = HANDLE_PREFIX + secrets.token_urlsafe(32)
+        await self.handles.put(handle, raw, max(1, info.expires - int(time.time())))
         return handle, info
 
-    async def resolve(self, token: str) -> AccessToken:
+    async def resolve(self, token: str, file_id: str = "") -> AccessToken:
         """Verify a JWT or a handle; raise ``Unauthorized`` when neither is good.
 
         A handle is looked up on every request (not cached here), so a handle revoked by
         another instance stops working everywhere at once; the JWT behind it is cached.
+        ``file_id``, the file the request names, lets the handle and that file's revocation
+        mark be read in one round trip.
         """
         if not is_handle(token):
             return self.verify(token)
         if self.handles is None:
             raise Unauthorized("Invalid access token")
-        raw = await self.handles.get(token)
+        raw, revoked = await self.handles.lookup(token, file_id)
         if raw is None:
             raise Unauthorized("The access token has expired or was revoked")
-        return self.verify(raw)
+        info = self.verify(raw)
+        if info.file_id != file_id:
+            revoked = await self.handles.revoked_at(info.file_id)
+        if revoked and info.issued * 1000 <= revoked + REVOKE_LEEWAY_MS:
+            raise Unauthorized("The access token has expired or was revoked")
+        return info
 
     async def revoke_file(self, file_id: str) -> None:
-        """Revoke every handle issued for a file (it was deleted). JWTs cannot be revoked;
-        they only ever name the file id, which no longer resolves."""
+        """Revoke every handle issued for a file until now (it was deleted). JWTs cannot be
+        revoked; they only ever name the file id, which no longer resolves."""
         if self.handles is not None:
-            await self.handles.revoke_file(file_id)
+            await self.handles.revoke_file(file_id, self.ttl)
 
     def mint(
         self,
@@ -161,12 +190,13 @@ class TokenCodec:
             user_type=user_type,
             app=app,
             mode=mode,
-            expires=now + (ttl or self.ttl),
+            expires=now + min(ttl or self.ttl, self.ttl),
             extra=dict(extra or {}),
+            issued=now,
         )
         claims: dict[str, Any] = asdict(info)
         claims["exp"] = claims.pop("expires")
-        claims["iat"] = now
+        claims["iat"] = claims.pop("issued")
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), info
 
     def verify(self, token: str) -> AccessToken:
@@ -198,6 +228,7 @@ class TokenCodec:
                 mode=_mode(claims["mode"]),
                 expires=int(claims["exp"]),
                 extra={str(k): str(v) for k, v in dict(claims.get("extra") or {}).items()},
+                issued=int(claims.get("iat", 0)),
             )
         except (TypeError, ValueError, AttributeError):
             raise Unauthorized("Invalid access token") from None

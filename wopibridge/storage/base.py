@@ -117,6 +117,8 @@ class Capabilities:
     - ``local_staging``: its files live on this machine, so a save's body is written once, into
       :meth:`Storage.staging_folder`, and moved into place (:meth:`Storage.commit`) or beside
       the file as a conflict copy (:meth:`Storage.adopt`) with one rename.
+    - ``versions``: it keeps previous contents and implements
+      :class:`wopibridge.storage.versions.Versioned` (list, open, restore).
     """
 
     user_credential: bool = False
@@ -125,6 +127,15 @@ class Capabilities:
     reva_gateway: bool = False
     desktop_lock_files: bool = True
     local_staging: bool = False
+    versions: bool = False
+
+
+@runtime_checkable
+class ReportsLocks(Protocol):
+    """A storage that can hold WOPI locks at the owner says how it does now (for ``/ready``
+    and the status page): the owner's own locks, or the site's store only, and why."""
+
+    def lock_mode(self) -> str: ...
 
 
 @runtime_checkable

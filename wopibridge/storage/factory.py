@@ -34,20 +34,28 @@ import aiohttp
 from aiohttp import web
 
 from wopibridge.config import SETTINGS, ConfigError, Settings
+from wopibridge.config.values import as_bool
 from wopibridge.errors import NotFound
 from wopibridge.instruments import Instruments
 from wopibridge.locks.base import LockStore
+from wopibridge.locks.client import RedisConnection
+from wopibridge.locks.instrumented import InstrumentedLockStore
 from wopibridge.locks.keys import LOCKS
+from wopibridge.locks.memory import MemoryLockStore
+from wopibridge.locks.ownerlocks import LOCK_USER, OwnerHolder, OwnerLockStore
+from wopibridge.locks.redis import RedisLockStore
 from wopibridge.locks.sitelocks import SiteLockStore
 from wopibridge.security.crypto import CREDENTIAL_CLAIM, CredentialBox
 from wopibridge.security.tokens import AccessToken
 from wopibridge.storage import cs3, fileids, webdav, xrootd
-from wopibridge.storage.base import Storage
+from wopibridge.storage.base import ReportsLocks, Storage
 from wopibridge.storage.idmap import IdMap, SqliteIdMap
-from wopibridge.storage.instrumented import InstrumentedStorage
+from wopibridge.storage.instrumented import InstrumentedStorage, VersionCounters
 from wopibridge.storage.local import LocalStorage
+from wopibridge.storage.local.owner import kept_site
 from wopibridge.storage.redis_idmap import RedisIdMap
 from wopibridge.storage.registry import StorageRegistry
+from wopibridge.storage.versions import VersionLimits
 
 DEFAULT_STORAGE = "local"
 
@@ -55,7 +63,7 @@ Builder = Callable[[str, Mapping[str, Any], Settings, aiohttp.ClientSession], St
 
 
 def _local(name: str, table: Mapping[str, Any], settings: Settings, _: Any) -> Storage:
-    unknown = set(table) - {"type", "root"}
+    unknown = set(table) - {"type", "root", "versions"}
     if unknown:
         raise ValueError(f"storages.{name}.{sorted(unknown)[0]}: unknown key")
     if not table.get("root"):
@@ -70,14 +78,36 @@ def _local(name: str, table: Mapping[str, Any], settings: Settings, _: Any) -> S
         raise ValueError(
             f"{key}: cannot use {root} as the storage folder ({exc.strerror})"
         ) from None
+    try:
+        versions = as_bool(table.get("versions", True))
+    except ValueError as exc:
+        raise ValueError(f"storages.{name}.versions: {exc}") from None
     state_dir = settings.server.state_dir
     try:
-        return LocalStorage(name, root, state_dir, open_id_map(name, settings))
+        # with in-process locks this one instance is its site: its id kept across restarts
+        in_process = urlsplit(settings.locks.url).scheme == "memory"
+        storage = LocalStorage(
+            name,
+            root,
+            state_dir,
+            open_id_map(name, settings),
+            holder=settings.server.public_url,
+            site=kept_site(state_dir) if in_process else None,
+        )
     except (OSError, sqlite3.Error) as exc:
         problem = getattr(exc, "strerror", None) or str(exc)
         raise ValueError(
             f"server.state_dir: cannot keep the file index in {state_dir} ({problem})"
         ) from None
+    if versions:
+        storage.keep_versions(version_limits(settings))
+    return storage
+
+
+def version_limits(settings: Settings) -> VersionLimits:
+    """The ``[versions]`` limits every storage keeping versions applies."""
+    v = settings.versions
+    return VersionLimits(v.max_count, v.max_age, v.max_bytes, v.autosave_window)
 
 
 def open_id_map(name: str, settings: Settings) -> IdMap:
@@ -91,10 +121,13 @@ def open_id_map(name: str, settings: Settings) -> IdMap:
 
 def _webdav(name: str, table: Mapping[str, Any], settings: Settings, http: Any) -> Storage:
     ids: IdMap | None = None  # in-process locks: renames are remembered in this process
+    tokens: LockStore = MemoryLockStore()
     if urlsplit(settings.locks.url).scheme != "memory":
         locks = settings.locks
         ids = RedisIdMap.from_target(locks.target, locks.url, locks.timeout, locks.prefix, name)
-    return webdav.build(name, table, http, ids)
+        # The WebDAV lock tokens of this site, beside its WOPI locks, seen by every instance.
+        tokens = RedisLockStore(RedisConnection(locks.target, locks.timeout), locks.prefix)
+    return webdav.build(name, table, http, ids, tokens, settings.server.public_url)
 
 
 def _cs3(name: str, table: Mapping[str, Any], _: Settings, http: Any) -> Storage:
@@ -140,6 +173,34 @@ async def locked_elsewhere(storage: Storage, app_locks: LockStore, site: str, ke
         return False
     locks = storage.lock_store(app_locks) if storage.capabilities.own_locks else app_locks
     return await SiteLockStore(locks, app_locks, site).locked_elsewhere(key)
+
+
+async def owner_holder(
+    storage: Storage, app_locks: LockStore, site: str, key: str
+) -> OwnerHolder | None:
+    """Who holds ``key`` at the owner's storage when it is not this site (a desktop client,
+    another site's host): ``None`` when nobody else does, or the storage keeps no locks."""
+    if not storage.capabilities.own_locks:
+        return None
+    locks = storage.lock_store(app_locks)
+    if isinstance(locks, InstrumentedLockStore):  # the timing wrapper of the app's storages
+        locks = locks.inner
+    if not isinstance(locks, OwnerLockStore):
+        return None
+    holder = await locks.holder(key)
+    if holder is None or holder.site == site:
+        return None
+    return holder
+
+
+def lock_modes(registry: StorageRegistry) -> dict[str, str]:
+    """How each storage that can hold WOPI locks at the owner does it now (``/ready``)."""
+    modes: dict[str, str] = {}
+    for storage in registry:
+        mode = storage.lock_mode() if isinstance(storage, ReportsLocks) else ""
+        if mode:
+            modes[storage.name] = mode
+    return modes
 
 
 class MeshRegistry(StorageRegistry):
@@ -210,9 +271,8 @@ def build_registry(
     storages: dict[str, Storage] = {}
     if DEFAULT_STORAGE not in settings.storages:
         try:
-            storages[DEFAULT_STORAGE] = _local(
-                DEFAULT_STORAGE, {"root": str(settings.storage.root)}, settings, http
-            )
+            default = {"root": str(settings.storage.root), "versions": settings.storage.versions}
+            storages[DEFAULT_STORAGE] = _local(DEFAULT_STORAGE, default, settings, http)
         except ValueError as exc:
             key, _, problem = str(exc).partition(": ")
             raise ConfigError(key, problem) from None
@@ -229,6 +289,9 @@ def build_registry(
             key, _, problem = str(exc).partition(": ")
             raise ConfigError(key, problem or str(exc)) from None
     if instruments is not None:
+        for storage in storages.values():
+            if isinstance(storage, LocalStorage):
+                storage.version_events = VersionCounters(instruments)
         storages = {
             name: InstrumentedStorage(storage, instruments) for name, storage in storages.items()
         }
@@ -240,4 +303,5 @@ def bind_request(app: web.Application, access: AccessToken) -> tuple[Storage, st
     id, and the lock store for the file (recording this site, ``server.public_url``)."""
     storage, backend_id = app[STORAGES].for_access(access)
     site = app[SETTINGS].server.public_url
+    LOCK_USER.set(access.user_name or access.user_id)
     return storage, backend_id, file_locks(storage, app[LOCKS], site)

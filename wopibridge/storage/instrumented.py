@@ -12,10 +12,12 @@ from pathlib import Path
 
 from prometheus_client import Histogram
 
+from wopibridge.errors import NotFound
 from wopibridge.instruments import Instruments, Measure
 from wopibridge.locks.base import LockStore
 from wopibridge.locks.instrumented import InstrumentedLockStore
-from wopibridge.storage.base import Capabilities, FileContent, FileStat, Storage
+from wopibridge.storage.base import Capabilities, FileContent, FileStat, ReportsLocks, Storage
+from wopibridge.storage.versions import Versioned, VersionInfo
 
 CALLS = (
     "resolve",
@@ -32,7 +34,24 @@ CALLS = (
     "get_meta",
     "set_meta",
     "check",
+    "list_versions",
+    "open_version",
+    "restore_version",
 )
+
+
+class VersionCounters:
+    """A storage's versions kept and dropped, on the app's metrics."""
+
+    def __init__(self, instruments: Instruments) -> None:
+        self._kept = instruments.versions_kept
+        self._dropped = instruments.versions_dropped
+
+    def kept(self) -> None:
+        self._kept.inc()
+
+    def dropped(self, reason: str, count: int) -> None:
+        self._dropped.labels(reason).inc(count)
 
 
 class InstrumentedStorage:
@@ -67,6 +86,10 @@ class InstrumentedStorage:
         if own is fallback:
             return fallback
         return InstrumentedLockStore(own, self._instruments)
+
+    def lock_mode(self) -> str:
+        """The inner storage's, ``""`` when it holds no locks at the owner."""
+        return self.inner.lock_mode() if isinstance(self.inner, ReportsLocks) else ""
 
     async def start(self) -> None:
         await self.inner.start()
@@ -145,6 +168,27 @@ class InstrumentedStorage:
     async def check(self) -> None:
         with self._measure("check"):
             await self.inner.check()
+
+    def _versioned(self) -> Versioned:
+        if not self.capabilities.versions or not isinstance(self.inner, Versioned):
+            raise NotFound("This storage keeps no versions")
+        return self.inner
+
+    async def list_versions(self, file_id: str) -> list[VersionInfo]:
+        with self._measure("list_versions"):
+            return await self._versioned().list_versions(file_id)
+
+    async def open_version(self, file_id: str, version_id: str) -> FileContent:
+        with self._measure("open_version"):
+            return await self._versioned().open_version(file_id, version_id)
+
+    async def restore_version(
+        self, file_id: str, version_id: str, *, expected_version: str | None = None
+    ) -> FileStat:
+        with self._measure("restore_version"):
+            return await self._versioned().restore_version(
+                file_id, version_id, expected_version=expected_version
+            )
 
     async def lock_file_ids(self) -> list[str]:
         return await self.inner.lock_file_ids()

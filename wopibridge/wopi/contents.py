@@ -89,12 +89,23 @@ async def get_file(wopi: WopiRequest) -> web.StreamResponse:
             "X-WOPI-ItemVersion": stat.version,
             "Content-Type": "application/octet-stream",
         }
+    except BaseException:
+        await content.close()
+        raise
+    return await send_content(wopi.request, content, headers)
+
+
+async def send_content(
+    request: web.Request, content: FileContent, headers: dict[str, str]
+) -> web.StreamResponse:
+    """The bytes of ``content`` as the answer (sendfile where it can); closes ``content``."""
+    try:
         if content.local_path is not None:
             return _OpenFileResponse(content, headers)
         assert content.chunks is not None
         response = web.StreamResponse(headers=headers)
-        response.content_length = stat.size
-        await response.prepare(wopi.request)
+        response.content_length = content.stat.size
+        await response.prepare(request)
         async for chunk in content.chunks:
             await response.write(chunk)
         await response.write_eof()

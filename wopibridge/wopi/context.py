@@ -32,13 +32,19 @@ def token_from(request: web.Request) -> str:
     return token
 
 
-async def bind_access(request: web.Request) -> None:
+def version_purpose(version_id: str) -> str:
+    """The purpose of a token that opens one version of a file, read-only, in an editor."""
+    return f"version:{version_id}"
+
+
+async def bind_access(request: web.Request, purpose: str = "") -> None:
     """Verify the request's token and bind it to the file in the URL (404 for another file).
 
-    A token minted for one purpose (a TemplateSource download) is good for nothing else."""
+    A token minted for one purpose (a TemplateSource download, one version) is good for
+    nothing else: only routes that name that ``purpose`` take it."""
     file_id = request.match_info["file_id"]
-    access = await request.app[TOKENS].resolve(token_from(request))
-    if access.file_id != file_id or access.purpose:
+    access = await request.app[TOKENS].resolve(token_from(request), file_id)
+    if access.file_id != file_id or access.purpose not in ("", purpose):
         raise NotFound("File not found")
     request[ACCESS] = access
     request[FILE_ID] = file_id

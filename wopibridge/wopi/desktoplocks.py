@@ -12,11 +12,13 @@ file so desktop users get LibreOffice's "document in use" dialog, and removes it
 host field is ``wopibridge``, which is how our own lock files are told apart from desktop ones.
 
 Writing a lock file is a create with fsyncs, several times the cost of the lock itself, so it
-runs after the answer: :class:`LockFileWriter` applies, per file and in order, the latest
-wanted state (written, removed, moved by a rename). A lock file appears about a tenth of a
-second after its lock is granted. Lock files follow renames, and at start
-:func:`sweep_stale_lock_files` removes ours that no WOPI lock backs any more (a crash, a
-restart with in-process locks).
+runs after the answer: :class:`LockFileWriter` runs, per file, the latest wish. Every wish is
+the same one, :func:`follow_wopi_lock`: make the lock files agree with the WOPI lock as the
+shared lock store has it when the work runs, so instances of a fleet that lock, rename and
+unlock one file in turn agree on the outcome. A lock file appears about a tenth of a second
+after its lock is granted. :func:`sweep_stale_lock_files`, run at start and then periodically
+by every instance, removes ours that no WOPI lock backs any more (a crash, a lock that
+expired, a restart with in-process locks).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from datetime import UTC, datetime
 from wopibridge.errors import FileExists, NotFound, WopiError
 from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import FileStat, Storage
+from wopibridge.storage.names import MAX_NAME_BYTES
 
 log = logging.getLogger("wopibridge.desktoplocks")
 
@@ -59,11 +62,17 @@ def libreoffice_lock_name(name: str) -> str:
     return f".~lock.{name}#"
 
 
+def _can_exist(name: str) -> bool:
+    """Whether a file may carry this name at all: the lock file of a document named outside
+    wopibridge with 248 bytes or more cannot, so there is none to look for or to write."""
+    return len(name.encode("utf-8")) <= MAX_NAME_BYTES
+
+
 def microsoft_owner_names(name: str) -> list[str]:
     """Word replaces the first two characters of stems of 8+ characters (one for 7) with
     ``~$``; Excel and PowerPoint keep the whole name."""
     names = [f"~${name}", f"~${name[1:]}", f"~${name[2:]}"]
-    return list(dict.fromkeys(n for n in names if len(n) > 2))
+    return list(dict.fromkeys(n for n in names if len(n) > 2 and _can_exist(n)))
 
 
 def parse_own_file_id(data: bytes) -> str | None:
@@ -128,7 +137,8 @@ async def _read_small(storage: Storage, file_id: str) -> bytes:
 async def desktop_lock_holder(storage: Storage, backend_id: str, stat: FileStat) -> str | None:
     """A sentence naming who holds the file open in a desktop office, or ``None``."""
     try:
-        lo = await storage.find_sibling(backend_id, libreoffice_lock_name(stat.name))
+        lock_name = libreoffice_lock_name(stat.name)
+        lo = await storage.find_sibling(backend_id, lock_name) if _can_exist(lock_name) else None
         if lo is not None:
             holder, host = parse_libreoffice_lock(await _read_small(storage, lo.file_id))
             if host != OWN_HOST:
@@ -150,7 +160,9 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 async def write_lock_file(storage: Storage, backend_id: str, stat: FileStat, user: str) -> None:
     """Announce a web editing session to desktop LibreOffice users (ODF files only). An
     existing lock file (ours, or a desktop one) is left alone."""
-    if stat.extension.lower() not in ODF_EXTENSIONS:
+    if stat.extension.lower() not in ODF_EXTENSIONS or not _can_exist(
+        libreoffice_lock_name(stat.name)
+    ):
         return
     content = libreoffice_lock_content(user, datetime.now(UTC), stat.file_id)
     try:
@@ -163,31 +175,96 @@ async def write_lock_file(storage: Storage, backend_id: str, stat: FileStat, use
         log.info("could not write the lock file beside %s: %s", stat.file_id, exc)
 
 
-async def remove_lock_file(storage: Storage, backend_id: str, stat: FileStat) -> None:
-    """Remove the lock file we wrote; a desktop client's lock file is never touched."""
-    if stat.extension.lower() not in ODF_EXTENSIONS:
+async def remove_lock_file(storage: Storage, backend_id: str, name: str) -> None:
+    """Remove the lock file of ours for document ``backend_id`` beside it under ``name``; a
+    desktop client's lock file, or ours for another document, is never touched."""
+    if _extension(name) not in ODF_EXTENSIONS or not _can_exist(libreoffice_lock_name(name)):
         return
     try:
-        found = await storage.find_sibling(backend_id, libreoffice_lock_name(stat.name))
+        found = await storage.find_sibling(backend_id, libreoffice_lock_name(name))
         if found is None:
             return
-        _, host = parse_libreoffice_lock(await _read_small(storage, found.file_id))
-        if host == OWN_HOST:
+        if parse_own_file_id(await _read_small(storage, found.file_id)) == backend_id:
             await storage.delete(found.file_id)
-    except (WopiError, OSError) as exc:
-        log.info("could not remove the lock file beside %s: %s", stat.file_id, exc)
-
-
-async def move_lock_file(
-    storage: Storage, backend_id: str, before: FileStat, after: FileStat, user: str | None
-) -> None:
-    """After a rename: remove our lock file beside the old name and, when ``user`` still holds
-    the WOPI lock, write one beside the new name."""
-    if before.name == after.name:
+    except NotFound:
         return
-    await remove_lock_file(storage, backend_id, before)
-    if user is not None:
-        await write_lock_file(storage, backend_id, after, user)
+    except (WopiError, OSError) as exc:
+        log.info("could not remove the lock file beside %s: %s", backend_id, exc)
+
+
+async def _remove_orphan(storage: Storage, backend_id: str, folder: str, name: str) -> None:
+    """Remove our lock file of the deleted document ``backend_id`` once named ``name``."""
+    if _extension(name) not in ODF_EXTENSIONS or not _can_exist(libreoffice_lock_name(name)):
+        return
+    lock_name = libreoffice_lock_name(name)
+    try:
+        found = await storage.resolve(f"{folder}/{lock_name}" if folder else lock_name)
+        if parse_own_file_id(await _read_small(storage, found.file_id)) == backend_id:
+            await storage.delete(found.file_id)
+    except NotFound:
+        return
+    except (WopiError, OSError) as exc:
+        log.info("could not remove the lock file of %s: %s", backend_id, exc)
+
+
+def _extension(name: str) -> str:
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else ""
+
+
+async def _lock_state(storage: Storage, locks: LockStore, backend_id: str) -> tuple[str, bool]:
+    """The document's name now and whether a WOPI lock holds it now (``""``: it is gone)."""
+    try:
+        stat = await storage.stat(backend_id)
+    except NotFound:
+        return "", False
+    return stat.name, bool(await locks.get(stat.identity))
+
+
+async def follow_wopi_lock(
+    storage: Storage,
+    locks: LockStore,
+    backend_id: str,
+    user: str,
+    *,
+    writes: bool = True,
+    old_names: frozenset[str] = frozenset(),
+    last_seen: FileStat | None = None,
+) -> frozenset[str]:
+    """Make our lock files of a document agree with its WOPI lock as the lock store has it
+    now: one beside its current name while it is locked (when ``writes``: its app keeps lock
+    files), none beside it otherwise, none beside a name it had (``old_names``).
+
+    The state is read when the work runs, not when it was asked for, and read again after:
+    when it changed meanwhile (an Unlock or a Rename on another instance), the work is done
+    again for the new state. Whichever instance acts last thus acts on the last state, so
+    Lock on one instance, Rename on a second and Unlock on the first leave no lock file.
+    A document deleted meanwhile loses ours beside the names it was last seen under
+    (``last_seen``, ``old_names``). When the state kept changing under it, the names still to
+    clean are returned, for the caller to run it again later; else an empty set.
+    """
+    seen: set[str] = set()
+    for _ in range(4):
+        name, locked = await _lock_state(storage, locks, backend_id)
+        # a name this run saw before, and may have written beside, is an old name now
+        old_names |= seen - {name}
+        if not name:
+            if last_seen is not None:
+                for gone in old_names | seen | {last_seen.name}:
+                    await _remove_orphan(storage, backend_id, last_seen.folder, gone)
+            return frozenset()
+        for old in old_names - {name}:
+            await remove_lock_file(storage, backend_id, old)
+        if locked and writes:
+            stat = await storage.stat(backend_id)
+            seen.add(stat.name)
+            await write_lock_file(storage, backend_id, stat, user)
+        elif not locked:
+            await remove_lock_file(storage, backend_id, name)
+        if await _lock_state(storage, locks, backend_id) == (name, locked):
+            return frozenset()
+        seen.add(name)
+    return frozenset(old_names | seen)
 
 
 async def sweep_stale_lock_files(storage: Storage, locks: LockStore) -> int:

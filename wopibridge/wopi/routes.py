@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from wopibridge.errors import NotImplementedOperation
-from wopibridge.wopi import contents, files, locking, templates
-from wopibridge.wopi.context import WopiRequest, bind_access
+from wopibridge.wopi import contents, files, locking, templates, versions
+from wopibridge.wopi.context import WopiRequest, bind_access, version_purpose
 from wopibridge.wopi.saves import entry as saves
 
 Operation = Callable[[WopiRequest], Awaitable[web.StreamResponse]]
@@ -34,6 +34,14 @@ def operation_name(method: str, path_tail: str, override: str | None) -> str:
     """A stable operation name for logs and metrics."""
     if path_tail == "contents":
         return "GetFile" if method == "GET" else "PutFile"
+    if path_tail.startswith("versions"):  # versions, versions/{version_id}/contents|restore
+        if path_tail == "versions":
+            return "ListVersions"
+        if path_tail.endswith("/restore"):
+            return "RestoreVersion"
+        if path_tail.endswith("/contents"):
+            return "GetVersion"
+        return "VersionFileInfo" if method == "GET" else "Unknown"
     if method == "GET":
         return "CheckFileInfo"
     if override is None:
@@ -49,17 +57,26 @@ Check = Callable[[web.Request], Awaitable[None]]
 WOPI_CHECKS: web.AppKey[tuple[Check, ...]] = web.AppKey("wopi_checks")
 
 
-def wopi_route(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def wopi_route(
+    operation: Operation, *, checked: bool = True, version_token: bool = False
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """A route handler: token bound to the file, the configured checks, then ``operation``.
 
     The checks run per route rather than as app middlewares so that only ``/wopi/files``
-    requests pay for them, without a sub-application's second routing step.
+    requests pay for them, without a sub-application's second routing step. ``checked=False``
+    is for routes a browser or a web UI calls with the access token, never an editor (the
+    versions list, a restore): no editor proof would come there, even where an app's
+    ``proof_keys`` is ``require``. ``version_token`` routes (under
+    ``/versions/{version_id}``) also take the token of that one version, whose own WOPISrc an
+    editor opened read-only.
     """
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        await bind_access(request)
-        for check in request.app[WOPI_CHECKS]:
-            await check(request)
+        purpose = version_purpose(request.match_info["version_id"]) if version_token else ""
+        await bind_access(request, purpose)
+        if checked:
+            for check in request.app[WOPI_CHECKS]:
+                await check(request)
         return await operation(WopiRequest.of(request))
 
     return handler
@@ -89,4 +106,27 @@ def add_routes(app: web.Application, *checks: Check) -> None:
         "/wopi/files/{file_id}/contents", wopi_route(contents.get_file), allow_head=False
     )
     app.router.add_post("/wopi/files/{file_id}/contents", wopi_route(_post_contents))
+    app.router.add_get(
+        "/wopi/files/{file_id}/versions",
+        wopi_route(versions.list_versions, checked=False),
+        allow_head=False,
+    )
+    app.router.add_get(
+        "/wopi/files/{file_id}/versions/{version_id}",
+        wopi_route(versions.version_info, version_token=True),
+        allow_head=False,
+    )
+    app.router.add_post(
+        "/wopi/files/{file_id}/versions/{version_id}",
+        wopi_route(versions.version_operation, version_token=True),
+    )
+    app.router.add_get(
+        "/wopi/files/{file_id}/versions/{version_id}/contents",
+        wopi_route(versions.get_version, version_token=True),
+        allow_head=False,
+    )
+    app.router.add_post(
+        "/wopi/files/{file_id}/versions/{version_id}/restore",
+        wopi_route(versions.restore_version, checked=False),
+    )
     templates.add_routes(app)

@@ -5,7 +5,9 @@ its edit token names the template (``template`` claim). While the file is still 
 CheckFileInfo carries ``TemplateSource``: a URL under ``/wopi/templates/<ref>`` with a token
 of its own, short-lived and good for that one template only (``purpose`` = ``template``; the
 WOPI routes refuse it). The editor fetches the template there and fills the file with its
-first PutFile, which WOPI allows on an unlocked empty file.
+first PutFile, which WOPI allows on an unlocked empty file. With short tokens, each edit token
+has one template handle, replaced (with a fresh lifetime) by each CheckFileInfo: an editor
+polling CheckFileInfo does not pile up handles.
 
 ``<ref>`` is a built-in blank (``_blank.odt``; storage names cannot contain ``_``) or the
 WOPI file id of a template on any configured storage, read as the user who opened it.
@@ -63,6 +65,7 @@ async def template_source(request: web.Request, access: AccessToken) -> str:
         mode="view",
         ttl=TEMPLATE_TOKEN_TTL,
         extra=extra,
+        derive_from="template\0" + token_from(request),
     )
     public = request.app[SETTINGS].server.public_url
     return f"{public}/wopi/templates/{quote(ref, safe='')}?access_token={quote(token, safe='')}"
@@ -71,7 +74,7 @@ async def template_source(request: web.Request, access: AccessToken) -> str:
 async def get_template(request: web.Request) -> web.StreamResponse:
     """``GET /wopi/templates/<ref>``: the template bytes, for a template token only."""
     ref = request.match_info["ref"]
-    access = await request.app[TOKENS].resolve(token_from(request))
+    access = await request.app[TOKENS].resolve(token_from(request), ref)
     if access.purpose != "template" or access.file_id != ref:
         raise NotFound("Template not found")
     if ref.startswith(BLANK_PREFIX):

@@ -18,6 +18,11 @@ A failure raises :class:`~wopibridge.errors.ProofFailed` (500, what Microsoft's 
 expects). When a signature does not verify, the keys are refetched once (the source rate-limits
 this) before giving up, so an editor's key rotation needs no restart.
 
+The check fails closed. The key source answers :class:`~wopibridge.errors.Unavailable` when an
+app's keys cannot be known (its discovery was never reached), and that is let through as a
+503: a signed request is not served unchecked, and a secure-view GetFile without a proof is
+refused (401) as if the editor published keys.
+
 The signed URL is the one the editor called: ``server.public_url`` joined with the request's
 raw path and query, never rebuilt from the ``Host`` header (behind a proxy they differ).
 """

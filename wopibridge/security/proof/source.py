@@ -25,5 +25,8 @@ class ProofKeyAttrs:
 class ProofKeySource(Protocol):
     async def proof_keys(self, app: str, *, refresh: bool = False) -> ProofKeyAttrs | None:
         """The keys of the app named in an access token (case-insensitive), ``None`` when the
-        app is not configured or publishes none. ``refresh`` asks for a refetch (rate-limited
-        by the source) after a signature failed, so key rotation needs no restart."""
+        app is not configured or publishes none, :class:`~wopibridge.errors.Unavailable` when
+        they cannot be known (the app's discovery was never reached): never ``None`` for that,
+        or the check could not refuse what needs a proof. ``refresh`` asks for a refetch
+        (rate-limited by the source) after a signature failed, so key rotation needs no
+        restart."""

@@ -66,6 +66,8 @@ class Cs3Config:
     site: str = ""
     timeout: float = 30.0
     insecure_data: bool = False
+    #: list, download and restore the versions the gateway keeps
+    versions: bool = True
 
     @classmethod
     def from_table(cls, name: str, table: Mapping[str, Any]) -> Cs3Config:
@@ -85,8 +87,8 @@ class Cs3Config:
         except (TypeError, ValueError):
             raise ValueError(f"storages.{name}.timeout: must be a number") from None
 
-        def flag(key: str) -> bool:
-            value = table.get(key, False)
+        def flag(key: str, default: bool = False) -> bool:
+            value = table.get(key, default)
             return value.lower() in ("1", "true", "yes") if isinstance(value, str) else bool(value)
 
         return cls(
@@ -97,4 +99,5 @@ class Cs3Config:
             site=str(table.get("site", "")) or f"cs3:{gateway}",
             timeout=timeout,
             insecure_data=flag("insecure_data"),
+            versions=flag("versions", True),
         )

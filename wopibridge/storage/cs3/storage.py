@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import AsyncIterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -55,6 +56,7 @@ from wopibridge.storage.cs3.config import (
     parse_reva_id,
 )
 from wopibridge.storage.cs3.locks import Cs3LockStore
+from wopibridge.storage.cs3.versions import Cs3Versions
 from wopibridge.storage.httpbody import HttpFileContent, Upload
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
@@ -63,12 +65,13 @@ from wopibridge.storage.remote import StreamsStagedFiles, http_status_error
 log = logging.getLogger("wopibridge.storage.cs3")
 
 
-class Cs3Storage(StreamsStagedFiles):
+class Cs3Storage(Cs3Versions, StreamsStagedFiles):
     """Files in a CS3 namespace, reached through the gateway."""
 
     capabilities = Capabilities(
         user_credential=True, own_locks=True, shared_by_sites=True, reva_gateway=True
     )
+    versioned = replace(capabilities, versions=True)
 
     def __init__(
         self,
@@ -83,6 +86,8 @@ class Cs3Storage(StreamsStagedFiles):
         self.config = config
         self._session = session
         self.gateway = GatewayClient(name, config, token or config.token, shared or Shared())
+        if config.versions:
+            self.capabilities = self.versioned
 
     def with_credential(self, credential: str | None) -> Cs3Storage:
         """A view of this storage acting with the user's Reva token."""
@@ -151,21 +156,30 @@ class Cs3Storage(StreamsStagedFiles):
     async def open_read(self, file_id: str) -> FileContent:
         ref = self._ref(file_id)
         for _ in range(3):
-            info = await self._stat_ref(ref)
-            stat = self._make_stat(info)
-            response = await self.gateway.checked(
-                "InitiateFileDownload", sp.InitiateFileDownloadRequest(ref=ref), what="read"
-            )
-            protocol = _pick(response.protocols)
-            if protocol is None:
-                raise self.gateway.down(" (no download endpoint)")
-            http = await self._transfer("GET", protocol.download_endpoint, protocol.token)
-            if http.status == 200 and _etag_matches(http, stat.version):
-                return HttpFileContent(stat, http, self.name)
-            http.release()
-            if http.status not in (200, 412):
-                raise self._http_error(http.status, what="read")
+            stat = self._make_stat(await self._stat_ref(ref))
+            content = await self._download(ref, stat, pinned=True)
+            if content is not None:
+                return content
         raise Unavailable(f"The file keeps changing on the storage {self.name}")
+
+    async def _download(
+        self, ref: spr.Reference, stat: FileStat, *, pinned: bool = False
+    ) -> FileContent | None:
+        """The bytes at ``ref`` as ``stat`` describes them; ``None`` when ``pinned`` and the
+        data server sent another state (its ETag is not ``stat``'s version)."""
+        response = await self.gateway.checked(
+            "InitiateFileDownload", sp.InitiateFileDownloadRequest(ref=ref), what="read"
+        )
+        protocol = _pick(response.protocols)
+        if protocol is None:
+            raise self.gateway.down(" (no download endpoint)")
+        http = await self._transfer("GET", protocol.download_endpoint, protocol.token)
+        if http.status == 200 and (not pinned or _etag_matches(http, stat.version)):
+            return HttpFileContent(stat, http, self.name)
+        http.release()
+        if http.status not in (200, 412):
+            raise self._http_error(http.status, what="read")
+        return None
 
     async def _transfer(
         self, method: str, url: str, transfer_token: str, upload: Upload | None = None

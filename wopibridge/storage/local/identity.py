@@ -98,24 +98,31 @@ class LocalIdentity(LocalTree):
     async def _find(self, file_id: str) -> tuple[str, Path, os.stat_result]:
         """Where ``file_id`` is now, and its stat: the map's path, else the path a rename
         in progress (or cut short by a crash) was moving it to, each checked against the
-        file's own id. A stale entry is a 404, never another file."""
+        file's own id. A stale entry is a 404, never another file. A rename on another
+        instance may move the file between reading the map and looking at the path: when the
+        map changed meanwhile, it is read again."""
         entry = await self._ids.lookup(file_id)
-        if entry is None:
-            raise NotFound("File not found")
-        for candidate, pending in ((entry.path, False), (entry.pending, True)):
-            if not candidate:
-                continue
-            relative, path = self._canonical(candidate)
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            if not statmod.S_ISREG(st.st_mode) or not self._holds(file_id, path):
-                continue
-            if pending:
-                with contextlib.suppress(WopiError):
-                    await self._ids.finish_move(file_id, entry.path or "", relative)
-            return relative, path, st
+        for _ in range(3):
+            if entry is None:
+                break
+            for candidate, pending in ((entry.path, False), (entry.pending, True)):
+                if not candidate:
+                    continue
+                relative, path = self._canonical(candidate)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                if not statmod.S_ISREG(st.st_mode) or not self._holds(file_id, path):
+                    continue
+                if pending:
+                    with contextlib.suppress(WopiError):
+                        await self._ids.finish_move(file_id, entry.path or "", relative)
+                return relative, path, st
+            again = await self._ids.lookup(file_id)
+            if again == entry:
+                break
+            entry = again
         raise NotFound("File not found")
 
     async def resolve(self, ref: str) -> FileStat:

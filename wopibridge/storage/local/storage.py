@@ -39,21 +39,44 @@ from pathlib import Path
 from wopibridge.errors import Unavailable, WopiError
 from wopibridge.locks.base import LockStore
 from wopibridge.storage.base import Capabilities
+from wopibridge.storage.idmap import IdMap
+from wopibridge.storage.local.owner import LocalLockStore, LocalOwnerLocks, SiteIds
 from wopibridge.storage.local.reading import LocalReading
-from wopibridge.storage.local.writing import LocalWriting
+from wopibridge.storage.local.records import HIDDEN
+from wopibridge.storage.local.versions import LocalVersions
 
 log = logging.getLogger("wopibridge.storage.local")
 
 
-class LocalStorage(LocalWriting, LocalReading):
+class LocalStorage(LocalVersions, LocalReading):
     """Files under one folder. ``name`` is the storage's name in WOPI file ids.
 
     ``ids`` is the id map shared by every instance serving the folder (an SQLite index in
     ``state_dir`` when none is given); ``xattrs`` overrides the probe of whether the folder's
-    filesystem keeps user extended attributes.
+    filesystem keeps user extended attributes. ``holder`` is what a lock record says of this
+    instance (its public URL); ``site`` fixes this site's id (with in-process locks, where no
+    shared store can keep it); ``owner_locks`` ``False`` keeps WOPI locks in the site's store
+    only (for measuring what holding them at the folder costs).
     """
 
-    capabilities = Capabilities(local_staging=True)
+    capabilities = Capabilities(local_staging=True, own_locks=True)
+
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        state_dir: Path,
+        ids: IdMap | None = None,
+        *,
+        xattrs: bool | None = None,
+        holder: str = "",
+        site: str | None = None,
+        owner_locks: bool = True,
+    ) -> None:
+        super().__init__(name, root, state_dir, ids, xattrs=xattrs)
+        self._sites = SiteIds(site)
+        self._owner = LocalOwnerLocks(self._records, holder) if owner_locks else None
+        self._lock_stores: dict[int, tuple[LockStore, LocalLockStore]] = {}
 
     # -- metadata and lifecycle ---------------------------------------------------------
 
@@ -77,7 +100,16 @@ class LocalStorage(LocalWriting, LocalReading):
         return self
 
     def lock_store(self, fallback: LockStore) -> LockStore:
-        return fallback
+        """The site's store, with every WOPI lock also held in the file's record beside the
+        data, where instances of other sites (with their own Redis) see it too."""
+        if self._owner is None:
+            return fallback
+        known = self._lock_stores.get(id(fallback))
+        if known is not None and known[0] is fallback:
+            return known[1]
+        store = LocalLockStore(fallback, self._owner, self._sites)
+        self._lock_stores[id(fallback)] = (fallback, store)
+        return store
 
     async def start(self) -> None:
         await self.sweep_temporaries()
@@ -102,6 +134,8 @@ class LocalStorage(LocalWriting, LocalReading):
         return ids
 
     async def close(self) -> None:
+        if self.version_limits is not None:
+            await self.finish_pruning()
         await self._ids.close()
 
 
@@ -112,7 +146,9 @@ def _writable_dir(path: Path) -> bool:
 def _lock_files(root: Path) -> list[str]:
     """Paths, relative to ``root``, of every ``.~lock.<name>#`` file under it."""
     found = []
-    for folder, _dirs, files in os.walk(root):
+    for folder, dirs, files in os.walk(root):
+        if folder == str(root) and HIDDEN in dirs:
+            dirs.remove(HIDDEN)  # wopibridge's own folder holds no documents
         for name in files:
             if name.startswith(".~lock.") and name.endswith("#"):
                 found.append((Path(folder) / name).relative_to(root).as_posix())

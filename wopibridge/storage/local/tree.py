@@ -1,4 +1,4 @@
-"""The local folder itself: paths under the root, the stat of a file, the per-file write lock.
+"""The local folder itself: paths under the root, the stat of a file, the per-file mutex.
 
 What every part of :class:`~wopibridge.storage.local.LocalStorage` shares (identity, reading,
 staging and writing), and the one reading of an OS error as the WOPI error it means.
@@ -6,10 +6,10 @@ staging and writing), and the one reading of an OS error as the WOPI error it me
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import stat as statmod
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path, PurePosixPath
 
 from wopibridge.errors import (
@@ -23,6 +23,8 @@ from wopibridge.errors import (
 from wopibridge.storage import xattrid
 from wopibridge.storage.base import FileStat
 from wopibridge.storage.idmap import IdMap, SqliteIdMap
+from wopibridge.storage.local.owner import SiteIds
+from wopibridge.storage.local.records import HIDDEN, FileRecords, Record
 
 #: ids of files that cannot carry their own (no write permission on them) start with this
 PATH_BOUND = "~"
@@ -30,6 +32,11 @@ HARD_LINKED = (
     "The file has other names (hard links): it opens read-only, since saving would "
     "separate it from them"
 )
+
+
+def identity_of(file_id: str) -> str:
+    """A local file's identity: its WOPI lock key, and the key of its record."""
+    return f"local:{file_id}"
 
 
 def os_error(exc: OSError, what: str) -> WopiError:
@@ -46,8 +53,9 @@ def os_error(exc: OSError, what: str) -> WopiError:
 
 
 class LocalTree:
-    """The folder, its id map and the state kept between calls (paths built, files seen,
-    per-file write locks); the parts of the local storage build on it."""
+    """The folder, its id map and the state kept between calls (paths built, files seen),
+    and the per-file records whose mutex orders every change of a file across instances; the
+    parts of the local storage build on it."""
 
     def __init__(
         self,
@@ -69,7 +77,8 @@ class LocalTree:
             ids if ids is not None else SqliteIdMap(state_dir / f"{name}-files.sqlite3")
         )
         self.xattrs = xattrid.supported(self.root) if xattrs is None else xattrs
-        self._write_locks: dict[str, asyncio.Lock] = {}
+        self._records = FileRecords(self.root, _lock_error)
+        self._sites = SiteIds()  # this site's id, once a lock store told it
 
     def _relative(self, ref: str) -> str:
         """Normalise a user-given path; refuse anything that could leave the root.
@@ -85,6 +94,8 @@ class LocalTree:
             raise BadRequest("Invalid file reference")
         if any(part in ("..", ".") for part in parts):
             raise BadRequest("Invalid file reference: name the file without '.' or '..'")
+        if parts[0] == HIDDEN:  # wopibridge's own records, never a document
+            raise NotFound("File not found")
         return "/".join(parts)
 
     def _canonical(self, relative: str) -> tuple[str, Path]:
@@ -106,9 +117,13 @@ class LocalTree:
                 break  # missing: the caller's stat answers 404
             if statmod.S_ISLNK(mode):
                 real = os.path.realpath(full)
-                if not real.startswith(self._root_str + "/"):
+                if not real.startswith(self._root_str + "/") or real.startswith(
+                    f"{self._root_str}/{HIDDEN}/"
+                ):
                     raise NotFound("File not found")
                 full, relative = real, real[len(self._root_str) + 1 :]
+                if relative.partition("/")[0] == HIDDEN:  # an alias of wopibridge's own files
+                    raise NotFound("File not found")
                 break
         path = self._paths.get(full)
         if path is None:
@@ -134,18 +149,16 @@ class LocalTree:
             size=st.st_size,
             mtime_ns=st.st_mtime_ns,
             version=f"{st.st_mtime_ns:x}.{st.st_ino:x}.{st.st_size:x}",
-            identity=f"local:{file_id}",
+            identity=identity_of(file_id),
             owner_id=str(st.st_uid),
             folder=folder,
             read_only_reason=HARD_LINKED if st.st_nlink > 1 else "",
         )
 
-    def _lock_for(self, path: Path) -> asyncio.Lock:
-        key = str(path)
-        lock = self._write_locks.get(key)
-        if lock is None:
-            lock = self._write_locks[key] = asyncio.Lock()
-        return lock
+    def _exclusive(self, file_id: str) -> AbstractAsyncContextManager[Record]:
+        """The mutex of ``file_id`` across tasks, processes and hosts over the folder: every
+        save, rename and delete of the file holds it from finding the file to changing it."""
+        return self._records.exclusive(identity_of(file_id))
 
     @staticmethod
     def _os_stat(path: Path) -> os.stat_result:
@@ -153,3 +166,7 @@ class LocalTree:
             return os.stat(path)
         except OSError as exc:
             raise os_error(exc, "read") from None
+
+
+def _lock_error(exc: OSError) -> WopiError:
+    return os_error(exc, "write")

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 
 from wopibridge.errors import FileExists, Forbidden, NotFound, VersionConflict
@@ -20,6 +20,8 @@ from wopibridge.storage import xattrid
 from wopibridge.storage.base import FileStat
 from wopibridge.storage.idmap import journalled_move
 from wopibridge.storage.index import new_id
+from wopibridge.storage.local.owner import refuse_foreign
+from wopibridge.storage.local.records import Record
 from wopibridge.storage.local.staging import LocalStaging
 from wopibridge.storage.local.tree import PATH_BOUND, os_error
 from wopibridge.storage.names import check_plain_name
@@ -59,47 +61,83 @@ class LocalWriting(LocalStaging):
     async def commit(
         self, file_id: str, staged: Path, *, expected_version: str | None = None
     ) -> FileStat:
-        """Rename ``staged`` (a durable file in :meth:`staging_folder`) over the file, after
-        checking once more under the per-file lock that the id is still there, unchanged and
-        writable; the file keeps its mode and its id (copied onto ``staged``)."""
-        _, path, _ = await self._find(file_id)
-        async with self._lock_for(path):
-            _, now_at, latest_st = await self._find(file_id)
-            latest = self._make_stat(file_id, now_at, latest_st)
+        """Rename ``staged`` (a durable file in :meth:`staging_folder`) over the file, under
+        the file's mutex (:meth:`_exclusive`), after finding it there once more: still there,
+        in the folder ``staged`` is in, unchanged, writable and not locked by another site.
+        The file keeps its mode and its id (copied onto ``staged``). A rename or a delete on
+        another instance therefore lands wholly before or wholly after the save."""
+        async with self._exclusive(file_id) as record:
+            _, path, latest_st = await self._find(file_id)
+            latest = self._make_stat(file_id, path, latest_st)
             if latest.read_only_reason:
                 raise Forbidden(latest.read_only_reason)
-            if now_at != path:
+            if path.parent != staged.parent:
                 raise VersionConflict("The file changed in storage")
             if expected_version is not None and latest.version != expected_version:
                 raise VersionConflict("The file changed in storage")
             mtime = self._next_mtime(latest.mtime_ns)
+            site = self._sites.current
+            carries = self._carries(file_id)
             try:
-                if self._carries(file_id):
-                    await asyncio.to_thread(xattrid.write_id, staged, file_id)
-                await asyncio.to_thread(_commit, staged, path, mtime, False, True)
+                landed, kept = await asyncio.to_thread(
+                    self._land, record, site, staged, file_id, path, mtime, carries, latest_st
+                )
             except OSError as exc:
                 raise os_error(exc, "write") from None
-        return await asyncio.to_thread(self._stat_path, file_id, path)
+        self._landed(file_id, path, kept)
+        return landed
+
+    def _land(
+        self,
+        record: Record,
+        site: str | None,
+        staged: Path,
+        file_id: str,
+        path: Path,
+        mtime: int,
+        carries: bool,
+        previous: os.stat_result,
+    ) -> tuple[FileStat, bool]:
+        """The blocking part of a commit, in one thread hop: the file and whether a version of
+        its previous content was kept."""
+        refuse_foreign(record, site)
+        if carries:
+            xattrid.write_id(staged, file_id)
+        kept = self._replace(file_id, staged, path, mtime, previous)
+        return self._stat_path(file_id, path), kept
+
+    def _replace(
+        self, file_id: str, staged: Path, path: Path, mtime_ns: int, previous: os.stat_result
+    ) -> bool:
+        """The one step of a save that replaces the file (in the commit's thread hop, under
+        the file's mutex); the versions layer (:mod:`.versions`) overrides it to keep the
+        previous content, and answers whether it did."""
+        _commit(staged, path, mtime_ns, False, True)
+        return False
+
+    def _landed(self, file_id: str, path: Path, kept: bool) -> None:
+        """Called on the event loop once a save landed (the versions layer counts and
+        prunes there)."""
 
     async def adopt(self, sibling_of: str, name: str, staged: Path) -> FileStat:
         """Link ``staged`` beside ``sibling_of`` as ``name`` (refused if the name is taken), as
-        a new file with an id of its own."""
+        a new file with an id of its own. The link is exclusive, and nobody knows the new id
+        yet: no mutex is needed."""
         _, sibling, _ = await self._find(sibling_of)
         target = sibling.parent / check_plain_name(name)
         relative = self._relative_of(target)
         file_id = ""
-        async with self._lock_for(target):
-            try:
-                await asyncio.to_thread(os.chmod, staged, 0o644)
-                if self.xattrs:
-                    file_id = new_id()
-                    await asyncio.to_thread(xattrid.write_id, staged, file_id)
-                previous = await asyncio.to_thread(_mtime_or_zero, target)
-                await asyncio.to_thread(_commit, staged, target, self._next_mtime(previous), True)
-            except FileExistsError:
-                raise FileExists(f"A file named {name!r} already exists") from None
-            except OSError as exc:
-                raise os_error(exc, "write") from None
+        try:
+            await asyncio.to_thread(os.chmod, staged, 0o644)
+            if self.xattrs:
+                file_id = new_id()
+                await asyncio.to_thread(xattrid.write_id, staged, file_id)
+            previous = await asyncio.to_thread(_mtime_or_zero, target)
+            await asyncio.to_thread(_commit, staged, target, self._next_mtime(previous), True)
+        except FileExistsError:
+            raise FileExists(f"A file named {name!r} already exists") from None
+        except OSError as exc:
+            raise os_error(exc, "write") from None
         if file_id:
             await self._ids.place(file_id, relative)
         else:
@@ -131,14 +169,17 @@ class LocalWriting(LocalStaging):
         temp = await self._write_temp(folder, chunks, 0o644)
         file_id = ""
         try:
-            async with self._lock_for(target):
+            carried = ""
+            if self.xattrs and overwrite:  # the file at that name stays the same file
+                with contextlib.suppress(OSError):
+                    found = await asyncio.to_thread(xattrid.read_id, target)
+                    carried = found or ""
+            async with self._replacing(carried) as record:
                 if self.xattrs:
-                    if overwrite:  # the file at that name stays the same file, with its lock
-                        with contextlib.suppress(OSError):
-                            carried = await asyncio.to_thread(xattrid.read_id, target)
-                            file_id = carried or ""
-                    file_id = file_id or new_id()
+                    file_id = carried or new_id()
                     await asyncio.to_thread(xattrid.write_id, temp.path, file_id)
+                if record is not None:
+                    await asyncio.to_thread(refuse_foreign, record, self._sites.current)
                 previous = await asyncio.to_thread(_mtime_or_zero, target)
                 await asyncio.to_thread(
                     _commit, temp.path, target, self._next_mtime(previous), not overwrite
@@ -155,8 +196,18 @@ class LocalWriting(LocalStaging):
             file_id = await self._ids.claim(relative, new_id())
         return self._stat_path(file_id, target)
 
+    @contextlib.asynccontextmanager
+    async def _replacing(self, carried: str) -> AsyncIterator[Record | None]:
+        """The mutex of the file an overwrite replaces (by the id it carries), if any."""
+        if not carried:
+            yield None
+            return
+        async with self._exclusive(carried) as record:
+            yield record
+
     async def rename(self, file_id: str, new_name: str) -> FileStat:
-        """Rename, journalled in the id map so the id resolves at every moment.
+        """Rename, journalled in the id map so the id resolves at every moment, under the
+        file's mutex so that no save or delete of another instance lands in between.
 
         The map first records the new name as pending, then the file moves, then the map
         moves the id. An instance killed after the move leaves the pending name, which every
@@ -164,21 +215,22 @@ class LocalWriting(LocalStaging):
         the map cannot be updated the file is moved back, and the answer is the map's error
         (507 when its storage is full, 503 when it is unreachable).
         """
-        relative, path, _ = await self._find(file_id)
-        target = path.parent / check_plain_name(new_name)
-        if target == path:
-            return await self.stat(file_id)
-        new_relative = self._relative_of(target)
+        async with self._exclusive(file_id) as record:
+            relative, path, _ = await self._find(file_id)
+            target = path.parent / check_plain_name(new_name)
+            if target == path:
+                return self._stat_path(file_id, path)
+            await asyncio.to_thread(refuse_foreign, record, self._sites.current)
+            new_relative = self._relative_of(target)
 
-        async def move() -> None:
-            try:
-                await asyncio.to_thread(_rename_noreplace, path, target)
-            except FileExistsError:
-                raise FileExists(f"A file named {new_name!r} already exists") from None
-            except OSError as exc:
-                raise os_error(exc, "rename") from None
+            async def move() -> None:
+                try:
+                    await asyncio.to_thread(_rename_noreplace, path, target)
+                except FileExistsError:
+                    raise FileExists(f"A file named {new_name!r} already exists") from None
+                except OSError as exc:
+                    raise os_error(exc, "rename") from None
 
-        async with self._lock_for(path):
             await journalled_move(
                 self._ids,
                 file_id,
@@ -187,12 +239,16 @@ class LocalWriting(LocalStaging):
                 move,
                 lambda: asyncio.to_thread(_rename_noreplace, target, path),
             )
-        self._seen.pop(file_id, None)
-        return await self.stat(file_id)
+            self._seen.pop(file_id, None)
+            return await self.stat(file_id)
 
     async def delete(self, file_id: str) -> None:
-        relative, path, _ = await self._find(file_id)
-        async with self._lock_for(path):
+        """Delete the file wherever its id is now, under its mutex: a rename racing it on any
+        instance either finished first (and the file is deleted at its new name) or finds no
+        file. Its record goes with it."""
+        async with self._exclusive(file_id) as record:
+            relative, path, _ = await self._find(file_id)
+            await asyncio.to_thread(refuse_foreign, record, self._sites.current)
             try:
                 await asyncio.to_thread(os.unlink, path)
             except FileNotFoundError:
@@ -200,8 +256,8 @@ class LocalWriting(LocalStaging):
             except OSError as exc:
                 raise os_error(exc, "delete") from None
             await self._ids.forget(file_id, relative)
-        self._seen.pop(file_id, None)
-        self._write_locks.pop(str(path), None)
+            self._seen.pop(file_id, None)
+            await asyncio.to_thread(self._records.remove, record)
 
 
 def _mtime_or_zero(path: Path) -> int:
@@ -211,7 +267,7 @@ def _mtime_or_zero(path: Path) -> int:
         return 0
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -239,10 +295,10 @@ def _commit(
         os.unlink(temp)
     else:
         os.replace(temp, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def _rename_noreplace(source: Path, target: Path) -> None:
     os.link(source, target)
     os.unlink(source)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)

@@ -42,6 +42,17 @@ STAT_BODY = (
 ).encode()
 
 
+@dataclass(frozen=True, slots=True)
+class ActiveLock:
+    """One ``DAV:activelock`` of a ``lockdiscovery``: its token (``""`` when the server hides
+    it), the ``DAV:owner`` as the text it holds, and the seconds left (``None``: infinite or
+    not said)."""
+
+    token: str
+    owner: str
+    timeout: float | None
+
+
 @dataclass(slots=True)
 class DavEntry:
     path: str
@@ -52,6 +63,13 @@ class DavEntry:
     fileid: str
     owner: str
     locked: bool = False
+    #: the server marked its ETag weak (``W/"…"``): it must not go into ``If-Match``
+    weak: bool = False
+    locks: tuple[ActiveLock, ...] = ()
+    #: the server answered ``lockdiscovery`` (an empty one says "no lock"; none says nothing)
+    reports_locks: bool = False
+    #: ``getlastmodified`` as sent, for ``If-Unmodified-Since``
+    modified: str = ""
 
 
 def _strip_etag(etag: str) -> str:
@@ -59,6 +77,38 @@ def _strip_etag(etag: str) -> str:
     if etag.startswith("W/"):
         etag = etag[2:]
     return etag.strip('"')
+
+
+def parse_timeout(value: str) -> float | None:
+    """``Second-N`` as seconds; ``Infinite`` or nonsense as ``None``."""
+    value = value.strip()
+    if value.lower().startswith("second-") and value[7:].isdigit():
+        return float(value[7:])
+    return None
+
+
+def owner_text(owner: ET.Element | None) -> str:
+    """The text of a ``DAV:owner`` (its ``href`` or words), collapsed to one line."""
+    if owner is None:
+        return ""
+    return " ".join("".join(owner.itertext()).split())
+
+
+def parse_locks(discovery: ET.Element | None) -> tuple[ActiveLock, ...]:
+    """The active locks of a ``DAV:lockdiscovery`` element."""
+    if discovery is None:
+        return ()
+    found = []
+    for active in discovery.findall(f"{{{DAV}}}activelock"):
+        token = (active.findtext(f"{{{DAV}}}locktoken/{{{DAV}}}href") or "").strip()
+        found.append(
+            ActiveLock(
+                token=token,
+                owner=owner_text(active.find(f"{{{DAV}}}owner")),
+                timeout=parse_timeout(active.findtext(f"{{{DAV}}}timeout") or ""),
+            )
+        )
+    return tuple(found)
 
 
 def _http_time_ns(value: str) -> int:
@@ -199,25 +249,25 @@ class DavClient:
             resourcetype is not None and resourcetype.find(f"{{{DAV}}}collection") is not None
         )
         length = text(f"{{{DAV}}}getcontentlength")
-        discovery = props.get(f"{{{DAV}}}lockdiscovery")
+        locks = parse_locks(props.get(f"{{{DAV}}}lockdiscovery"))
+        etag = text(f"{{{DAV}}}getetag")
         return DavEntry(
             path=self.relative(href),
             is_collection=is_collection,
-            etag=_strip_etag(text(f"{{{DAV}}}getetag")),
+            etag=_strip_etag(etag),
             size=int(length) if length.isdigit() else 0,
             mtime_ns=_http_time_ns(text(f"{{{DAV}}}getlastmodified")),
             fileid=text(f"{{{OC}}}fileid"),
             owner=text(f"{{{OC}}}owner-id"),
-            locked=discovery is not None and discovery.find(f"{{{DAV}}}activelock") is not None,
+            locked=bool(locks),
+            weak=etag.startswith("W/"),
+            locks=locks,
+            reports_locks=f"{{{DAV}}}lockdiscovery" in props,
+            modified=text(f"{{{DAV}}}getlastmodified"),
         )
 
-    async def propfind(self, path: str, body: bytes = STAT_BODY) -> ET.Element:
-        response = await self.request(
-            "PROPFIND",
-            path,
-            headers={"Depth": "0", "Content-Type": "application/xml; charset=utf-8"},
-            data=body,
-        )
+    async def multistatus(self, response: aiohttp.ClientResponse) -> ET.Element:
+        """The parsed 207 answer of a PROPFIND (released here); another status is its error."""
         try:
             if response.status != 207:
                 raise self.error(response.status, what="read")
@@ -227,9 +277,18 @@ class DavClient:
         finally:
             response.release()
         try:
-            root = ET.fromstring(payload)
+            return ET.fromstring(payload)
         except ET.ParseError:
             raise Unavailable(f"The storage {self.name} sent an unreadable answer") from None
+
+    async def propfind(self, path: str, body: bytes = STAT_BODY) -> ET.Element:
+        response = await self.request(
+            "PROPFIND",
+            path,
+            headers={"Depth": "0", "Content-Type": "application/xml; charset=utf-8"},
+            data=body,
+        )
+        root = await self.multistatus(response)
         first = root.find(f"{{{DAV}}}response")
         if first is None:
             raise NotFound("File not found")

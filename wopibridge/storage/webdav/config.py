@@ -18,7 +18,10 @@ class WebDavConfig:
     ``auth``: ``none``; ``basic`` (``username``/``password``); ``bearer`` (``token``); ``ocm``
     (``shared_secret`` from an OCM share, sent as Bearer, or as Basic ``secret:`` when
     ``ocm_basic``); ``user`` (the user's own token, carried in the access token, as Bearer).
-    ``site`` names the site that owns the files; it prefixes every lock key.
+    ``site`` names the site that owns the files; it prefixes every lock key. ``locks``: hold
+    each WOPI lock as a WebDAV ``LOCK`` on the file (the default); ``false`` for a share whose
+    owner does not want locks, or a server that mishandles them (WOPI locks then stay in the
+    site's lock store, unseen by other sites and WebDAV clients).
     """
 
     url: str
@@ -31,6 +34,9 @@ class WebDavConfig:
     site: str = ""
     timeout: float = 30.0
     retries: int = 2
+    #: the server's own versions (Nextcloud's ``versions`` collection), where it has them
+    versions: bool = True
+    locks: bool = True
 
     @classmethod
     def from_table(cls, name: str, table: Mapping[str, Any]) -> WebDavConfig:
@@ -56,9 +62,9 @@ class WebDavConfig:
             raise ValueError(f"storages.{name}.timeout: must be a number") from None
         if timeout <= 0 or retries < 0:
             raise ValueError(f"storages.{name}.timeout: must be positive")
-        ocm_basic = table.get("ocm_basic", False)
-        if isinstance(ocm_basic, str):
-            ocm_basic = ocm_basic.lower() in ("1", "true", "yes")
+        ocm_basic = _flag(name, "ocm_basic", table.get("ocm_basic", False))
+        locks = _flag(name, "locks", table.get("locks", True))
+        versions = _flag(name, "versions", table.get("versions", True))
         return cls(
             url=url,
             auth=auth,
@@ -66,10 +72,12 @@ class WebDavConfig:
             password=str(table.get("password", "")),
             token=str(table.get("token", "")),
             shared_secret=str(table.get("shared_secret", "")),
-            ocm_basic=bool(ocm_basic),
+            ocm_basic=ocm_basic,
             site=str(table.get("site", "")) or f"webdav:{url}",
             timeout=timeout,
             retries=retries,
+            versions=versions,
+            locks=locks,
         )
 
     def auth_header(self, user_token: str | None) -> str | None:
@@ -84,6 +92,18 @@ class WebDavConfig:
         if self.auth == "user":
             return f"Bearer {user_token}" if user_token else None
         return None
+
+
+def _flag(name: str, key: str, value: Any) -> bool:
+    """A boolean key; from the environment it arrives as text."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"storages.{name}.{key}: must be true or false")
 
 
 def _basic(user: str, password: str) -> str:

@@ -15,13 +15,15 @@ import binascii
 import aiohttp
 
 from wopibridge.errors import Locked, NotFound
-from wopibridge.storage.base import FileStat
+from wopibridge.locks.memory import MemoryLockStore
+from wopibridge.storage.base import Capabilities, FileStat
 from wopibridge.storage.idmap import IdMap, MemoryIdMap
 from wopibridge.storage.index import new_id
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
 from wopibridge.storage.webdav.client import DavClient, DavEntry
 from wopibridge.storage.webdav.config import WebDavConfig
+from wopibridge.storage.webdav.lockstate import DavLockState
 
 
 def encode_id(path: str) -> str:
@@ -50,6 +52,8 @@ def origin(file_id: str) -> str:
 class WebDavFiles:
     """The files below one WebDAV collection URL, found by id or by path."""
 
+    capabilities = Capabilities(user_credential=True, shared_by_sites=True)
+
     def __init__(
         self,
         name: str,
@@ -58,6 +62,7 @@ class WebDavFiles:
         *,
         user_token: str | None = None,
         ids: IdMap | None = None,
+        locking: DavLockState | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -65,6 +70,12 @@ class WebDavFiles:
         self._user_token = user_token
         self._dav = DavClient(name, config, session, user_token)
         self._ids: IdMap = MemoryIdMap() if ids is None else ids
+        self._locking = locking if locking is not None else DavLockState(MemoryLockStore(), "")
+        self.capabilities = self._capabilities_for(config)
+
+    def _capabilities_for(self, config: WebDavConfig) -> Capabilities:
+        """What this collection can do (the storage adds versions where the server has them)."""
+        return type(self).capabilities
 
     def _make_stat(self, file_id: str, entry: DavEntry) -> FileStat:
         if entry.is_collection:
@@ -72,13 +83,15 @@ class WebDavFiles:
         folder, _, name = entry.path.rpartition("/")
         version = entry.etag or f"{entry.mtime_ns:x}.{entry.size:x}"
         key = entry.fileid or origin(file_id)
+        identity = f"{self.config.site}:{key}"
+        self._locking.seen(identity, file_id)
         return FileStat(
             file_id=file_id,
             name=name,
             size=entry.size,
             mtime_ns=entry.mtime_ns,
             version=version,
-            identity=f"{self.config.site}:{key}",
+            identity=identity,
             owner_id=entry.owner,
             folder=folder,
         )

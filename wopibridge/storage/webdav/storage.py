@@ -9,11 +9,22 @@ Consistency rules:
 
 * Reads are pinned to the state that was stat'ed: the GET carries ``If-Match`` with the etag
   the PROPFIND answered, so a save landing in between is seen as a change, never as a mix.
-* Writes carry ``If-Match`` (the expected version, or ``*`` to require the file to exist) and
-  creates carry ``If-None-Match: *``, so the server does the check-and-set atomically; a 412
-  becomes ``VersionConflict`` or ``FileExists``. If the editor's stream fails, the request is
-  aborted before its final chunk, so the server never sees a complete short body; servers with
-  part-file uploads (Nextcloud, ownCloud, oCIS) then keep the old content.
+* Versions: a file's version is its ETag's opaque part (``W/"x"`` and ``"x"`` are one
+  version, so a weak ETag turning strong is no change), else ``getlastmodified`` + size for
+  servers that report no ``getetag``. ETags that change on LOCK or PROPPATCH do not matter:
+  every save compares the version of a PROPFIND made in the same request, and editors compare
+  ``LastModifiedTime``. Reads send ``If-Match`` only with a strong ETag; with a weak one the
+  GET's own ``ETag`` (or its length and ``Last-Modified``) must match the PROPFIND's, else it
+  is read again. What each write sends (``If``, ``If-Match``, ``If-Unmodified-Since``) is in
+  :mod:`.writing`; a 412 becomes ``VersionConflict``, ``FileExists`` or a lost lock.
+* Locks: a WOPI lock on a file of this storage is a WebDAV ``LOCK`` on it (:mod:`.locks`,
+  through :class:`~wopibridge.locks.ownerlocks.OwnerLockStore`), its token kept in the site's
+  Redis so every instance saves, refreshes and releases with it. A server without class-2
+  WebDAV (``OPTIONS`` without ``DAV: 2``, or ``LOCK`` answered 405/501), or ``locks = false``
+  in the table, leaves WOPI locks in the site's store: said once at start, shown in ``/ready``.
+* If the editor's stream fails, the request is aborted before its final chunk, so the
+  server never sees a complete short body; servers with part-file uploads (Nextcloud,
+  ownCloud, oCIS) then keep the old content.
 * PUTs send ``Expect: 100-continue``: the server checks the conditions and its locks before
   the body is sent, so a refusal is a clean status, not a connection reset mid-upload. They
   also ask for ``Connection: close``: a server that refused without reading the body cannot
@@ -49,51 +60,103 @@ from typing import Any
 
 import aiohttp
 
-from wopibridge.errors import Unavailable
+from wopibridge.errors import Unavailable, WopiError
 from wopibridge.locks.base import LockStore
+from wopibridge.locks.memory import MemoryLockStore
+from wopibridge.locks.ownerlocks import OwnerLockStore
 from wopibridge.storage.base import Capabilities, FileContent
 from wopibridge.storage.httpbody import HttpFileContent
 from wopibridge.storage.idmap import IdMap
 from wopibridge.storage.remote import StreamsStagedFiles
-from wopibridge.storage.webdav.client import STAT_BODY
+from wopibridge.storage.webdav.client import STAT_BODY, DavEntry, _strip_etag
 from wopibridge.storage.webdav.config import WebDavConfig
+from wopibridge.storage.webdav.locks import WebDavOwnerLocks
+from wopibridge.storage.webdav.lockstate import DavLockState
 from wopibridge.storage.webdav.meta import WebDavMeta
+from wopibridge.storage.webdav.versions import WebDavVersions, nextcloud_versions
 from wopibridge.storage.webdav.writing import WebDavWriting
 
 log = logging.getLogger("wopibridge.storage.webdav")
 
 
-class WebDavStorage(WebDavWriting, WebDavMeta, StreamsStagedFiles):
+class WebDavStorage(WebDavWriting, WebDavVersions, WebDavMeta, StreamsStagedFiles):
     """Files below one WebDAV collection URL."""
 
-    capabilities = Capabilities(user_credential=True, shared_by_sites=True)
+    capabilities = Capabilities(user_credential=True, own_locks=True, shared_by_sites=True)
+    #: a Nextcloud-style files URL with ``versions`` on (see :mod:`.versions`)
+    versioned = replace(capabilities, versions=True)
+
+    def _capabilities_for(self, config: WebDavConfig) -> Capabilities:
+        if config.versions and nextcloud_versions(config.url) is not None:
+            return self.versioned
+        return type(self).capabilities
 
     def with_credential(self, credential: str | None) -> WebDavStorage:
         """A view of this storage that authenticates as the user (``auth = "user"``)."""
         if self.config.auth != "user" or credential == self._user_token:
             return self
         return WebDavStorage(
-            self.name, self.config, self._session, user_token=credential, ids=self._ids
+            self.name,
+            self.config,
+            self._session,
+            user_token=credential,
+            ids=self._ids,
+            locking=self._locking,
         )
 
     def lock_store(self, fallback: LockStore) -> LockStore:
-        """WebDAV locks belong to desktop clients; WOPI locks stay in wopibridge's store."""
-        return fallback
+        """WOPI locks held as WebDAV locks at the owner, under the site's store (``fallback``)
+        that decides among this site's instances; the site's store alone with ``locks =
+        false``."""
+        if not self._locking.enabled:
+            return fallback
+        owner = WebDavOwnerLocks(self, self._locking)
+        return OwnerLockStore(fallback, owner, self._locking.tokens, self._locking.site)
+
+    def lock_mode(self) -> str:
+        return self._locking.mode()
 
     async def start(self) -> None:
         log.info("storage %s: WebDAV at %s", self.name, self.config.url)
+        if not self._locking.enabled:
+            log.warning(
+                "storage %s: locks = false; WOPI locks are kept in the site's lock store only",
+                self.name,
+            )
+            return
+        try:
+            response = await self._dav.request("OPTIONS", self._dav.base, absolute=True)
+        except WopiError:  # down, or no credential before a user's: LOCK's answer decides
+            return
+        classes = {c.strip() for c in response.headers.get("DAV", "").split(",")}
+        response.release()
+        if response.status < 400 and classes != {""} and "2" not in classes:
+            self._locking.refuse(self.name, "the server offers no WebDAV locks (no DAV: 2)")
+
+    @staticmethod
+    def _same_state(entry: DavEntry, response: aiohttp.ClientResponse) -> bool:
+        """Whether a GET sent without ``If-Match`` answered the state the PROPFIND saw."""
+        etag = response.headers.get("ETag")
+        if etag and entry.etag:
+            return _strip_etag(etag) == entry.etag
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) != entry.size:
+            return False
+        modified = response.headers.get("Last-Modified")
+        return not (modified and entry.modified and modified != entry.modified)
 
     async def open_read(self, file_id: str) -> FileContent:
         path = await self._path_of(file_id)
         for _ in range(3):
-            stat = await self._stat_path(file_id, path)
-            response = await self._dav.request(
-                "GET", path, headers={"If-Match": f'"{stat.version}"'}, stream=True
-            )
-            if response.status == 200:
+            entry = await self._entry(path)
+            stat = self._make_stat(file_id, entry)
+            strong = bool(entry.etag) and not entry.weak
+            headers = {"If-Match": f'"{entry.etag}"'} if strong else {}
+            response = await self._dav.request("GET", path, headers=headers, stream=True)
+            if response.status == 200 and (strong or self._same_state(entry, response)):
                 return HttpFileContent(stat, response, self.name)
             response.release()
-            if response.status != 412:
+            if response.status not in (200, 412):
                 raise self._dav.error(response.status, what="read")
         raise Unavailable(f"The file keeps changing on the storage {self.name}")
 
@@ -119,8 +182,9 @@ class WebDavStorage(WebDavWriting, WebDavMeta, StreamsStagedFiles):
         return []  # see Storage.lock_file_ids: no walk over the network
 
     async def close(self) -> None:
-        """The session belongs to the app; the id map is ours."""
+        """The session belongs to the app; the id map and the token store are ours."""
         await self._ids.close()
+        await self._locking.tokens.close()
 
 
 def build(
@@ -128,5 +192,15 @@ def build(
     table: Mapping[str, Any],
     session: aiohttp.ClientSession,
     ids: IdMap | None = None,
+    tokens: LockStore | None = None,
+    site: str = "",
 ) -> WebDavStorage:
-    return WebDavStorage(name, WebDavConfig.from_table(name, table), session, ids=ids)
+    """``tokens``: where this site keeps its WebDAV lock tokens (seen by all its instances);
+    ``site``: this site's name in the locks' owner (``server.public_url``)."""
+    config = WebDavConfig.from_table(name, table)
+    locking = None
+    if tokens is not None:
+        locking = DavLockState(tokens, site, enabled=config.locks)
+    elif not config.locks:
+        locking = DavLockState(MemoryLockStore(), site, enabled=False)
+    return WebDavStorage(name, config, session, ids=ids, locking=locking)

@@ -116,6 +116,11 @@ class XrootdStorage(StreamsStagedFiles):
         """WOPI locks on the files themselves, with the site's store in front."""
         return XrootdLockStore(self.owner_locks, self.config.site + ":", self.path_of, fallback)
 
+    def lock_mode(self) -> str:
+        """One line for ``/ready`` and the status page (``ReportsLocks``)."""
+        eos = " and EOS's sys.app.lock" if self._eos else ""
+        return f"on the files (iop.lock attribute{eos})"
+
     async def start(self) -> None:
         log.info("storage %s: XRootD at %s%s", self.name, self.config.url, self.config.root)
         try:

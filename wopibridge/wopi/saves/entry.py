@@ -35,6 +35,7 @@ from wopibridge.errors import (
 )
 from wopibridge.jsonio import json_response
 from wopibridge.storage.base import CHUNK_SIZE, FileStat
+from wopibridge.storage.versions import noting
 from wopibridge.wopi.context import WopiRequest
 from wopibridge.wopi.hooks import hooks_of
 from wopibridge.wopi.saves.decide import Answer, Case, Verdict, decide
@@ -115,9 +116,10 @@ async def _write(
 ) -> web.Response:
     if wopi.request.content_length == 0 and stat.size > 0:
         await keeper.keep_previous(wopi.storage, wopi.backend_id, stat, owner)
-    written = await keeper.write(
-        wopi.storage, wopi.backend_id, stat, owner, chunks, expected_version=stat.version
-    )
+    with noting(hints.note(wopi.access.user_name or wopi.access.user_id, lock_id)):
+        written = await keeper.write(
+            wopi.storage, wopi.backend_id, stat, owner, chunks, expected_version=stat.version
+        )
     if written.error is not None:
         case = _refusal_case(written.error)
         verdict = decide(case, final=hints.final)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from wopibridge.errors import Conflict
+from wopibridge.storage.versions import SaveNote, kind_of, session_of
 
 FAMILIES = ("X-COOL-WOPI-", "X-LOOL-WOPI-")
 
@@ -71,6 +72,12 @@ class SaveHints:
     def speaks_timestamps(self) -> bool:
         """The save comes from an editor of the 1010 protocol (it sent the family's flags)."""
         return self.timestamp is not None or self.modified_by_user is not None
+
+    def note(self, author: str, lock_id: str) -> SaveNote:
+        """What this save is for the storage's version rule (``docs/versions.md``): its
+        author, its kind from the flags, its editing session (the WOPI lock)."""
+        kind = kind_of(self.autosave, self.exit_save, self.modified_by_user)
+        return SaveNote(author, kind, session_of(lock_id))
 
     def timestamp_matches(self, last_modified: str) -> bool | None:
         """Whether the editor's timestamp is, character for character, the stored file's

@@ -10,13 +10,16 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from wopibridge.wopi.names import fit_name
+
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
 
 
 def safe(text: str, limit: int) -> str:
-    """``text`` with the characters no file name may hold replaced, cut to ``limit``."""
+    """``text`` with the characters no file name may hold replaced, cut to ``limit`` bytes
+    (UTF-8, whole characters): a name is limited in bytes, and ``文`` takes three."""
     cleaned = _UNSAFE.sub("_", text).strip(" .")
-    return cleaned[:limit] or "unknown"
+    return cleaned.encode()[:limit].decode("utf-8", "ignore") or "unknown"
 
 
 def conflict_name(name: str, user: str, when: datetime) -> str:
@@ -25,7 +28,8 @@ def conflict_name(name: str, user: str, when: datetime) -> str:
     stem, ext = (name[:dot], name[dot:]) if dot > 0 else (name, "")
     stamp = when.astimezone(UTC).strftime("%Y-%m-%d %H%M UTC")
     suffix = f" (conflict {safe(user, 64)} {stamp}){ext}"
-    return stem[: max(1, 250 - len(suffix.encode()))] + suffix
+    # a name the host can serve in every mode, counted in bytes (see wopibridge.wopi.names)
+    return fit_name(stem, suffix) or fit_name(stem + suffix, "") or "unknown"
 
 
 @dataclass(frozen=True, slots=True)
