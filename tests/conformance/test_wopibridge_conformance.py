@@ -45,11 +45,13 @@ IOP_SECRET = "iop-secret-for-the-conformance-test"
 TOKEN_SECRET = "token-secret-for-the-conformance-test"
 
 
-async def open_file(base: str, relative_path: str, iop_secret: str = IOP_SECRET) -> tuple[str, str]:
+async def open_file(
+    base: str, relative_path: str, iop_secret: str = IOP_SECRET, endpoint: str = "local"
+) -> tuple[str, str]:
     """openinapp as Reva calls it: returns (WOPISrc, access token)."""
     query = {
         "fileid": relative_path,
-        "endpoint": "local",
+        "endpoint": endpoint,
         "viewmode": "VIEW_MODE_READ_WRITE",
         "appname": "WopiTest",
         "appurl": "http://wopitest.invalid/edit",
@@ -73,11 +75,18 @@ async def open_file(base: str, relative_path: str, iop_secret: str = IOP_SECRET)
 
 
 async def run_validator(
-    tmp_path: Path, aiohttp_server: Any, groups: list[str], lock_url: str = "memory://"
+    tmp_path: Path,
+    aiohttp_server: Any,
+    groups: list[str],
+    lock_url: str = "memory://",
+    storage: tuple[str, dict[str, Any], Path] | None = None,
 ) -> RunResult:
+    """The validator against wopibridge; ``storage`` (name, table, its folder on this
+    machine) serves the file under test instead of the default local storage."""
     root = tmp_path / "data"
     root.mkdir()
-    (root / "conformance.wopitest").write_bytes(b"")
+    endpoint, storages, folder = storage or ("local", {}, root)
+    (folder / "conformance.wopitest").write_bytes(b"")
     keys = RunnerKeys.generate()
     port, discovery_port = free_port(), free_port()
     async with serve_discovery(keys, "127.0.0.1", discovery_port) as discovery_url:
@@ -91,6 +100,7 @@ async def run_validator(
                     "state_dir": str(tmp_path / "state"),
                 },
                 "storage": {"root": str(root)},
+                "storages": {endpoint: storages} if storages else {},
                 "locks": {"url": lock_url, "prefix": f"conformance{port}:"},
                 "security": {"token_secret": TOKEN_SECRET, "iop_secret": IOP_SECRET},
                 "apps": {
@@ -104,7 +114,7 @@ async def run_validator(
         )
         server = await aiohttp_server(create_app(settings), port=port)
         base = str(server.make_url("")).rstrip("/")
-        wopisrc, token = await open_file(base, "conformance.wopitest")
+        wopisrc, token = await open_file(base, "conformance.wopitest", endpoint=endpoint)
         target = Target(wopisrc, token, 0, keys)
         async with aiohttp.ClientSession() as session:
             return await Runner(load_plan(), target, session).run(groups)

@@ -21,6 +21,8 @@ import pytest
 from tests.mesh.apachedav import ApacheDav
 from tests.mesh.fakecs3 import FakeGateway, RunningGateway
 from tests.support.procs import free_port, wait_for_port
+from tests.support.xrootd import XrootdServer, require_client
+from tests.support.xrootd import xrootd_server as running_xrootd
 from wopibridge.storage.base import Storage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -183,7 +185,14 @@ class Backend:
     readonly: Storage | None
 
 
-@pytest.fixture(params=["local", "webdav", "apache", "cs3"])
+@pytest.fixture(scope="session")
+def xrootd_server() -> Iterator[XrootdServer]:
+    """One real xrootd server for the session's tests (each works in a folder of its own)."""
+    with running_xrootd() as server:
+        yield server
+
+
+@pytest.fixture(params=["local", "webdav", "apache", "cs3", "xrootd"])
 async def backend(
     request: pytest.FixtureRequest, tmp_path: Path, http: aiohttp.ClientSession
 ) -> AsyncIterator[Backend]:
@@ -209,6 +218,16 @@ async def backend(
             bad = server.table(url=f"http://127.0.0.1:{server.port}/ro/{root.name}")
             readonly = WebDavStorage("dav", WebDavConfig.from_table("dav", bad), http)
         yield Backend(kind, storage, root, readonly)
+    elif kind == "xrootd":
+        from wopibridge.storage import xrootd
+
+        require_client()
+        server: XrootdServer = request.getfixturevalue("xrootd_server")
+        root = server.folder(f"{tmp_path.name}-{kind}")
+        storage = xrootd.build("xrd", server.table(root=f"/{root.name}"))
+        readonly = xrootd.build("xrd", server.table(root=server.readonly_root(f"/{root.name}")))
+        yield Backend(kind, storage, root, readonly)
+        await storage.close()
     else:
         from wopibridge.storage.cs3 import Cs3Config, Cs3Storage
 

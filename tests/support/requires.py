@@ -23,6 +23,7 @@ DEBIAN_PACKAGES = {
     "podman": "podman",
     "redis-cli": "redis-tools",
     "redis-server": "redis-server",
+    "setfacl": "acl",
     "setfattr": "attr",
     "systemd-analyze": "systemd",
     "xrdfs": "xrootd-client",

@@ -6,7 +6,7 @@ Configuration::
     root = "./data"                 # the default storage, named "local"
 
     [storages.cernbox]
-    type = "cs3"                    # "local", "webdav" or "cs3"
+    type = "cs3"                    # "local", "webdav", "cs3" or "xrootd"
     gateway = "reva.example.org:9142"
 
     [storages.nextcloud]
@@ -47,7 +47,7 @@ from wopibridge.locks.redis import RedisLockStore
 from wopibridge.locks.sitelocks import SiteLockStore
 from wopibridge.security.crypto import CREDENTIAL_CLAIM, CredentialBox
 from wopibridge.security.tokens import AccessToken
-from wopibridge.storage import cs3, fileids, webdav
+from wopibridge.storage import cs3, fileids, webdav, xrootd
 from wopibridge.storage.base import ReportsLocks, Storage
 from wopibridge.storage.idmap import IdMap, SqliteIdMap
 from wopibridge.storage.instrumented import InstrumentedStorage, VersionCounters
@@ -134,7 +134,17 @@ def _cs3(name: str, table: Mapping[str, Any], _: Settings, http: Any) -> Storage
     return cs3.build(name, table, http)
 
 
-BUILDERS: dict[str, Builder] = {"local": _local, "webdav": _webdav, "cs3": _cs3}
+def _xrootd(name: str, table: Mapping[str, Any], settings: Settings, _: Any) -> Storage:
+    """An XRootD storage; its locks on the files record this instance's site."""
+    return xrootd.build(name, table, open_id_map(name, settings), site=settings.server.public_url)
+
+
+BUILDERS: dict[str, Builder] = {
+    "local": _local,
+    "webdav": _webdav,
+    "cs3": _cs3,
+    "xrootd": _xrootd,
+}
 
 
 def with_credential(storage: Storage, credential: str | None) -> Storage:
