@@ -259,6 +259,7 @@ def markdown(checked: list[Figure], controls: list[str], raw: str, args: argpars
         "",
         "Regenerate this page (about two minutes) with:",
         "",
+        "<!-- not run by the tests: a benchmark, its figures need a quiet machine -->",
         "```sh",
         ".venv/bin/python bench/performance.py --write docs/performance.md",
         "```",
