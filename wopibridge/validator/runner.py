@@ -8,6 +8,7 @@ request whose checks fail, and always runs its cleanup requests, whose outcome i
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import json
 import time
@@ -36,6 +37,11 @@ from wopibridge.validator.signing import RunnerKeys
 Status = Literal["passed", "failed", "skipped"]
 USER_AGENT = "wopibridge-validate/1"
 _MANDATORY: tuple[Check, ...] = (Transport(), ContentLength())
+
+
+#: How often, and how far apart, the preflight CheckFileInfo is tried while answered 503.
+PREFLIGHT_TRIES = 10
+PREFLIGHT_PAUSE = 0.5
 
 
 @dataclass
@@ -167,17 +173,24 @@ class Runner:
         """
         target = self._target
         spec = RequestSpec("CheckFileInfo", {}, ())
-        built = build(
-            spec,
-            wopisrc=target.wopisrc,
-            token=target.token,
-            ttl=target.token_ttl,
-            state=self._initial_state(),
-            keys=target.keys,
-            load=target.load,
-            user_agent=USER_AGENT,
-        )
-        response = await self._send(built)
+        # A 503 is "try again later": a host that could not load the discovery this command
+        # serves (``--discovery``) refuses signed requests until it loads it again, within
+        # seconds. Each try is built anew, so its proof carries a fresh timestamp.
+        for _ in range(PREFLIGHT_TRIES):
+            built = build(
+                spec,
+                wopisrc=target.wopisrc,
+                token=target.token,
+                ttl=target.token_ttl,
+                state=self._initial_state(),
+                keys=target.keys,
+                load=target.load,
+                user_agent=USER_AGENT,
+            )
+            response = await self._send(built)
+            if response.status != 503:
+                break
+            await asyncio.sleep(PREFLIGHT_PAUSE)
         where = redact(target.wopisrc)
         if response.status == 0:
             return f"cannot reach {where}: {response.error}"
