@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -124,20 +125,35 @@ async def test_no_slow_callback_over_a_request_mix(
 
 async def test_the_offload_is_bounded_and_hands_back_results_and_errors() -> None:
     offload = Offload("test", threads=2)
+    release = threading.Event()
     try:
         assert await offload.run(lambda: 41 + 1) == 42
         with pytest.raises(ZeroDivisionError):
             await offload.run(lambda: 1 / 0)
-        # more calls than threads: they queue, all run, and no more than two threads start
-        results = await asyncio.gather(
-            *(offload.run(lambda i=i: time.sleep(0.01) or i) for i in range(10))
-        )
-        assert results == list(range(10))
+        # quick calls, many at once: all run, on one thread (more would only contend for the GIL)
+        results = await asyncio.gather(*(offload.run(lambda i=i: i) for i in range(50)))
+        assert results == list(range(50))
+        assert len(offload._threads) == 1
+        # a call stuck on a hung mount: the calls behind it get a thread of their own
+        first = offload.run(lambda: release.wait(10))
+        assert await asyncio.wait_for(offload.run(lambda: "behind"), 2) == "behind"
         assert len(offload._threads) == 2
+        # every thread stuck: no thread past the bound; the call waits, and runs once freed
+        second = offload.run(lambda: release.wait(10))
+        waiting = offload.run(lambda: "waited")
+        await asyncio.sleep(0.2)
+        assert len(offload._threads) == 2 and not waiting.done()
+        release.set()
+        assert await asyncio.wait_for(asyncio.gather(first, second, waiting), 5) == [
+            True,
+            True,
+            "waited",
+        ]
         # a caller that stops waiting does not lose the thread for the others
         stuck = offload.run(lambda: time.sleep(0.2))
         stuck.cancel()
         assert await offload.run(lambda: "after") == "after"
     finally:
+        release.set()
         await offload.close()
     assert not offload._threads

@@ -14,7 +14,6 @@ from aiohttp import web
 from wopibridge.apps.keys import DISCOVERY
 from wopibridge.bridge import setup_bridge
 from wopibridge.config import SETTINGS, Settings
-from wopibridge.errors import error_middleware
 from wopibridge.instruments import INSTRUMENTS, TRACE_CONFIGS, Instruments
 from wopibridge.opening.wiring import setup_editors
 from wopibridge.ops import endpoints, status, tracing
@@ -32,7 +31,7 @@ def create_app(settings: Settings) -> web.Application:
     provider = tracing.tracer_provider(os.environ)
     tracer = provider.get_tracer("wopibridge") if provider is not None else None
     app = web.Application(
-        middlewares=[request_middleware(traced=tracer is not None), error_middleware],
+        middlewares=[request_middleware(traced=tracer is not None)],
         client_max_size=1024 * 1024,
         # An access token carrying a sealed Reva token runs to a few kilobytes, in the query
         # (the request line) or in Authorization; allow twice aiohttp's default for both.

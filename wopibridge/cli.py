@@ -11,7 +11,6 @@ when the settings themselves cannot be read).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 
 from wopibridge import __version__
 from wopibridge.config import SCHEMA, ConfigError, Settings, load_settings
+from wopibridge.ops import eventloop
 from wopibridge.ops.logs import configure_logging
 from wopibridge.ops.shutdown import ListenError, run_app
 from wopibridge.ops.workers import serve_workers
@@ -72,7 +72,7 @@ def serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             log.error("%s", _listen_problem(settings, exc))
             return 1
-    return asyncio.run(_serve_one(settings))
+    return eventloop.run(_serve_one(settings), server.event_loop)
 
 
 def _refused(exc: ConfigError) -> None:

@@ -1,7 +1,7 @@
 """One exception tree for everything a request can fail with, mapped to HTTP in one place.
 
 Handlers, storages, lock stores and apps raise a :class:`WopiError` subclass that says *what*
-went wrong; :func:`error_middleware` is the only code that turns it into a response. That keeps
+went wrong; :func:`failure_response` is the only code that turns it into a response. That keeps
 status codes consistent with the WOPI checklist and keeps tracebacks out of answers: an
 unexpected exception is logged with its traceback and answered with a short sentence.
 """
@@ -146,12 +146,15 @@ class InsufficientStorage(WopiError):
     status = 507
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer every failure with its WOPI status and a short sentence, never a traceback."""
-    try:
-        return await handler(request)
-    except WopiError as exc:
+def failure_response(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The answer to ``exc`` raised by a handler: its WOPI status and a short sentence, never a
+    traceback. aiohttp's own ``HTTPException`` and a connection the client reset are raised
+    again, for aiohttp to answer or drop.
+
+    The server's request middleware (:mod:`wopibridge.ops.accesslog`) calls this directly, so
+    that the access log and the error mapping are one layer of the request path, not two.
+    """
+    if isinstance(exc, WopiError):
         if exc.detail:
             log.warning(
                 "%s %s: %d %s (%s)",
@@ -164,17 +167,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if request.get(BROWSER_PAGE):
             return error_page(request, exc.status, exc.message)
         return exc.response()
-    except web.HTTPException:
-        raise
-    except json.JSONDecodeError:
+    if isinstance(exc, web.HTTPException | ConnectionResetError):
+        raise exc
+    if isinstance(exc, json.JSONDecodeError):
         return web.Response(status=400, text="The request body is not valid JSON")
-    except ConnectionResetError:
-        raise
-    except Exception:
-        log.exception("unexpected error in %s %s", request.method, request.path)
-        if request.get(BROWSER_PAGE):
-            return error_page(request, 500, "The server could not open this page.")
-        return web.Response(status=500, text="Internal server error")
+    log.error("unexpected error in %s %s", request.method, request.path, exc_info=exc)
+    if request.get(BROWSER_PAGE):
+        return error_page(request, 500, "The server could not open this page.")
+    return web.Response(status=500, text="Internal server error")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every failure with its WOPI status and a short sentence (:func:`failure_response`),
+    for an application without the server's request middleware."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        return failure_response(request, exc)
 
 
 def error_page(request: web.Request, status: int, message: str) -> web.Response:

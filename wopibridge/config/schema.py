@@ -13,6 +13,7 @@ from typing import Any
 from wopibridge.config.values import (
     as_bool,
     as_duration,
+    as_event_loop,
     as_lock_url,
     as_log_format,
     as_log_level,
@@ -81,6 +82,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
             as_positive,
             "Server processes sharing the port (one per core); more than one needs `locks.url = "
             '"redis://..."`.',
+        ),
+        "event_loop": Key(
+            "uvloop",
+            as_event_loop,
+            "`uvloop` (libuv, in C: less CPU per request) or `asyncio` (the standard library's).",
         ),
         "min_free_space": Key(
             1024**3,

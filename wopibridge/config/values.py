@@ -92,6 +92,13 @@ def as_log_format(value: Any) -> str:
     return text
 
 
+def as_event_loop(value: Any) -> str:
+    text = as_str(value).strip().lower()
+    if text not in ("uvloop", "asyncio"):
+        raise ValueError('must be "uvloop" or "asyncio"')
+    return text
+
+
 def as_prefix(value: Any) -> str:
     prefix = as_str(value)
     if "{" in prefix or "}" in prefix:

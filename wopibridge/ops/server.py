@@ -33,7 +33,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -90,7 +90,10 @@ class GuardedRequestHandler(RequestHandler):
     ) -> None:
         super().__init__(manager, **kwargs)
         self._header_timeout = header_timeout
+        #: One timer per connection, not per request: it stays armed across requests and,
+        #: when it fires, compares the head in progress (``_head_started``) with the deadline.
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._head_started: float | None = None
         self._read_timeout = read_timeout
         self._body_deadline: asyncio.TimerHandle | None = None
         self._last_data = 0.0
@@ -109,13 +112,34 @@ class GuardedRequestHandler(RequestHandler):
         self._close_after = True
 
     def _arm(self) -> None:
-        if self._head_deadline is None and self._header_timeout > 0:
-            self._head_deadline = self._loop.call_later(self._header_timeout, self._head_late)
+        """A request head starts now: it must be complete ``header_timeout`` seconds later."""
+        if self._header_timeout <= 0 or self._head_started is not None:
+            return  # off, or a head already in progress keeps its own start
+        self._head_started = self._loop.time()
+        if self._head_deadline is None:
+            self._head_deadline = self._loop.call_later(self._header_timeout, self._head_check)
 
     def _disarm(self) -> None:
+        """The head is complete (the timer stays, for the next request's head)."""
+        self._head_started = None
+
+    def _stop_head_timer(self) -> None:
+        self._head_started = None
         if self._head_deadline is not None:
             self._head_deadline.cancel()
             self._head_deadline = None
+
+    def _head_check(self) -> None:
+        self._head_deadline = None
+        started = self._head_started
+        if started is None:
+            return  # no head in progress: the next one arms the timer again
+        waited = self._loop.time() - started
+        if waited >= self._header_timeout:
+            self._head_late()
+        else:
+            remaining = self._header_timeout - waited
+            self._head_deadline = self._loop.call_later(remaining, self._head_check)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.quiet_since = self._loop.time()
@@ -131,11 +155,12 @@ class GuardedRequestHandler(RequestHandler):
         first: closing a socket with unread bytes resets it, and the client would see a reset
         instead of the answer."""
         self._force_close = True  # aiohttp reads nothing more, handles nothing
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(_BUSY_ANSWER)
-        if transport.can_write_eof():
-            transport.write_eof()
-        self._loop.call_later(1.0, transport.close)
+        # a stream transport; uvloop's do not subclass asyncio's classes: no isinstance here
+        writer = cast(asyncio.WriteTransport, transport)
+        writer.write(_BUSY_ANSWER)
+        if writer.can_write_eof():
+            writer.write_eof()
+        self._loop.call_later(1.0, writer.close)
 
     async def _handle_request(
         self,
@@ -166,7 +191,7 @@ class GuardedRequestHandler(RequestHandler):
                 self._body_deadline = self._loop.call_later(self._read_timeout, self._body_check)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._disarm()
+        self._stop_head_timer()
         if self._body_deadline is not None:
             self._body_deadline.cancel()
             self._body_deadline = None
@@ -188,7 +213,7 @@ class GuardedRequestHandler(RequestHandler):
         self.force_close()
 
     def _head_late(self) -> None:
-        self._head_deadline = None
+        self._head_started = None
         transport = self.transport
         if transport is None or transport.is_closing():
             return

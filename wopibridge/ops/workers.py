@@ -43,6 +43,7 @@ from aiohttp import web
 from prometheus_client import Gauge, ProcessCollector, multiprocess
 
 from wopibridge.config import ConfigError, Settings
+from wopibridge.ops import eventloop
 from wopibridge.ops.metrics import MULTIPROCESS_ENV
 from wopibridge.ops.shutdown import ListenError, run_app
 from wopibridge.security.secrets import load_secrets
@@ -178,7 +179,10 @@ def _run_worker(
         app = make_app()
         app[SUPERVISOR] = supervisor
         listening = lambda: log.info("worker listening")  # noqa: E731
-        asyncio.run(run_app(app, settings.server, reuse_port=True, on_listen=listening))
+        eventloop.run(
+            run_app(app, settings.server, reuse_port=True, on_listen=listening),
+            settings.server.event_loop,
+        )
     except ConfigError as exc:
         log.error("%s", exc)
         return CONFIG_ERROR_EXIT

@@ -13,7 +13,7 @@ from pathlib import Path
 from prometheus_client import Histogram
 
 from wopibridge.errors import NotFound
-from wopibridge.instruments import Instruments, Measure
+from wopibridge.instruments import Instruments, Measure, Timed
 from wopibridge.locks.base import LockStore
 from wopibridge.locks.instrumented import InstrumentedLockStore
 from wopibridge.storage.base import Capabilities, FileContent, FileStat, ReportsLocks, Storage
@@ -71,8 +71,11 @@ class InstrumentedStorage:
             call: instruments.storage_seconds.labels(inner.name, call) for call in CALLS
         }
         self._attributes = {"wopibridge.storage": inner.name}
+        #: The wrapped lock store per fallback store: every WOPI request asks for one, and
+        #: the fallback (the app's store) is the same object each time.
+        self._lock_stores: tuple[LockStore, LockStore, LockStore] | None = None
 
-    def _measure(self, call: str) -> Measure:
+    def _measure(self, call: str) -> Measure | Timed:
         return self._instruments.measure(self._timers[call], f"storage.{call}", self._attributes)
 
     def with_credential(self, credential: str | None) -> Storage:
@@ -85,7 +88,12 @@ class InstrumentedStorage:
         own = self.inner.lock_store(fallback)
         if own is fallback:
             return fallback
-        return InstrumentedLockStore(own, self._instruments)
+        known = self._lock_stores
+        if known is not None and known[0] is fallback and known[1] is own:
+            return known[2]
+        wrapped = InstrumentedLockStore(own, self._instruments)
+        self._lock_stores = (fallback, own, wrapped)
+        return wrapped
 
     def lock_mode(self) -> str:
         """The inner storage's, ``""`` when it holds no locks at the owner."""

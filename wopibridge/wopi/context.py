@@ -50,9 +50,12 @@ async def bind_access(request: web.Request, purpose: str = "") -> None:
     request[FILE_ID] = file_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WopiRequest:
-    """What every WOPI handler works with, resolved once."""
+    """What every WOPI handler works with, resolved once per request (read, never changed:
+    not ``frozen`` only because a frozen dataclass takes four times as long to make, on every
+    request).
+    """
 
     request: web.Request
     access: AccessToken
