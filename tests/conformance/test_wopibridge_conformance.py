@@ -80,9 +80,13 @@ async def run_validator(
     groups: list[str],
     lock_url: str = "memory://",
     storage: tuple[str, dict[str, Any], Path] | None = None,
+    app_type: str = "wopi",
+    file_info: list[dict[str, Any]] | None = None,
 ) -> RunResult:
     """The validator against wopibridge; ``storage`` (name, table, its folder on this
-    machine) serves the file under test instead of the default local storage."""
+    machine) serves the file under test instead of the default local storage. The runner is
+    configured as an app of ``app_type``; ``file_info`` gets its CheckFileInfo after the
+    run."""
     root = tmp_path / "data"
     root.mkdir()
     endpoint, storages, folder = storage or ("local", {}, root)
@@ -105,7 +109,7 @@ async def run_validator(
                 "security": {"token_secret": TOKEN_SECRET, "iop_secret": IOP_SECRET},
                 "apps": {
                     "wopitest": {
-                        "type": "wopi",
+                        "type": app_type,
                         "discovery_url": discovery_url,
                         "proof_keys": "require",
                     }
@@ -117,7 +121,13 @@ async def run_validator(
         wopisrc, token = await open_file(base, "conformance.wopitest", endpoint=endpoint)
         target = Target(wopisrc, token, 0, keys)
         async with aiohttp.ClientSession() as session:
-            return await Runner(load_plan(), target, session).run(groups)
+            result = await Runner(load_plan(), target, session).run(groups)
+            if file_info is not None:
+                url = f"{wopisrc}?access_token={token}"
+                async with session.get(url, headers=keys.headers(token, url)) as answer:
+                    assert answer.status == 200, await answer.text()
+                    file_info.append(await answer.json())
+            return result
 
 
 async def test_wopibridge_passes_every_claimed_group(
@@ -143,6 +153,23 @@ async def test_wopibridge_passes_every_claimed_group(
     assert len(others) == 22
     assert all(g.skipped_reason and g.count("skipped") == len(g.cases) for g in others)
     assert report.totals_line(result) == "61 passed, 0 failed, 163 skipped"
+
+
+async def test_microsoft_checkfileinfo_with_its_version_url_passes(
+    tmp_path: Path, aiohttp_server: Any
+) -> None:
+    """Configured as Microsoft, the runner gets ``FileVersionUrl`` (the versions page), and
+    CheckFileInfo still passes its schema (``format: uri``) and the host-URL checks."""
+    info: list[dict[str, Any]] = []
+    result = await run_validator(
+        tmp_path, aiohttp_server, ["CheckFileInfoSchema"], app_type="msoffice", file_info=info
+    )
+    text = io.StringIO()
+    report.write_text(result, text)
+    cases = [c for g in result.groups for c in g.cases]
+    assert cases and all(c.status == "passed" for c in cases), text.getvalue()
+    url = info[0]["FileVersionUrl"]
+    assert urlsplit(url).path == "/wopi/history" and "link=" in url
 
 
 async def test_operator_flow_with_processes(tmp_path: Path) -> None:

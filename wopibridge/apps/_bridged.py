@@ -24,6 +24,7 @@ class BridgedAppBase:
 
     bridged = True
     reads_template_source = False
+    opens_version_url = False
     load_timeout = 0  # Etherpad and CodiMD speak no WOPI PostMessage
     #: The bridge holds the file while a pad is open; desktop users are not told through a
     #: lock file (the bridge's lock is a WOPI lock like any other).

@@ -46,6 +46,10 @@ class EditorApp(Protocol):
     #: Fills an empty new file from CheckFileInfo's ``TemplateSource`` (Collabora); other
     #: apps get new files created with the template's content.
     reads_template_source: bool
+    #: Opens CheckFileInfo's ``FileVersionUrl`` (Microsoft: its *Version History* opens the
+    #: page in a new tab); other editors ask the host page by PostMessage instead, so their
+    #: CheckFileInfo never pays for minting the link.
+    opens_version_url: bool
 
     @property
     def load_timeout(self) -> int:

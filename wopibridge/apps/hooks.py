@@ -1,5 +1,8 @@
 """The editor layer's side of :class:`wopibridge.wopi.hooks.WopiHooks`.
 
+``FileVersionUrl`` is minted by ``version_pages`` (given by the opening layer, which owns the
+versions page) for the apps that declare ``opens_version_url``, and for no other.
+
 Built once at start from the app registry: which apps want desktop lock files is read from
 their declared ``lock_files`` capability then, not looked up on every lock. Lock files are
 written and removed after the answer by a :class:`~wopibridge.wopi.desktoplocks.LockFileWriter`
@@ -37,6 +40,8 @@ HOST_PROPERTIES = frozenset(
         "SupportsUpdate",
         "UserCanNotWriteRelative",
         "TemplateSource",
+        "FileVersionPostMessage",
+        "FileVersionUrl",
         *SECURE_VIEW,
     }
 )
@@ -46,10 +51,18 @@ class EditorHooks:
     """CheckFileInfo extras per app, and desktop lock files for the apps that keep them."""
 
     def __init__(
-        self, registry: AppRegistry, locks_for: Callable[[Storage], LockStore] | None = None
+        self,
+        registry: AppRegistry,
+        locks_for: Callable[[Storage], LockStore] | None = None,
+        version_pages: Callable[[AccessToken, str], str] | None = None,
     ) -> None:
         self._apps = {name: registry.get(name) for name in registry.names()}
         self._lock_file_apps = frozenset(name for name, app in self._apps.items() if app.lock_files)
+        # read once at start, like lock files: the other apps' CheckFileInfo tests one name
+        self._version_url_apps = frozenset(
+            name for name, app in self._apps.items() if app.opens_version_url
+        )
+        self._version_pages = version_pages
         self.writer = LockFileWriter()
         self._locks_for = locks_for
         # names a document had, whose lock files the next run removes (a rename's wish must
@@ -87,6 +100,12 @@ class EditorHooks:
             for key, value in app.file_info(access, stat).items()
             if key not in HOST_PROPERTIES
         }
+
+    def version_url(self, access: AccessToken, token: str) -> str:
+        """The versions page's link, minted only for an app that opens ``FileVersionUrl``."""
+        if self._version_pages is None or access.app.lower() not in self._version_url_apps:
+            return ""
+        return self._version_pages(access, token)
 
     async def locked(
         self, access: AccessToken, storage: Storage, backend_id: str, stat: FileStat

@@ -159,6 +159,8 @@ class OfficeApp:
     draws_watermark: ClassVar[bool] = True
     #: Whether the editor fills an empty file from CheckFileInfo's ``TemplateSource``.
     reads_template_source = False
+    #: Whether the editor opens CheckFileInfo's ``FileVersionUrl`` (Microsoft's does).
+    opens_version_url = False
 
     def __init__(self, config: OfficeConfig, discovery: DiscoveryCache) -> None:
         self.name = config.name

@@ -4,8 +4,8 @@
 ``[apps.<name>]`` right away (so a bad table stops the server at start with one line) and the
 WOPI hooks from it, adds a cleanup context that attaches the shared ``ClientSession``, loads
 discovery in the background (an unreachable editor is not fatal) and refreshes it, and adds the
-open routes: ``/wopi/iop/openinapp``, ``/wopi/iop/new``, ``/wopi/iop/kept``, ``/wopi/open`` and the
-host page.
+open routes: ``/wopi/iop/openinapp``, ``/wopi/iop/new``, ``/wopi/iop/kept``, ``/wopi/open``, the
+host page and the versions page (``FileVersionUrl``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from wopibridge.bridge.keys import BRIDGE_EDITORS
 from wopibridge.config import SETTINGS
 from wopibridge.instruments import INSTRUMENTS
 from wopibridge.locks.keys import LOCKS
-from wopibridge.opening import kept, native, reva, revanew, versionopen
+from wopibridge.opening import history, kept, native, reva, revanew, versionopen
 from wopibridge.opening.common import IOP_FAILURES
+from wopibridge.opening.history import VERSION_PAGES, VersionPages
 from wopibridge.security.failures import FailureLog
 from wopibridge.storage.factory import HTTP, file_locks
 from wopibridge.wopi.hooks import HOOKS
@@ -52,8 +53,9 @@ def setup_editors(app: web.Application) -> None:
     registry = build_registry(settings, AppContext(settings, holder, cache), prebuilt=bridged)
     app[EDITORS] = registry
     site = settings.server.public_url
+    app[VERSION_PAGES] = pages = VersionPages(app)
     app[HOOKS] = app[EDITOR_HOOKS] = EditorHooks(
-        registry, lambda storage: file_locks(storage, app[LOCKS], site)
+        registry, lambda storage: file_locks(storage, app[LOCKS], site), pages.url
     )
     recovery = settings.recovery
     app[CONFLICTS] = ConflictKeeper(
@@ -71,6 +73,7 @@ def setup_editors(app: web.Application) -> None:
 
     app.router.add_post("/wopi/open", native.open_file)
     app.router.add_get("/wopi/host", native.host_page)
+    app.router.add_get("/wopi/history", history.history_page)
     app.router.add_post(
         "/wopi/files/{file_id}/versions/{version_id}/open", versionopen.open_version
     )

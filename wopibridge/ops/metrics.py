@@ -37,6 +37,7 @@ ROUTE_OPERATIONS = {
     "/metrics": "Metrics",
     "/wopi/open": "Open",
     "/wopi/host": "HostPage",
+    "/wopi/history": "VersionHistory",
     "/wopi/iop/openinapp": "OpenInApp",
     "/wopi/bridge/open": "BridgeOpen",
     "/wopi/bridge/{docid}": "BridgeSave",

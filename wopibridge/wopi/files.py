@@ -41,9 +41,13 @@ async def check_file_info(wopi: WopiRequest) -> web.Response:
     stat = await wopi.stat()
     user_info = await wopi.storage.get_meta(wopi.backend_id, USER_INFO_KEY + wopi.access.user_id)
     info = file_info(wopi.access, stat, user_info or "")
-    info.update(hooks_of(wopi.request.app).file_info(wopi.access, stat))
+    hooks = hooks_of(wopi.request.app)
+    info.update(hooks.file_info(wopi.access, stat))
     if wopi.storage.capabilities.versions and not wopi.access.secure:
         info["FileVersionPostMessage"] = True  # the host page answers UI_FileVersions
+        version_url = hooks.version_url(wopi.access, token_from(wopi.request))
+        if version_url:  # only the apps that open it (Microsoft) pay for the link
+            info["FileVersionUrl"] = version_url
     if stat.size == 0 and wopi.access.can_write and TEMPLATE_CLAIM in wopi.access.extra:
         info["TemplateSource"] = await template_source(wopi.request, wopi.access)
     return json_response(info)

@@ -27,6 +27,12 @@ class WopiHooks(Protocol):
     def file_info(self, access: AccessToken, stat: FileStat) -> Mapping[str, Any]:
         """Extra CheckFileInfo properties of the token's app (never the host's own)."""
 
+    def version_url(self, access: AccessToken, token: str) -> str:
+        """CheckFileInfo's ``FileVersionUrl`` for the token's app: a page of the file's
+        versions that works as long as ``token`` (the request's access token) does; ``""``
+        for an app that does not open one. Called only where versions may be shown (a
+        storage that keeps them, not a secure-view token)."""
+
     async def locked(
         self, access: AccessToken, storage: Storage, backend_id: str, stat: FileStat
     ) -> None:
@@ -53,6 +59,9 @@ class WopiHooks(Protocol):
 class _NoHooks:
     def file_info(self, access: AccessToken, stat: FileStat) -> Mapping[str, Any]:
         return {}
+
+    def version_url(self, access: AccessToken, token: str) -> str:
+        return ""
 
     async def locked(
         self, access: AccessToken, storage: Storage, backend_id: str, stat: FileStat

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from wopibridge.errors import NotImplementedOperation
+from wopibridge.security.keys import ACCESS
 from wopibridge.wopi import contents, files, locking, templates, versions
 from wopibridge.wopi.context import WopiRequest, bind_access, version_purpose
 from wopibridge.wopi.saves import entry as saves
@@ -58,7 +59,11 @@ WOPI_CHECKS: web.AppKey[tuple[Check, ...]] = web.AppKey("wopi_checks")
 
 
 def wopi_route(
-    operation: Operation, *, checked: bool = True, version_token: bool = False
+    operation: Operation,
+    *,
+    checked: bool = True,
+    version_token: bool = False,
+    file_token_unchecked: bool = False,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """A route handler: token bound to the file, the configured checks, then ``operation``.
 
@@ -68,13 +73,15 @@ def wopi_route(
     versions list, a restore): no editor proof would come there, even where an app's
     ``proof_keys`` is ``require``. ``version_token`` routes (under
     ``/versions/{version_id}``) also take the token of that one version, whose own WOPISrc an
-    editor opened read-only.
+    editor opened read-only. ``file_token_unchecked`` (a version's download) checks the
+    version's token, an editor's GetFile, but not the file's own token, which a browser
+    brings to download the version from a versions panel or page.
     """
 
     async def handler(request: web.Request) -> web.StreamResponse:
         purpose = version_purpose(request.match_info["version_id"]) if version_token else ""
         await bind_access(request, purpose)
-        if checked:
+        if checked and not (file_token_unchecked and not request[ACCESS].purpose):
             for check in request.app[WOPI_CHECKS]:
                 await check(request)
         return await operation(WopiRequest.of(request))
@@ -122,7 +129,7 @@ def add_routes(app: web.Application, *checks: Check) -> None:
     )
     app.router.add_get(
         "/wopi/files/{file_id}/versions/{version_id}/contents",
-        wopi_route(versions.get_version, version_token=True),
+        wopi_route(versions.get_version, version_token=True, file_token_unchecked=True),
         allow_head=False,
     )
     app.router.add_post(

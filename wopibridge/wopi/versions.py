@@ -24,7 +24,7 @@ from aiohttp import web
 from wopibridge.errors import LockMismatch, NotFound, NotImplementedOperation, Unauthorized
 from wopibridge.jsonio import json_response
 from wopibridge.storage.base import FileStat
-from wopibridge.storage.versions import SaveNote, Versioned, noting
+from wopibridge.storage.versions import SaveNote, Versioned, VersionInfo, noting
 from wopibridge.wopi.contents import send_content
 from wopibridge.wopi.context import WopiRequest
 from wopibridge.wopi.fileinfo import file_info
@@ -57,8 +57,14 @@ async def version_stat(wopi: WopiRequest, version_id: str) -> FileStat:
     )
 
 
+async def listed(wopi: WopiRequest) -> list[VersionInfo]:
+    """The file's versions, newest first, under the API's rules (the versions page lists
+    them with these)."""
+    return await _versions(wopi).list_versions(wopi.backend_id)
+
+
 async def list_versions(wopi: WopiRequest) -> web.StreamResponse:
-    versions = await _versions(wopi).list_versions(wopi.backend_id)
+    versions = await listed(wopi)
     return json_response({"versions": [version.as_json() for version in versions]})
 
 
