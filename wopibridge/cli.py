@@ -109,10 +109,11 @@ async def _serve_one(settings: Settings) -> int:
 
 def _listening(settings: Settings) -> None:
     log.info(
-        "listening on http://%s:%d (public URL %s)",
+        "listening on http://%s:%d (public URL %s, event loop %s)",
         settings.server.host,
         settings.server.port,
         settings.server.public_url,
+        eventloop.running_loop_name(),
     )
 
 

@@ -37,8 +37,12 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def run(main: Coroutine[Any, Any, T], choice: str) -> T:
-    """``asyncio.run(main)``, on the loop ``choice`` names (said in the log)."""
-    factory = loop_factory(choice)
-    log.info("event loop: %s", "uvloop" if factory is not None else "asyncio")
-    with asyncio.Runner(loop_factory=factory) as runner:
+    """``asyncio.run(main)``, on the loop ``choice`` names."""
+    with asyncio.Runner(loop_factory=loop_factory(choice)) as runner:
         return runner.run(main)
+
+
+def running_loop_name() -> str:
+    """``uvloop`` or ``asyncio``: the loop running now (the "listening on" line says it)."""
+    module = type(asyncio.get_running_loop()).__module__
+    return "uvloop" if module.startswith("uvloop") else "asyncio"
