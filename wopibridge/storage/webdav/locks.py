@@ -98,6 +98,10 @@ class WebDavOwnerLocks:
             idempotent=False,
         )
         try:
+            # read to its end (a few hundred bytes): a connection whose answer was not read is
+            # closed rather than reused, and the next request would pay a new one (wsgidav
+            # sends the body of a LOCK answer apart from its head)
+            await response.read()
             if response.status not in (200, 201):
                 return response.status
             token = response.headers.get("Lock-Token", "").strip().strip("<>")
