@@ -11,7 +11,8 @@ import pytest
 
 from tests.support.procs import RedisServer
 from wopibridge.errors import Unavailable
-from wopibridge.locks import LockStore, MemoryLockStore, RedisLockStore
+from wopibridge.locks import LockResult, LockStore, MemoryLockStore, RedisConnection, RedisLockStore
+from wopibridge.locks.base import CompanionLocks
 
 
 @pytest.fixture(params=["memory", "redis", "sentinel", "cluster"])
@@ -99,6 +100,65 @@ async def test_concurrent_lockers_one_winner(store: LockStore) -> None:
         winners = [r for r in results if r.ok]
         assert len(winners) == 1
         assert all(r.current == winners[0].current for r in results)
+
+
+def companion(store: LockStore) -> CompanionLocks:
+    assert isinstance(store, CompanionLocks)
+    return store
+
+
+async def test_values_beside_a_lock_ride_on_its_calls(store: LockStore) -> None:
+    """The value at ``key + suffix`` (one Cluster slot with the lock) is answered by the lock
+    calls that took effect, taken by Unlock, and seen by ``get`` as a key of its own."""
+    beside = companion(store)
+    assert await beside.lock_reading("f", "A", 60, "\x00t") == (LockResult(True, "A"), "")
+    await beside.keep("f", "\x00t", "token 1", 60)
+    assert await store.get("f\x00t") == "token 1"
+    assert await beside.lock_reading("f", "A", 60, "\x00t") == (LockResult(True, "A"), "token 1")
+    # a call that does not take effect answers the holder, and no value
+    assert await beside.lock_reading("f", "B", 60, "\x00t") == (LockResult(False, "A"), "")
+    assert await beside.refresh_reading("f", "A", 60, "\x00t") == (
+        LockResult(True, "A"),
+        "token 1",
+    )
+    assert await beside.refresh_reading("f", "B", 60, "\x00t") == (LockResult(False, "A"), "")
+    await beside.keep("f", "\x00t", "token 2", 60)  # replaces
+    assert await beside.unlock_and_relock_reading("f", "A", "C", 60, "\x00t") == (
+        LockResult(True, "C"),
+        "token 2",
+    )
+    assert await beside.unlock_and_relock_reading("f", "A", "D", 60, "\x00t") == (
+        LockResult(False, "C"),
+        "",
+    )
+    assert await beside.unlock_taking("f", "A", "\x00t") == (LockResult(False, "C"), "")
+    assert await store.get("f\x00t") == "token 2"  # a refused unlock leaves it
+    assert await beside.unlock_taking("f", "C", "\x00t") == (LockResult(True, ""), "token 2")
+    assert await store.get("f") == ""
+    assert await store.get("f\x00t") == ""
+    await beside.lock_reading("f", "A", 60, "\x00t")
+    assert await beside.unlock_taking("f", "A", "\x00t") == (LockResult(True, ""), "")
+
+
+async def test_kept_value_expires(store: LockStore) -> None:
+    await companion(store).keep("f", "\x00t", "token", 0.15)
+    await asyncio.sleep(0.3)
+    assert await store.get("f\x00t") == ""
+
+
+async def test_shares_keys_only_with_its_own_keyspace(store: LockStore) -> None:
+    beside = companion(store)
+    assert beside.shares_keys(store)
+    assert not beside.shares_keys(MemoryLockStore())
+    if isinstance(store, RedisLockStore):
+        target = store.connection.target
+        same = RedisLockStore(RedisConnection(target), prefix=store.prefix)
+        other = RedisLockStore(RedisConnection(target), prefix=store.prefix + "x")
+        assert beside.shares_keys(same) and not beside.shares_keys(other)
+        await companion(same).keep("f", "\x00t", "seen", 60)
+        assert (await beside.lock_reading("f", "A", 60, "\x00t"))[1] == "seen"
+        await same.close()
+        await other.close()
 
 
 async def test_redis_down_is_unavailable(tmp_path) -> None:

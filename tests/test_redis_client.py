@@ -166,6 +166,30 @@ async def test_calls_share_one_pipelined_connection(redis_server: RedisServer) -
         await probe.close()
 
 
+async def test_a_lone_call_leaves_at_once_and_the_next_ones_queue(
+    redis_server: RedisServer,
+) -> None:
+    """On an idle connection a call is written from its caller's turn, before the writer
+    runs; calls made while its reply is due are queued for the writer (one batch), and every
+    reply still reaches its caller."""
+    conn = RedisConnection.from_url(redis_server.url)
+    try:
+        await conn.execute("PING")  # connected, nothing due
+        pipeline = conn._pipeline
+        assert pipeline is not None
+        first = conn.execute("ECHO", "first")
+        link = pipeline._link
+        assert link is not None
+        assert not link.outbox and len(link.sent) == 1  # on its way already
+        others = [conn.execute("ECHO", f"next {i}") for i in range(5)]
+        assert len(link.outbox) == 5
+        assert await first == b"first"
+        assert await asyncio.gather(*others) == [f"next {i}".encode() for i in range(5)]
+        assert await conn.execute("ECHO", "alone again") == b"alone again"
+    finally:
+        await conn.close()
+
+
 async def test_a_caller_that_gives_up_does_not_shift_the_replies(
     redis_server: RedisServer,
 ) -> None:

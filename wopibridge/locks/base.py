@@ -47,3 +47,38 @@ class LockStore(Protocol):
         """Raise ``Unavailable`` when the store cannot be reached (readiness)."""
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class CompanionLocks(Protocol):
+    """A lock store that also reads, takes or keeps a value beside a lock (at ``key +
+    suffix``, ``suffix`` starting with a NUL: one Redis Cluster slot) in the lock's own
+    atomic call.
+
+    A WOPI lock carried to the owner's storage keeps the owner's lock token beside it; asked
+    apart, the token costs one more round trip to the store on every Lock and Unlock.
+    ``shares_keys`` says whether a value ``other`` keeps at a key is the one seen here at that
+    key (the same Redis and prefix, or the same process' table): only then may these calls
+    stand for calls to ``other``. Each ``*_reading`` call answers as its plain form, with the
+    value beside the key (``""`` when none) when the lock call took effect.
+    """
+
+    def shares_keys(self, other: LockStore) -> bool: ...
+
+    async def lock_reading(
+        self, key: str, lock_id: str, ttl: float, suffix: str
+    ) -> tuple[LockResult, str]: ...
+
+    async def unlock_and_relock_reading(
+        self, key: str, old_lock_id: str, new_lock_id: str, ttl: float, suffix: str
+    ) -> tuple[LockResult, str]: ...
+
+    async def refresh_reading(
+        self, key: str, lock_id: str, ttl: float, suffix: str
+    ) -> tuple[LockResult, str]: ...
+
+    async def unlock_taking(self, key: str, lock_id: str, suffix: str) -> tuple[LockResult, str]:
+        """Unlock; when that took effect, also remove the value beside the key and answer it."""
+
+    async def keep(self, key: str, suffix: str, value: str, ttl: float) -> None:
+        """Set the value beside ``key``, replacing any (the caller holds the lock on ``key``)."""

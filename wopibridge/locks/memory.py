@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from wopibridge.locks.base import LOCK_TTL_SECONDS, LockResult
+from wopibridge.locks.base import LOCK_TTL_SECONDS, LockResult, LockStore
 
 
 class MemoryLockStore:
@@ -68,6 +68,37 @@ class MemoryLockStore:
 
     async def get(self, key: str) -> str:
         return self._current(key)
+
+    def shares_keys(self, other: LockStore) -> bool:
+        return other is self
+
+    def _reading(self, result: LockResult, key: str) -> tuple[LockResult, str]:
+        return result, self._current(key) if result.ok else ""
+
+    async def lock_reading(
+        self, key: str, lock_id: str, ttl: float, suffix: str
+    ) -> tuple[LockResult, str]:
+        return self._reading(await self.lock(key, lock_id, ttl), key + suffix)
+
+    async def unlock_and_relock_reading(
+        self, key: str, old_lock_id: str, new_lock_id: str, ttl: float, suffix: str
+    ) -> tuple[LockResult, str]:
+        result = await self.unlock_and_relock(key, old_lock_id, new_lock_id, ttl)
+        return self._reading(result, key + suffix)
+
+    async def refresh_reading(
+        self, key: str, lock_id: str, ttl: float, suffix: str
+    ) -> tuple[LockResult, str]:
+        return self._reading(await self.refresh(key, lock_id, ttl), key + suffix)
+
+    async def unlock_taking(self, key: str, lock_id: str, suffix: str) -> tuple[LockResult, str]:
+        result, kept = self._reading(await self.unlock(key, lock_id), key + suffix)
+        if kept:
+            del self._locks[key + suffix]
+        return result, kept
+
+    async def keep(self, key: str, suffix: str, value: str, ttl: float) -> None:
+        self._set(key + suffix, value, ttl)
 
     async def ping(self) -> None:
         return None

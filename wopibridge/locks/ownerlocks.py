@@ -18,19 +18,20 @@ The owner's lock outlives the WOPI lock by :data:`OWNER_MARGIN_SECONDS` and is e
 Lock, RefreshLock and UnlockAndRelock, so it stays held exactly while the editor keeps its WOPI
 lock alive, and lapses on its own when a site dies. Its token (a WebDAV lock token, say) is kept
 in the site's store under the file's key, so any instance of the site can save with it, refresh
-it and release it.
+it and release it; where the store allows, it is read, taken and set in the lock's own calls
+(:mod:`.kepttokens`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from wopibridge.locks.base import LOCK_TTL_SECONDS, LockResult, LockStore
+from wopibridge.locks.kepttokens import TOKEN_SUFFIX, kept_tokens
 
 log = logging.getLogger("wopibridge.locks")
 
@@ -38,8 +39,6 @@ log = logging.getLogger("wopibridge.locks")
 #: it (a site that died): short enough that a file is not locked out for long, long enough that
 #: a refresh sent on time never finds it gone.
 OWNER_MARGIN_SECONDS = 5 * 60
-#: Where an owner's lock token is kept in the site's store, beside the WOPI lock of ``key``.
-TOKEN_SUFFIX = "\x00owner"
 #: Who the current request's WOPI lock is taken for (the user's name), set where a WOPI request
 #: is bound to its storage: the contract's calls carry no user, and a storage that records a
 #: holder for people to read (a WebDAV lock's ``DAV:owner``) takes it from here.
@@ -110,6 +109,7 @@ class OwnerLockStore:
         self._site_locks = site_locks
         self._owner = owner
         self._tokens = tokens
+        self._kept = kept_tokens(site_locks, tokens)
         self.site = site
         self._margin = margin
 
@@ -123,26 +123,19 @@ class OwnerLockStore:
             return None
         return await self._owner.holder(key)
 
-    async def _keep_token(self, key: str, token: str, ttl: float) -> None:
-        marker = key + TOKEN_SUFFIX
-        result = await self._tokens.lock(marker, token, ttl)
-        if not result.ok:  # a token of a lock that lapsed: ours now
-            await self._tokens.unlock(marker, result.current)
-            await self._tokens.lock(marker, token, ttl)
-
     async def _hold(self, key: str, lock_id: str, ttl: float, token: str) -> OwnerHolder | None:
         """Make the owner's lock held for ``lock_id`` (``token``: the one kept, if any):
         ``None`` when it is, else its holder."""
         owner_ttl = ttl + self._margin
         if token:
             if await self._owner.refresh(key, token, lock_id, owner_ttl):
-                await self._keep_token(key, token, owner_ttl)
+                await self._kept.keep(key, token, owner_ttl)
                 return None
             log.warning("the storage's lock on %s was lost; taking it again", key)
             await self._tokens.unlock(key + TOKEN_SUFFIX, token)
         attempt = await self._owner.acquire(key, lock_id, self.site, owner_ttl)
         if attempt.token:
-            await self._keep_token(key, attempt.token, owner_ttl)
+            await self._kept.keep(key, attempt.token, owner_ttl)
             return None
         if not self._owner.active:  # the storage found out it has no locks: the site's lock
             return None
@@ -152,14 +145,6 @@ class OwnerLockStore:
             # document locking at once); its token is kept by that instance.
             return None
         return holder
-
-    async def _with_token(self, key: str, call: Awaitable[LockResult]) -> tuple[LockResult, str]:
-        """The site store's answer and the kept token, asked at once: two round trips to the
-        site's store overlap instead of adding up."""
-        if not self._owner.active:
-            return await call, ""
-        result, token = await asyncio.gather(call, self.token(key))
-        return result, token
 
     async def _after(
         self, key: str, lock_id: str, ttl: float, answer: tuple[LockResult, str]
@@ -183,24 +168,27 @@ class OwnerLockStore:
         return LockResult(False, holder.lock_id)
 
     async def lock(self, key: str, lock_id: str, ttl: float = LOCK_TTL_SECONDS) -> LockResult:
-        answer = await self._with_token(key, self._site_locks.lock(key, lock_id, ttl))
-        return await self._after(key, lock_id, ttl, answer)
+        if not self._owner.active:
+            return await self._site_locks.lock(key, lock_id, ttl)
+        return await self._after(key, lock_id, ttl, await self._kept.lock(key, lock_id, ttl))
 
     async def unlock_and_relock(
         self, key: str, old_lock_id: str, new_lock_id: str, ttl: float = LOCK_TTL_SECONDS
     ) -> LockResult:
-        call = self._site_locks.unlock_and_relock(key, old_lock_id, new_lock_id, ttl)
-        return await self._after(key, new_lock_id, ttl, await self._with_token(key, call))
+        if not self._owner.active:
+            return await self._site_locks.unlock_and_relock(key, old_lock_id, new_lock_id, ttl)
+        answer = await self._kept.unlock_and_relock(key, old_lock_id, new_lock_id, ttl)
+        return await self._after(key, new_lock_id, ttl, answer)
 
     async def refresh(self, key: str, lock_id: str, ttl: float = LOCK_TTL_SECONDS) -> LockResult:
-        answer = await self._with_token(key, self._site_locks.refresh(key, lock_id, ttl))
-        return await self._after(key, lock_id, ttl, answer)
+        if not self._owner.active:
+            return await self._site_locks.refresh(key, lock_id, ttl)
+        return await self._after(key, lock_id, ttl, await self._kept.refresh(key, lock_id, ttl))
 
     async def unlock(self, key: str, lock_id: str) -> LockResult:
-        result, token = await self._with_token(key, self._site_locks.unlock(key, lock_id))
-        if result.ok and token:
-            await self._let_go(key, token)
-        return result
+        if not self._owner.active:
+            return await self._site_locks.unlock(key, lock_id)
+        return await self._kept.unlock(key, lock_id, self._owner.release)
 
     async def let_go(self, key: str) -> None:
         """Release the owner's lock this site holds on ``key`` (after Unlock or DeleteFile)."""

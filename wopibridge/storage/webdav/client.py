@@ -134,15 +134,21 @@ class DavClient:
         self.base = config.url + "/"
         self._base_path = unquote(urlsplit(self.base).path)
         self._user_token = user_token
+        # the same for every request of this client: built once (a lock's LOCK and UNLOCK
+        # are two small requests, where what surrounds them shows)
+        self._auth = config.auth_header(user_token)
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout)
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.timeout, sock_read=config.timeout
+        )
 
     def url(self, path: str) -> str:
         return self.base + quote(path, safe="/")
 
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        headers = dict(extra or {})
-        auth = self.config.auth_header(self._user_token)
-        if auth:
-            headers["Authorization"] = auth
+        headers = dict(extra) if extra else {}
+        if self._auth:
+            headers["Authorization"] = self._auth
         elif self.config.auth == "user":
             raise Unauthorized(f"The storage {self.name} needs the user's credential")
         return headers
@@ -169,13 +175,7 @@ class DavClient:
         The caller owns the returned response and must release it. With ``upload``, ``data``
         is its body and a server that stops taking it counts as not answering.
         """
-        timeout = (
-            aiohttp.ClientTimeout(
-                total=None, sock_connect=self.config.timeout, sock_read=self.config.timeout
-            )
-            if stream
-            else aiohttp.ClientTimeout(total=self.config.timeout)
-        )
+        timeout = self._stream_timeout if stream else self._timeout
         attempts = 1 + (self.config.retries if idempotent else 0)
         last: BaseException | None = None
         for attempt in range(attempts):

@@ -35,14 +35,14 @@ from wopibridge.storage.webdav.lockstate import DavLockState, KeptToken
 #: The longest ``Timeout`` asked for: a site that dies locks nobody out for longer.
 MAX_TIMEOUT = 3600
 _MARK = "wopibridge"
-_HOST = socket.gethostname()
+_HOST = quote(socket.gethostname(), safe="")
 
 
 def owner_line(user: str, site: str, lock_id: str) -> str:
     """``wopibridge user=… host=… site=… lock=…``, each value percent-encoded: plain text,
     kept verbatim by every server (some keep only the text of ``DAV:owner``)."""
-    fields = {"user": user, "host": _HOST, "site": site, "lock": lock_id}
-    return " ".join([_MARK, *(f"{k}={quote(v, safe='')}" for k, v in fields.items())])
+    user, site, lock_id = (quote(value, safe="") for value in (user, site, lock_id))
+    return f"{_MARK} user={user} host={_HOST} site={site} lock={lock_id}"
 
 
 def read_owner(text: str) -> OwnerHolder:
@@ -98,6 +98,10 @@ class WebDavOwnerLocks:
             idempotent=False,
         )
         try:
+            # read to its end (a few hundred bytes): a connection whose answer was not read is
+            # closed rather than reused, and the next request would pay a new one (wsgidav
+            # sends the body of a LOCK answer apart from its head)
+            await response.read()
             if response.status not in (200, 201):
                 return response.status
             token = response.headers.get("Lock-Token", "").strip().strip("<>")

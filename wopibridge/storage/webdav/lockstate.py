@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from wopibridge.locks.base import LockStore
-from wopibridge.locks.ownerlocks import TOKEN_SUFFIX
+from wopibridge.locks.kepttokens import TOKEN_SUFFIX
 
 log = logging.getLogger("wopibridge.storage.webdav")
 
