@@ -1,4 +1,4 @@
-"""``server.event_loop``: uvloop by default, asyncio's own on request; both serve WOPI."""
+"""``server.event_loop``: asyncio's own loop by default, uvloop on request; both serve WOPI."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ async def test_each_loop_serves_and_says_which(tmp_path: Path, choice: str | Non
                 assert await answer.read() == b"hello"
     finally:
         server.stop()
-    expected = choice or "uvloop"
+    expected = choice or "asyncio"
     listening = [line for line in server.log_path.read_text().splitlines() if "listening" in line]
     assert len(listening) == 1 and f"event loop {expected})" in listening[0], listening
 

@@ -29,7 +29,7 @@ class ServerSettings:
     max_connections: int = 10000
     drain_seconds: float = 5.0
     shutdown_timeout: float = 30.0
-    event_loop: str = "uvloop"
+    event_loop: str = "asyncio"
 
 
 @dataclass(frozen=True)

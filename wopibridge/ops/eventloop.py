@@ -1,14 +1,16 @@
-"""The event loop ``wopibridge serve`` runs on: uvloop by default, asyncio's own on request.
+"""The event loop ``wopibridge serve`` runs on: asyncio's own by default, uvloop on request.
 
 uvloop (libuv, in C) runs the same aiohttp server with less of the interpreter on every
-request: the loop's own turn, its timers and callbacks, and the socket transports are C instead
-of Python. Measured with ``bench/instructions.py`` (callgrind, CheckFileInfo at the defaults,
-instructions per request in user space), it took 13% off the whole request (607 k to 529 k on
-asyncio's loop and on uvloop); ``docs/performance.md`` has the current figures.
-
-``server.event_loop = "asyncio"`` keeps the standard loop (a platform without uvloop gets it
-too, with a line in the log). The tests run most servers in-process on asyncio's loop and the
-started ``wopibridge`` processes on uvloop, so both are exercised.
+request: the loop's turn, its timers and callbacks, and the socket transports are C instead of
+Python. Measured with ``bench/instructions.py`` (callgrind, CheckFileInfo at the defaults,
+instructions per request in user space) it took 13% off a small request (607 k to 529 k).
+But uvloop has no ``loop.sendfile``: aiohttp's ``FileResponse`` then reads the file in a
+thread and writes it through the transport, copying every byte twice, and a GetFile of 100 MiB
+took about 30% longer than on asyncio's loop, which hands the file to the kernel
+(two servers side by side, six interleaved downloads each). A WOPI host's big answers
+are its files, so asyncio's loop is the default; ``server.event_loop = "uvloop"`` is for an
+instance that answers mostly small requests. A platform without uvloop falls back to
+asyncio's loop with a line in the log.
 """
 
 from __future__ import annotations
