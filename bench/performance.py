@@ -293,6 +293,20 @@ def markdown(checked: list[Figure], controls: list[str], raw: str, args: argpars
         "instructions of a CheckFileInfo under callgrind (bare, defaults, log off; `--code DIR`",
         "adds another checkout for a before/after pair; needs valgrind, about six minutes).",
         "",
+        "Where CheckFileInfo's cost went, step by step (recorded 2026-12-06 on a 2-core machine;",
+        "instructions per request from `bench/instructions.py`, bare handler 231 k; CPU per",
+        "request from interleaved wrk rounds like this page's):",
+        "",
+        "| Step | Instructions | of bare | CPU us (bare) |",
+        "|---|---:|---:|---:|",
+        "| before (two middlewares, four offload threads) | 608 k | 0.38 | 165 (43) |",
+        "| stat on the event loop instead (an experiment: it blocks the loop) | 578 k | 0.40 | |",
+        "| one request middleware, the instrumented lock store kept, one head timer per "
+        "connection, one offload thread, a two-slot timer, a plain `WopiRequest` | 525 k "
+        "| 0.44 | 122 (44) |",
+        "| the same on uvloop (`server.event_loop`; not the default: no `sendfile`, GetFile "
+        "0.48 of `FileResponse`) | 469 k | 0.49 | 112 (46) |",
+        "",
         "Other benches (not in this table): `bench/wopi_bench.py` (locks, token costs, memory),",
         "`bench/observability_bench.py` (tracing), `bench/putfile.py` (PutFile against an older",
         "checkout), `bench/identity_bench.py`, `bench/redis_locks.py`, `bench/webdav_rss.py`.",
