@@ -1,6 +1,7 @@
 """XRootD storage (EOS, dCache, ``xrootd``): :mod:`.config` (the table), :mod:`.client` (the
 protocol, on the optional ``xrootd`` bindings), :mod:`.transfer` (streamed bodies),
-:mod:`.guard` (the server-side mutex), :mod:`.locks` (WOPI locks on the files),
+:mod:`.guard` (the server-side mutex), :mod:`.identity` (which file an id names),
+:mod:`.locks` (WOPI locks on the files),
 :mod:`.storage` (the Storage contract mapped onto it).
 
 Nothing here imports the bindings until a storage is built, so a configuration without an
