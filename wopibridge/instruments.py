@@ -179,9 +179,7 @@ class Instruments:
             tracer=tracer,
         )
 
-    def measure(
-        self, histogram: Histogram, name: str, attributes: Attributes = None
-    ) -> Measure | Timed:
+    def measure(self, histogram: Histogram, name: str, attributes: Attributes = None) -> Timed:
         """A ``with`` block observing its duration on ``histogram`` (a labelled child), inside
         a span called ``name`` when tracing is on."""
         if self.tracer is None:
@@ -211,36 +209,31 @@ class Timed:
         self._histogram.observe(time.perf_counter() - self._started)
 
 
-class Measure:
-    """Times one call; opens a child span around it when a tracer is set.
+class Measure(Timed):
+    """Times one call inside a child span of the request (tracing on; :class:`Timed` when it
+    is off)."""
 
-    A plain class rather than ``contextlib.contextmanager``: it runs around every storage and
-    lock-store call, and costs less this way.
-    """
-
-    __slots__ = ("_attributes", "_histogram", "_name", "_span", "_started", "_tracer", "_use")
+    __slots__ = ("_attributes", "_name", "_span", "_tracer", "_use")
 
     def __init__(
-        self, histogram: Histogram, tracer: Tracer | None, name: str, attributes: Attributes
+        self, histogram: Histogram, tracer: Tracer, name: str, attributes: Attributes
     ) -> None:
-        self._histogram = histogram
+        super().__init__(histogram)
         self._tracer = tracer
         self._name = name
         self._attributes = attributes
         self._span: Span | None = None
         self._use: object = None
-        self._started = 0.0
 
     def __enter__(self) -> None:
-        if self._tracer is not None:
-            from opentelemetry.trace import SpanKind, use_span
+        from opentelemetry.trace import SpanKind, use_span
 
-            self._span = self._tracer.start_span(
-                self._name, kind=SpanKind.INTERNAL, attributes=self._attributes
-            )
-            self._use = use = use_span(self._span, end_on_exit=True)
-            use.__enter__()
-        self._started = time.perf_counter()
+        self._span = self._tracer.start_span(
+            self._name, kind=SpanKind.INTERNAL, attributes=self._attributes
+        )
+        self._use = use = use_span(self._span, end_on_exit=True)
+        use.__enter__()
+        super().__enter__()
 
     def __exit__(
         self,
@@ -248,7 +241,7 @@ class Measure:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._histogram.observe(time.perf_counter() - self._started)
+        super().__exit__(kind, exc, tb)
         if self._span is not None:
             if exc is not None:
                 self._span.set_attribute("error.type", type(exc).__name__)

@@ -13,7 +13,7 @@ from pathlib import Path
 from prometheus_client import Histogram
 
 from wopibridge.errors import NotFound
-from wopibridge.instruments import Instruments, Measure, Timed
+from wopibridge.instruments import Instruments, Timed
 from wopibridge.locks.base import LockStore
 from wopibridge.locks.instrumented import InstrumentedLockStore
 from wopibridge.storage.base import Capabilities, FileContent, FileStat, ReportsLocks, Storage
@@ -75,7 +75,7 @@ class InstrumentedStorage:
         #: the fallback (the app's store) is the same object each time.
         self._lock_stores: tuple[LockStore, LockStore, LockStore] | None = None
 
-    def _measure(self, call: str) -> Measure | Timed:
+    def _measure(self, call: str) -> Timed:
         return self._instruments.measure(self._timers[call], f"storage.{call}", self._attributes)
 
     def with_credential(self, credential: str | None) -> Storage:
