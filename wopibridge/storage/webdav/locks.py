@@ -5,7 +5,8 @@
   :data:`MAX_TIMEOUT` (the WOPI lock's 30 minutes plus the owner margin fits), and a
   ``DAV:owner`` naming the user, this host, the site and the WOPI lock id (see
   :func:`owner_line`), so another wopibridge site reads who holds the file and which WOPI lock
-  id to answer in ``X-WOPI-Lock``, and a person sees who.
+  id to answer in ``X-WOPI-Lock``, and a person sees who. Then a ``PROPFIND`` of its
+  ``lockdiscovery`` checks that the lock is held alone (:meth:`WebDavOwnerLocks._rival`).
 - **Refresh**: ``LOCK`` without a body, ``If: (<token>)``; an answer other than 200 means the
   lock is gone (broken by an administrator, timed out).
 - **Release**: ``UNLOCK`` with ``Lock-Token``; a lock already gone is not an error.
@@ -121,6 +122,9 @@ class WebDavOwnerLocks:
         headers = {"Timeout": timeout_header(ttl), "If-Match": "*"}
         outcome = await self._lock(path, headers, lock_body(owner))
         if isinstance(outcome, str):
+            other = await self._rival(path, outcome)
+            if other is not None:
+                return OwnerAttempt(holder=other)
             return OwnerAttempt(token=KeptToken(outcome, path).encode())
         if outcome in (405, 501):
             self._state.refuse(self._files.name, f"the server answered {outcome} to LOCK")
@@ -130,6 +134,26 @@ class WebDavOwnerLocks:
         if outcome in (423, 409):
             return OwnerAttempt(holder=await self._holder_at(path) or OwnerHolder())
         raise self._files._dav.error(outcome, what="lock")
+
+    async def _rival(self, path: str, token: str) -> OwnerHolder | None:
+        """Who else the server lists as holding ``path`` just after it granted us ``token``,
+        ``None`` when nobody does (or the server shows no lock tokens to compare).
+
+        An exclusive LOCK granted is not always held alone: Debian's Apache 2.4 with
+        ``mod_dav_fs`` answers two LOCKs sent at once with 200 both, about one time in ten,
+        and keeps only one of them in its lock database. The lock the server lists is the
+        one that holds; a grant it does not list is given back and answered as a refusal, so
+        two sites never both believe they hold the file (the loser's saves would be refused
+        by the server, but its editor would have been told it could write)."""
+        try:
+            locks = (await self._files._entry(path)).locks
+        except NotFound:
+            locks = ()
+        others = [lock for lock in locks if lock.token and lock.token != token]
+        if not others:
+            return None
+        await self.release("", KeptToken(token, path).encode())
+        return holder_of(tuple(others)) or OwnerHolder()
 
     async def refresh(self, key: str, token: str, lock_id: str, ttl: float) -> bool:
         kept = KeptToken.decode(token)
