@@ -5,7 +5,8 @@ On SIGTERM an instance:
 1. **drains** for ``server.drain_seconds``: ``/ready`` answers 503, every request is still
    served (answers carry ``Connection: close``), so the balancer's health check takes the
    instance out before it stops listening;
-2. **stops accepting**: the listening socket closes, idle connections close;
+2. **stops accepting**: new handshakes are refused, the ones under way are accepted, then the
+   listening socket closes (``ops/listeners.py``), and idle connections close;
 3. **lets requests in flight finish**, uploads and downloads included, for at most
    ``server.shutdown_timeout`` seconds, and cuts off what is left;
 4. runs the app's cleanup (bridged documents are saved, stores closed) and exits 0.
@@ -33,6 +34,7 @@ from wopibridge.ops.connections import (
     quiet_accept_failures,
 )
 from wopibridge.ops.drain import DRAIN
+from wopibridge.ops.listeners import stop_sites_quietly
 from wopibridge.ops.server import GuardedRunner, GuardedServer
 
 log = logging.getLogger("wopibridge.server")
@@ -146,8 +148,7 @@ async def stop_gracefully(runner: GuardedRunner, server: ServerSettings, stop: S
     )
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.hurry.wait(), server.drain_seconds)
-    for site in list(runner.sites):
-        await site.stop()
+    await stop_sites_quietly(runner.sites)
     busy = guarded.close_idle()
     log.info("stopped accepting; %d requests in flight", busy)
     await _finish(guarded, server.shutdown_timeout, stop)
