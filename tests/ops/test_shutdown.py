@@ -138,7 +138,8 @@ async def test_rolling_restart_of_two_instances_fails_no_request(
 ) -> None:
     """Two instances on one folder and one Redis; a client sends CheckFileInfo, Lock and
     Unlock round-robin and tries the other instance only when a connection is refused. Each
-    instance in turn gets SIGTERM and is started again: no request ends in a 5xx."""
+    instance in turn gets SIGTERM and is started again: no request ends in a 5xx, or in a
+    reset."""
     data = tmp_path / "data"
     data.mkdir()
     (data / "report.docx").write_bytes(b"v1")
@@ -154,9 +155,11 @@ async def test_rolling_restart_of_two_instances_fails_no_request(
             await restart(server)
         client.done = True
         await running
+    print(f"refused {client.refused_retries}, held {client.held}")
     assert client.sent >= 400
     assert client.failures == [], client.failures[:10]
-    assert client.refused_retries > 0, "the client met a stopped instance"
+    # it met a stopped instance: refused, or held while one stopped listening
+    assert client.refused_retries + client.held > 0, (client.refused_retries, client.held)
     for server in servers:
         log = server.log()
         assert "Traceback" not in log, log[-3000:]
