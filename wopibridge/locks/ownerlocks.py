@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -62,10 +63,16 @@ class OwnerHolder:
 
 @dataclass(frozen=True, slots=True)
 class OwnerAttempt:
-    """What an attempt to take the owner's lock gave: its ``token``, or who holds it instead."""
+    """What an attempt to take the owner's lock gave: its ``token``, or who holds it instead.
+
+    ``confirm``, with a token, is a check still to run that the grant holds alone (a server
+    may grant one lock twice, see :mod:`wopibridge.storage.webdav.locks`): awaited, it answers
+    ``None`` when it does, else the holder, having given the grant back. The caller awaits it
+    beside keeping the token, so the check costs no round trip of its own on the way."""
 
     token: str = ""
     holder: OwnerHolder | None = None
+    confirm: Awaitable[OwnerHolder | None] | None = None
 
 
 @runtime_checkable
@@ -135,8 +142,7 @@ class OwnerLockStore:
             await self._tokens.unlock(key + TOKEN_SUFFIX, token)
         attempt = await self._owner.acquire(key, lock_id, self.site, owner_ttl)
         if attempt.token:
-            await self._kept.keep(key, attempt.token, owner_ttl)
-            return None
+            return await self._keep_granted(key, attempt, owner_ttl)
         if not self._owner.active:  # the storage found out it has no locks: the site's lock
             return None
         holder = attempt.holder or OwnerHolder()
@@ -145,6 +151,26 @@ class OwnerLockStore:
             # document locking at once); its token is kept by that instance.
             return None
         return holder
+
+    async def _keep_granted(
+        self, key: str, attempt: OwnerAttempt, owner_ttl: float
+    ) -> OwnerHolder | None:
+        """Keep a granted token, checking meanwhile that the grant holds alone: ``None`` when
+        it does, else the holder (the grant given back, its token forgotten again)."""
+        if attempt.confirm is None:
+            await self._kept.keep(key, attempt.token, owner_ttl)
+            return None
+        keeping = asyncio.ensure_future(self._kept.keep(key, attempt.token, owner_ttl))
+        try:
+            rival = await attempt.confirm
+        finally:
+            # kept whatever the check gave: a token kept can be released by any instance
+            # (Unlock, the editor's next Lock), one dropped would leave the owner's lock held
+            # with nobody able to give it back until it times out
+            await keeping
+        if rival is not None:
+            await self._tokens.unlock(key + TOKEN_SUFFIX, attempt.token)
+        return rival
 
     async def _after(
         self, key: str, lock_id: str, ttl: float, answer: tuple[LockResult, str]

@@ -6,7 +6,8 @@
   ``DAV:owner`` naming the user, this host, the site and the WOPI lock id (see
   :func:`owner_line`), so another wopibridge site reads who holds the file and which WOPI lock
   id to answer in ``X-WOPI-Lock``, and a person sees who. Then a ``PROPFIND`` of its
-  ``lockdiscovery`` checks that the lock is held alone (:meth:`WebDavOwnerLocks._rival`).
+  ``lockdiscovery`` checks that the lock is held alone (:meth:`WebDavOwnerLocks._rival`),
+  while the site's store keeps the token (the grant's ``confirm``).
 - **Refresh**: ``LOCK`` without a body, ``If: (<token>)``; an answer other than 200 means the
   lock is gone (broken by an administrator, timed out).
 - **Release**: ``UNLOCK`` with ``Lock-Token``; a lock already gone is not an error.
@@ -122,10 +123,9 @@ class WebDavOwnerLocks:
         headers = {"Timeout": timeout_header(ttl), "If-Match": "*"}
         outcome = await self._lock(path, headers, lock_body(owner))
         if isinstance(outcome, str):
-            other = await self._rival(path, outcome)
-            if other is not None:
-                return OwnerAttempt(holder=other)
-            return OwnerAttempt(token=KeptToken(outcome, path).encode())
+            return OwnerAttempt(
+                token=KeptToken(outcome, path).encode(), confirm=self._rival(path, outcome)
+            )
         if outcome in (405, 501):
             self._state.refuse(self._files.name, f"the server answered {outcome} to LOCK")
             return OwnerAttempt()
