@@ -32,8 +32,10 @@ from aiohttp import web
 log = logging.getLogger("wopibridge.server")
 
 #: How long the accept loop keeps taking the handshakes answered before the filter went on:
-#: one round trip to a client near the instance (a balancer, an editor in the same region).
-SETTLE = 0.1
+#: several round trips to a client in the same data centre (a balancer, a proxy: well under a
+#: millisecond), and short, as every SYN that comes meanwhile waits for its retransmission (a
+#: second). A handshake slower than this is reset at the close, as without the filter.
+SETTLE = 0.005
 
 SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
 
