@@ -13,6 +13,7 @@ import time
 import aiohttp
 from aiohttp import web
 
+from tests.support.procs import free_port
 from wopibridge.ops.listeners import refuse_new_handshakes, stop_sites_quietly
 
 
@@ -97,10 +98,7 @@ async def test_stopping_one_of_two_sites_on_a_port_fails_no_connection() -> None
     app.router.add_get("/", hello)
     keeper = web.AppRunner(app)
     await keeper.setup()
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     stays = web.TCPSite(keeper, "127.0.0.1", port, reuse_port=True)
     await stays.start()
     failures: list[str] = []
