@@ -55,6 +55,7 @@ from wopibridge.locks import RedisLockStore  # noqa: E402
 from wopibridge.locks.base import LockStore  # noqa: E402
 from wopibridge.locks.kepttokens import TOKEN_SUFFIX  # noqa: E402
 from wopibridge.storage.webdav import WebDavConfig, WebDavStorage  # noqa: E402
+from wopibridge.storage.webdav.client import LOCKS_BODY  # noqa: E402
 from wopibridge.storage.webdav.locks import lock_body  # noqa: E402
 from wopibridge.storage.webdav.lockstate import DavLockState  # noqa: E402
 
@@ -83,11 +84,10 @@ def bare(http: aiohttp.ClientSession, url: str, site: RedisLockStore | None = No
     check; the unlock taking it), on keys of their own: what any storage lock keeping the order
     of its operations costs on this client."""
     body = lock_body("bench")
-    discovery = b'<d:propfind xmlns:d="DAV:"><d:prop><d:lockdiscovery/></d:prop></d:propfind>'
 
     async def check(target: str) -> None:
         headers = {"Authorization": basic_auth(), "Depth": "0", "Content-Type": "application/xml"}
-        async with http.request("PROPFIND", target, data=discovery, headers=headers) as response:
+        async with http.request("PROPFIND", target, data=LOCKS_BODY, headers=headers) as response:
             assert response.status == 207, response.status
             await response.read()
 

@@ -40,6 +40,11 @@ STAT_BODY = (
     "<oc:fileid/><oc:owner-id/><d:lockdiscovery/>"
     "</d:prop></d:propfind>"
 ).encode()
+#: What a look at a file's locks asks for: its locks, and its type (a folder is no file).
+LOCKS_BODY = (
+    '<?xml version="1.0" encoding="utf-8"?>'
+    f'<d:propfind xmlns:d="{DAV}"><d:prop><d:resourcetype/><d:lockdiscovery/></d:prop></d:propfind>'
+).encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from wopibridge.storage.idmap import IdMap, MemoryIdMap
 from wopibridge.storage.index import new_id
 from wopibridge.storage.names import check_path
 from wopibridge.storage.names import check_plain_name as check_name
-from wopibridge.storage.webdav.client import DavClient, DavEntry
+from wopibridge.storage.webdav.client import STAT_BODY, DavClient, DavEntry
 from wopibridge.storage.webdav.config import WebDavConfig
 from wopibridge.storage.webdav.lockstate import DavLockState
 
@@ -96,8 +96,10 @@ class WebDavFiles:
             folder=folder,
         )
 
-    async def _entry(self, path: str) -> DavEntry:
-        entry = self._dav.parse_entry(await self._dav.propfind(path))
+    async def _entry(self, path: str, body: bytes = STAT_BODY) -> DavEntry:
+        """The file at ``path`` with the properties ``body`` asks for; ``NotFound`` for a
+        folder or nothing."""
+        entry = self._dav.parse_entry(await self._dav.propfind(path, body))
         if entry is None or entry.is_collection:
             raise NotFound("File not found")
         entry.path = path

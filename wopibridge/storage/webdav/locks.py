@@ -30,7 +30,7 @@ import aiohttp
 from wopibridge.errors import NotFound, Unavailable
 from wopibridge.locks.ownerlocks import LOCK_USER, OwnerAttempt, OwnerHolder
 from wopibridge.storage.names import check_path
-from wopibridge.storage.webdav.client import DAV, ActiveLock
+from wopibridge.storage.webdav.client import DAV, LOCKS_BODY, ActiveLock
 from wopibridge.storage.webdav.ids import WebDavFiles, encode_id
 from wopibridge.storage.webdav.lockstate import DavLockState, KeptToken
 
@@ -145,11 +145,7 @@ class WebDavOwnerLocks:
         one that holds; a grant it does not list is given back and answered as a refusal, so
         two sites never both believe they hold the file (the loser's saves would be refused
         by the server, but its editor would have been told it could write)."""
-        try:
-            locks = (await self._files._entry(path)).locks
-        except NotFound:
-            locks = ()
-        others = [lock for lock in locks if lock.token and lock.token != token]
+        others = [lock for lock in await self._locks_at(path) if lock.token and lock.token != token]
         if not others:
             return None
         await self.release("", KeptToken(token, path).encode())
@@ -177,12 +173,16 @@ class WebDavOwnerLocks:
         if response.status >= 500:
             raise dav.error(response.status, what="unlock")
 
-    async def _holder_at(self, path: str) -> OwnerHolder | None:
+    async def _locks_at(self, path: str) -> tuple[ActiveLock, ...]:
+        """The locks the server lists on ``path``, none when the file is gone: a ``PROPFIND``
+        of its ``lockdiscovery`` alone, not of every property a stat reads."""
         try:
-            entry = await self._files._entry(path)
+            return (await self._files._entry(path, LOCKS_BODY)).locks
         except NotFound:
-            return None
-        return holder_of(entry.locks)
+            return ()
+
+    async def _holder_at(self, path: str) -> OwnerHolder | None:
+        return holder_of(await self._locks_at(path))
 
     async def holder(self, key: str) -> OwnerHolder | None:
         try:
