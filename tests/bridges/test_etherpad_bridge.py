@@ -11,9 +11,11 @@ import pytest
 from tests.support.procs import free_port
 from wopibridge.bridge.docid import lock_id
 from wopibridge.bridge.keys import BRIDGE
+from wopibridge.bridge.state import DocState
 from wopibridge.config import SETTINGS
 from wopibridge.instruments import INSTRUMENTS
 from wopibridge.locks.keys import LOCKS
+from wopibridge.storage.base import FileStat
 
 from .etherpad_server import EtherpadServer
 from .harness import IOP_SECRET, Host, wait_for
@@ -257,3 +259,43 @@ async def test_expired_lock_is_taken_again(make_host, etherpad: EtherpadServer) 
     await wait_for(lambda: host.read("e.txt") == b"saved anyway\n")
     assert await locks.get(stat.identity) == lock_id(pad)
     assert [p.name for p in host.root.iterdir() if "conflict" in p.name] == []
+
+
+async def test_save_whose_record_was_lost_stays_on_the_file(
+    make_host, etherpad: EtherpadServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record of a save is lost after the file was written (the instance died in between,
+    or a Redis failover rolled the record back): the next save still goes onto the file, since
+    the file holds the bridge's own write, not a change made outside it."""
+    host: Host = await make_host(etherpad_table(etherpad))
+    stat = await host.put_file("r.txt", b"v1\n")
+    _, url = await host.open(stat, "etherpad", name="Ann")
+    pad = pad_of(url)
+    store, storage = host.app[BRIDGE].store, host.storage
+    real_put, real_write = store.put, storage.write
+    armed: list[bool] = []
+    dropped: list[DocState] = []
+
+    async def write(*args: Any, **kwargs: Any) -> FileStat:
+        written = await real_write(*args, **kwargs)
+        if not dropped:
+            armed.append(True)
+        return written
+
+    async def put(state: DocState) -> None:
+        if armed and not dropped:
+            dropped.append(state)  # this record of the write never reaches the store
+            return
+        await real_put(state)
+
+    monkeypatch.setattr(storage, "write", write)
+    monkeypatch.setattr(store, "put", put)
+    await pad_api(etherpad, "setText", padID=pad, text="v2\n")
+    await wait_for(lambda: host.read("r.txt") == b"v2\n" and bool(dropped))
+    record = await store.get(pad)
+    assert record is not None and record.version == stat.version  # rolled back to v1's version
+
+    await pad_api(etherpad, "setText", padID=pad, text="v3\n")
+    await wait_for(lambda: host.read("r.txt") == b"v3\n")
+    assert [p.name for p in host.root.iterdir() if "conflict" in p.name] == []
+    assert await host.lock_of(stat) == lock_id(pad)

@@ -295,9 +295,16 @@ class Bridge:
             content = await editor.fetch(self.http, loaded, state.name)
             digest = digest_of(content)
             if digest != state.digest:
-                self._count_save(
-                    await write_save(state, content, self.storages, self.locks, self.instruments)
+                outcome = await write_save(
+                    state,
+                    content,
+                    self.storages,
+                    self.locks,
+                    self.instruments,
+                    self.store,
+                    editor.config.max_size,
                 )
+                self._count_save(outcome)
                 state.digest = digest
                 log.info(
                     "bridge saved %s (%d bytes) to %s", state.docid, len(content), state.file_id

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from wopibridge.bridge.docid import conflict_name
-from wopibridge.bridge.state import DocState
+from wopibridge.bridge.state import BridgeStore, DocState
 from wopibridge.errors import Conflict, FileExists, PayloadTooLarge, VersionConflict
 from wopibridge.instruments import Instruments
 from wopibridge.locks.base import LockStore
@@ -68,10 +68,13 @@ async def write_save(
     storages: StorageRegistry,
     locks: LockStore,
     instruments: Instruments | None,
+    store: BridgeStore,
+    limit: int,
 ) -> str:
     """PutFile's rule: write only under our own lock and onto the version we loaded.
 
-    Answers the outcome: ``saved``, or ``conflict_copy`` when the content went beside."""
+    Answers the outcome: ``saved``, or ``conflict_copy`` when the content went beside.
+    ``limit`` bounds the read that tells the bridge's own earlier write from an outside one."""
     storage, backend_id = storages.for_file(state.file_id)
     stat = await storage.stat(backend_id)
     current = await locks.get(state.identity)
@@ -82,11 +85,16 @@ async def write_save(
             state, storage, backend_id, content, "the lock was lost", storages, locks, instruments
         )
         return "conflict_copy"
-    if stat.version != state.version:
+    if stat.version != state.version and not await _own_version(storage, backend_id, state, limit):
         await conflict_copy(
             state, storage, backend_id, content, "the file changed", storages, locks, instruments
         )
         return "conflict_copy"
+    # Write-ahead: the record names the content before the file gets it, so that whoever
+    # processes the document after a crash or a failover between the write and the record's
+    # update knows the file's new version as the bridge's own (``_own_version``).
+    state.pending = digest_of(content)
+    await store.put(state)
     try:
         # the bridge saves every few seconds while people type: its saves are one session's
         # autosaves for the version rule (docs/versions.md), not a version each
@@ -98,7 +106,28 @@ async def write_save(
         )
         return "conflict_copy"
     state.version = written.version
+    state.pending = ""
     return "saved"
+
+
+async def _own_version(storage: Storage, backend_id: str, state: DocState, limit: int) -> bool:
+    """Whether the file's new version holds what the bridge itself last wrote or was writing.
+
+    A save's record can be lost after its file write: the instance died in between, or a Redis
+    failover rolled the record back. The file then has a version the record does not know,
+    though nobody else changed it. Its content tells: the bytes the record last knew, or those
+    of the save under way (``pending``), mean no outside change, and the record takes the
+    file's version; anything else is a change made outside the bridge."""
+    known = {state.digest, state.pending} - {""}
+    try:
+        data, stat = await read_file(storage, backend_id, limit, state.app)
+    except PayloadTooLarge:
+        return False
+    if digest_of(data) not in known:
+        return False
+    log.info("bridge document %s: the file's version %s is its own save", state.docid, stat.version)
+    state.version = stat.version
+    return True
 
 
 async def conflict_copy(
@@ -132,3 +161,4 @@ async def conflict_copy(
     state.identity = copy.identity
     state.name = copy.name
     state.version = copy.version
+    state.pending = ""

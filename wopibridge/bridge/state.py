@@ -51,6 +51,10 @@ class DocState:
     live_seen: bool = False  # the editor reported connected browsers at least once
     failures: int = 0
     next_try: float = 0.0
+    # sha256 of a save under way: recorded before the file is written, so that when the record
+    # of the write itself is lost (the instance died, or a failover rolled the record back), the
+    # file's new version is still known to be the bridge's own and not a change made outside it
+    pending: str = ""
 
     def dumps(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
