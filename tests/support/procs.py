@@ -15,11 +15,22 @@ from pathlib import Path
 
 from tests.support.requires import require_binary
 
+_GIVEN: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now, and one this process has not handed out before.
+
+    The kernel may hand the same free port to two ``bind(0)`` calls in a row once the first
+    socket is closed; a topology that picks six ports before starting anything (a Sentinel set)
+    would then start two servers on one port, and the second would quietly not be there."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def wait_for_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> None:
