@@ -304,8 +304,9 @@ def markdown(checked: list[Figure], controls: list[str], raw: str, args: argpars
         "| one request middleware, the instrumented lock store kept, one head timer per "
         "connection, one offload thread, a two-slot timer, a plain `WopiRequest` | 525 k "
         "| 0.44 | 122 (44) |",
-        "| the same on uvloop (`server.event_loop`; not the default: no `sendfile`, GetFile "
-        "0.48 of `FileResponse`) | 469 k | 0.49 | 112 (46) |",
+        "| the same on uvloop (`server.event_loop`, not the default; then without `sendfile`, "
+        "GetFile 0.48 of `FileResponse`, since given its own: `wopibridge/wopi/sendfile.py`) "
+        "| 469 k | 0.49 | 112 (46) |",
         "",
         "Other benches (not in this table): `bench/wopi_bench.py` (locks, token costs, memory),",
         "`bench/observability_bench.py` (tracing), `bench/putfile.py` (PutFile against an older",

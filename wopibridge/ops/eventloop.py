@@ -3,14 +3,13 @@
 uvloop (libuv, in C) runs the same aiohttp server with less of the interpreter on every
 request: the loop's turn, its timers and callbacks, and the socket transports are C instead of
 Python. Measured with ``bench/instructions.py`` (callgrind, CheckFileInfo at the defaults,
-instructions per request in user space) it took 13% off a small request (607 k to 529 k).
-But uvloop has no ``loop.sendfile``: aiohttp's ``FileResponse`` then reads the file in a
-thread and writes it through the transport, copying every byte twice, and a GetFile of 100 MiB
-took about 30% longer than on asyncio's loop, which hands the file to the kernel
-(two servers side by side, six interleaved downloads each). A WOPI host's big answers
-are its files, so asyncio's loop is the default; ``server.event_loop = "uvloop"`` is for an
-instance that answers mostly small requests. A platform without uvloop falls back to
-asyncio's loop with a line in the log.
+instructions per request in user space) it took 13% off a small request (607 k to 529 k); by
+CPU time per request, about 10%. uvloop has no ``loop.sendfile``, with which aiohttp's
+``FileResponse`` hands a file to the kernel; without it aiohttp reads the file in a thread and
+writes it through the transport, and a GetFile of 100 MiB took about 30% longer. GetFile
+therefore does the kernel's sendfile itself on uvloop (:mod:`wopibridge.wopi.sendfile`).
+asyncio's loop stays the default, the standard library's own;
+a platform without uvloop falls back to it with a line in the log.
 """
 
 from __future__ import annotations
