@@ -52,6 +52,10 @@ log = logging.getLogger("wopibridge.bridge")
 
 LOCK_REFRESH_SECONDS = 300.0
 MAX_BACKOFF_SECONDS = 300.0
+#: The longest pause between sweeps while the state store fails. A Sentinel or Cluster
+#: failover takes a few seconds; a pause that grew to 30 s over it held every bridged save for
+#: up to 30 s after the store was back. A failed sweep costs one refused call.
+MAX_SWEEP_PAUSE = 3.0
 
 
 @dataclass
@@ -187,8 +191,11 @@ class Bridge:
             except Exception:
                 failures += 1
                 log.exception("bridge sweep failed")
-            # While the state store is down, look again less and less often (at most every 30 s).
-            pause = min(30.0, self.tick * 2.0 ** min(failures, 8)) if failures else self.tick
+            # While the state store is down, look again less and less often, but never less
+            # than every MAX_SWEEP_PAUSE: saves resume within seconds of a failover's end.
+            pause = self.tick
+            if failures:
+                pause = min(MAX_SWEEP_PAUSE, self.tick * 2.0 ** min(failures, 8))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=pause)
             self._wake.clear()
