@@ -146,6 +146,22 @@ class SentinelSet:
     def wait_failover(self, old_port: int, timeout: float = 30) -> None:
         _wait(lambda: self.primary_port() not in (0, old_port), "a new primary", timeout)
 
+    def _serving(self) -> bool:
+        """Every sentinel names the same primary, which answers as one with a replica online."""
+        ports = set()
+        for sentinel in self.sentinels:
+            out = cli(sentinel.port, "SENTINEL", "get-master-addr-by-name", SERVICE).split()
+            ports.add(int(out[1]) if len(out) == 2 else 0)
+        if len(ports) != 1 or 0 in ports:
+            return False
+        info = cli(ports.pop(), "INFO", "replication")
+        return "role:master" in info and "state=online" in info
+
+    def wait_serving(self, timeout: float = 30) -> None:
+        """Wait until the set serves writes that a replica acknowledges again (after a failover
+        the sentinels may still disagree, or the promoted primary have no replica in sync)."""
+        _wait(self._serving, "a primary every sentinel names, with a replica online", timeout)
+
     def stop(self) -> None:
         for sentinel in self.sentinels:
             sentinel.stop()
