@@ -104,11 +104,11 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     yield calls
 
 
-def get(port: int, pause: float = 0.0) -> tuple[bytes, bytes]:
+def get(port: int, pause: float = 0.0, headers: str = "") -> tuple[bytes, bytes]:
     """The raw answer's head and body; ``pause`` seconds without reading after the request."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        sock.sendall(f"GET / HTTP/1.1\r\nHost: t\r\n{headers}Connection: close\r\n\r\n".encode())
         time.sleep(pause)
         data = bytearray()
         while chunk := sock.recv(1 << 20):
@@ -166,18 +166,8 @@ def test_tls_is_never_given_to_sendfile() -> None:
 
 def test_a_range_is_sent_from_its_offset(big_file: Path, counted: list[int]) -> None:
     start, end = 3 * 1024 * 1024 + 7, 5 * 1024 * 1024 + 99
-    with (
-        UvloopServer(big_file) as server,
-        socket.create_connection(("127.0.0.1", server.port)) as sock,
-    ):
-        sock.sendall(
-            f"GET / HTTP/1.1\r\nHost: t\r\nRange: bytes={start}-{end}\r\n"
-            "Connection: close\r\n\r\n".encode()
-        )
-        data = bytearray()
-        while chunk := sock.recv(1 << 20):
-            data += chunk
-    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    with UvloopServer(big_file) as server:
+        head, body = get(server.port, headers=f"Range: bytes={start}-{end}\r\n")
     assert head.startswith(b"HTTP/1.1 206")
     assert body == big_file.read_bytes()[start : end + 1]
     assert sum(counted) == end + 1 - start

@@ -109,9 +109,10 @@ class SentinelSet:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
         return f"redis+sentinel://{hosts}/{SERVICE}/{db}"
 
-    def primary_port(self) -> int:
-        """The primary's port as the first sentinel sees it (0 when it answers nothing)."""
-        out = cli(self.sentinels[0].port, "SENTINEL", "get-master-addr-by-name", SERVICE).split()
+    def primary_port(self, sentinel: Sentinel | None = None) -> int:
+        """The primary's port as ``sentinel`` (the first) sees it (0 when it answers nothing)."""
+        asked = sentinel or self.sentinels[0]
+        out = cli(asked.port, "SENTINEL", "get-master-addr-by-name", SERVICE).split()
         return int(out[1]) if len(out) == 2 else 0
 
     def _settled(self) -> bool:
@@ -148,10 +149,7 @@ class SentinelSet:
 
     def _serving(self) -> bool:
         """Every sentinel names the same primary, which answers as one with a replica online."""
-        ports = set()
-        for sentinel in self.sentinels:
-            out = cli(sentinel.port, "SENTINEL", "get-master-addr-by-name", SERVICE).split()
-            ports.add(int(out[1]) if len(out) == 2 else 0)
+        ports = {self.primary_port(sentinel) for sentinel in self.sentinels}
         if len(ports) != 1 or 0 in ports:
             return False
         info = cli(ports.pop(), "INFO", "replication")

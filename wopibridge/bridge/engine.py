@@ -310,6 +310,7 @@ class Bridge:
                     self.instruments,
                     self.store,
                     editor.config.max_size,
+                    digest,
                 )
                 self._count_save(outcome)
                 state.digest = digest

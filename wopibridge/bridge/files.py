@@ -70,11 +70,13 @@ async def write_save(
     instruments: Instruments | None,
     store: BridgeStore,
     limit: int,
+    digest: str,
 ) -> str:
     """PutFile's rule: write only under our own lock and onto the version we loaded.
 
     Answers the outcome: ``saved``, or ``conflict_copy`` when the content went beside.
-    ``limit`` bounds the read that tells the bridge's own earlier write from an outside one."""
+    ``limit`` bounds the read that tells the bridge's own earlier write from an outside one;
+    ``digest`` is the content's (:func:`digest_of`), which the caller compared already."""
     storage, backend_id = storages.for_file(state.file_id)
     stat = await storage.stat(backend_id)
     current = await locks.get(state.identity)
@@ -93,7 +95,7 @@ async def write_save(
     # Write-ahead: the record names the content before the file gets it, so that whoever
     # processes the document after a crash or a failover between the write and the record's
     # update knows the file's new version as the bridge's own (``_own_version``).
-    state.pending = digest_of(content)
+    state.pending = digest
     await store.put(state)
     try:
         # the bridge saves every few seconds while people type: its saves are one session's

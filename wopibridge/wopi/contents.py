@@ -53,7 +53,6 @@ class _OpenFileResponse(web.FileResponse):
         assert content.local_path is not None
         super().__init__(content.local_path, chunk_size=CHUNK_SIZE, headers=headers)
         self._content = content
-        self._transport: Any = None
 
     async def _sendfile_fallback(
         self, writer: AbstractStreamWriter, fobj: IO[Any], offset: int, count: int
@@ -61,15 +60,12 @@ class _OpenFileResponse(web.FileResponse):
         """aiohttp comes here when the loop has no ``sendfile`` (uvloop): the kernel still
         sends the file (:mod:`wopibridge.wopi.sendfile`), unless the transport cannot take
         it or the operator turned sendfile off (``AIOHTTP_NOSENDFILE``)."""
-        if not web_fileresponse.NOSENDFILE and await send_file(
-            self._transport, writer, fobj, offset, count
-        ):
+        if not web_fileresponse.NOSENDFILE and await send_file(writer, fobj, offset, count):
             return writer
         return await super()._sendfile_fallback(writer, fobj, offset, count)
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         try:
-            self._transport = request.transport
             writer = await super().prepare(request)
             sent_body = self.status in (200, 206)
             if sent_body and self._content.changed() and request.transport is not None:

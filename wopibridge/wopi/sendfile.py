@@ -43,17 +43,12 @@ def usable(transport: asyncio.BaseTransport | None) -> socket.socket | None:
     return sock  # type: ignore[no-any-return]
 
 
-async def send_file(
-    transport: asyncio.WriteTransport,
-    writer: AbstractStreamWriter,
-    fobj: IO[Any],
-    offset: int,
-    count: int,
-) -> bool:
-    """Send ``count`` bytes of ``fobj`` from ``offset``; ``False`` (nothing sent) when this
-    transport cannot take a kernel sendfile (see the module docstring)."""
+async def send_file(writer: AbstractStreamWriter, fobj: IO[Any], offset: int, count: int) -> bool:
+    """Send ``count`` bytes of ``fobj`` from ``offset`` on ``writer``'s transport; ``False``
+    (nothing sent) when it cannot take a kernel sendfile (see the module docstring)."""
+    transport: asyncio.Transport | None = getattr(writer, "transport", None)
     sock = usable(transport)
-    if sock is None or not hasattr(os, "sendfile"):
+    if transport is None or sock is None or not hasattr(os, "sendfile"):
         return False
     try:
         source = fobj.fileno()
