@@ -265,6 +265,12 @@ class RedisConnection:
             # client lets redis-py learn the new slot owners; this call still answers 503.
             with contextlib.suppress(RedisError, RedisClusterException, OSError):
                 await self.client.execute_command("EXISTS", key)
+        demoted = isinstance(acked, Exception) and "replica" in str(acked).lower()
+        if demoted and not isinstance(self.client, RedisCluster):
+            # The node this pool writes to was demoted (a second failover) and answers WAIT
+            # with an error instead of READONLY, which would have made redis-py look for the
+            # primary again: drop its connections so that the next call does.
+            await self.client.connection_pool.disconnect()
         if isinstance(reply, Exception):
             raise reply
         if isinstance(acked, Exception):
